@@ -1,0 +1,79 @@
+"""The `benchkit` command line: parses arguments and calls the library, nothing more.
+
+Each command lives in `benchkit/commands/<name>.py` and is imported only when it is
+used, so `benchkit --help` stays fast and a command's heavy imports (pandas,
+matplotlib, llama.cpp) are paid only by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from benchkit import __version__
+from benchkit.errors import BenchkitError
+
+# name -> "module:attribute"; the order here is the order `--help` lists them in.
+COMMANDS = {
+    "run": "benchkit.commands.run:run",
+    "project": "benchkit.commands.project:project",
+    "models": "benchkit.commands.models:models",
+    "report": "benchkit.commands.report:report",
+    "compare": "benchkit.commands.compare:compare",
+    "submit": "benchkit.commands.community:submit",
+    "validate": "benchkit.commands.community:validate",
+    "site": "benchkit.commands.community:site",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="benchkit")
+def cli() -> None:
+    """Benchmark local LLM inference on llama.cpp and project the results onto other chips.
+
+    \b
+    Typical flow:
+      benchkit run suites/smollm2.yaml          measure, write results/*.json
+      benchkit report results/<file>.json       Markdown and HTML report
+      benchkit project --anchor m4max --tg 198  projections for every chip
+    """
+
+
+def main() -> None:
+    """Entry point: runs the CLI and turns BenchkitError into one line and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except BenchkitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

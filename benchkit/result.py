@@ -1,0 +1,143 @@
+"""The result file: one JSON document per `benchkit run`, versioned.
+
+Format history (bump SCHEMA_VERSION and add a line for every change readers must know):
+
+- 1 (benchkit 0.1.0): first format. Top level: format, schema_version, run_id, status
+  (running | complete | interrupted | failed), partial, started_at, finished_at,
+  benchkit_version, command, environment, suite, cases. Each case: index, status
+  (ok | failed), error, model, engine, test, workload, warmup, load, placement,
+  iterations (one entry per timed iteration, each with tokens, seconds, tps),
+  summary (n, tps_mean, tps_median, tps_stdev, tps_min, tps_max, tps_cv,
+  tps_ci95_low, tps_ci95_high), warnings.
+
+Rules kept by every version:
+- The file is rewritten atomically after every case, so a crash or Ctrl-C loses nothing
+  already measured; until the run ends `partial` is true and `status` says why.
+- Raw values are kept (every iteration), summaries are derived from them and can be
+  recomputed; readers check `format` and `schema_version` before mixing results.
+- No host name, user name or home path is ever written.
+
+The JSON Schema for the current version is `benchkit/schemas/result-v1.schema.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+from benchkit.errors import BenchkitError
+
+FORMAT = "benchkit-result"
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+# Two-sided 95% Student t quantiles for small n (df = n - 1); beyond 30 the normal 1.96.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131,
+        16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074,
+        23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045,
+        30: 2.042}
+
+
+def summarize(values: Iterable[float]) -> dict[str, float | int | None]:
+    """Summary statistics of per-iteration tok/s: the figures every table prints.
+
+    The 95% confidence interval of the mean uses Student's t, because suites run few
+    iterations (5 to 10) and the normal approximation would claim too much.
+    """
+    xs = [float(v) for v in values]
+    n = len(xs)
+    if n == 0:
+        return {"n": 0, "tps_mean": None, "tps_median": None, "tps_stdev": None,
+                "tps_min": None, "tps_max": None, "tps_cv": None,
+                "tps_ci95_low": None, "tps_ci95_high": None}
+    mean = statistics.fmean(xs)
+    stdev = statistics.stdev(xs) if n > 1 else 0.0
+    half = _T95.get(n - 1, 1.96) * stdev / math.sqrt(n) if n > 1 else 0.0
+    return {
+        "n": n,
+        "tps_mean": mean,
+        "tps_median": statistics.median(xs),
+        "tps_stdev": stdev,
+        "tps_min": min(xs),
+        "tps_max": max(xs),
+        "tps_cv": stdev / mean if mean else None,
+        "tps_ci95_low": mean - half,
+        "tps_ci95_high": mean + half,
+    }
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the current result format (package data)."""
+    text = resources.files("benchkit").joinpath(
+        f"schemas/result-v{SCHEMA_VERSION}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def write_result(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a result atomically: a temp file in the same folder, then rename.
+
+    A reader (or a Ctrl-C) never sees half a file; the previous complete version stays
+    until the new one is in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, ensure_ascii=False, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_result(path: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
+    """Read a result file, refusing anything that is not a benchkit result we understand.
+
+    Errors name the file and the field, so that a result from elsewhere (another tool's
+    JSON, a newer benchkit) is refused in one line rather than half-read.
+    """
+    p = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BenchkitError("no such result file", file=p) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchkitError(f"cannot read: {exc}", file=p) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchkitError(f"not JSON ({exc.msg} at line {exc.lineno})", file=p) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BenchkitError(f"not a benchkit result (expected \"format\": \"{FORMAT}\")",
+                            file=p, field="format")
+    version = doc.get("schema_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise BenchkitError(
+            f"schema_version {version!r} is not one this benchkit reads "
+            f"({', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade benchkit or re-run",
+            file=p, field="schema_version")
+    if validate:
+        check_schema(doc, p)
+    return doc
+
+
+def check_schema(doc: dict[str, Any], file: str | None = None) -> None:
+    """Validate against the JSON Schema; the first error names its JSON path."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        field = ".".join(str(part) for part in err.absolute_path) or "(top level)"
+        raise BenchkitError(err.message, file=file, field=field)
