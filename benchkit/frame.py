@@ -1,0 +1,149 @@
+"""`load_results(paths)`: result files as one pandas DataFrame, one row per case and test.
+
+This is what reports, comparisons and projections read, so the column names are a
+contract (docs/architecture.md lists them). The environment is flattened into `env_`
+columns; `device_kind` / `device_name` / `device_id` say what did the work: the GPU or
+Apple chip when any layer was offloaded, else the CPU (a `cpu-<model>` slug as id).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from benchkit.environment import cpu_slug
+from benchkit.errors import BenchkitError
+from benchkit.result import read_result
+
+COLUMNS = [
+    # run
+    "file", "run_id", "run_status", "partial", "started_at", "suite",
+    # case
+    "case_index", "status", "error", "test", "workload_kind", "n_prompt", "n_gen", "warmup",
+    # model
+    "model_name", "model_size_bytes", "model_sha256", "model_arch", "model_params",
+    "model_quant", "model_layers", "model_synthetic",
+    # engine
+    "n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
+    "type_v", "use_mmap",
+    # figures
+    "n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
+    "tps_ci95_low", "tps_ci95_high", "tps_values", "ttft_median_s",
+    # load
+    "load_seconds", "peak_rss_bytes",
+    # placement
+    "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id",
+    "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
+    # environment
+    "env_os_system", "env_os_release", "env_cpu_model", "env_cpu_cores_logical",
+    "env_cpu_cores_physical", "env_memory_bytes", "env_chip_kind", "env_chip_name",
+    "env_chip_id", "env_chip_gpu_cores", "env_gpu_name", "env_gpu_memory_bytes", "env_backend",
+    "env_benchkit_version", "env_llama_cpp_python_version",
+]
+
+_SUMMARY = ("n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
+            "tps_ci95_low", "tps_ci95_high")
+_ENGINE = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
+           "type_v", "use_mmap")
+
+
+def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:
+    """Read result files (or every *.json in a folder) into a DataFrame, one row per case.
+
+    Every file is checked (format, schema version, JSON Schema) first: one bad file
+    fails the load with its name, rather than quietly dropping rows.
+    """
+    import pandas as pd
+
+    records = [row for path in expand_paths(paths)
+               for row in rows_of(read_result(path), str(path))]
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """A path, a folder (its *.json files, sorted) or a list of them, as files."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                raise BenchkitError("no result files (*.json) in this folder", file=str(p))
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def rows_of(doc: dict[str, Any], file: str = "") -> list[dict[str, Any]]:
+    """The DataFrame rows of one result document."""
+    env = _env_columns(doc.get("environment") or {})
+    run = {"file": file, "run_id": doc.get("run_id"), "run_status": doc.get("status"),
+           "partial": doc.get("partial"), "started_at": doc.get("started_at"),
+           "suite": (doc.get("suite") or {}).get("name")}
+    return [{**run, **_case_columns(case, env), **env} for case in doc.get("cases", [])]
+
+
+def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    model = case.get("model") or {}
+    workload = case.get("workload") or {}
+    summary = case.get("summary") or {}
+    engine = case.get("engine") or {}
+    load = case.get("load") or {}
+    placement = case.get("placement") or {}
+    kind = placement.get("device_kind") or (
+        "gpu" if (placement.get("layers_offloaded") or 0) > 0 else "cpu")
+    row = {
+        "case_index": case.get("index"), "status": case.get("status"),
+        "error": case.get("error"), "test": case.get("test"),
+        "workload_kind": workload.get("kind"), "n_prompt": workload.get("n_prompt"),
+        "n_gen": workload.get("n_gen"), "warmup": case.get("warmup"),
+        "model_name": model.get("name"), "model_size_bytes": model.get("size_bytes"),
+        "model_sha256": model.get("sha256"), "model_arch": model.get("architecture"),
+        "model_params": model.get("n_params"), "model_quant": model.get("quantization"),
+        "model_layers": model.get("n_layers"), "model_synthetic": bool(model.get("synthetic")),
+        **{key: engine.get(key) for key in _ENGINE},
+        **{key: summary.get(key) for key in _SUMMARY},
+        "tps_values": [it.get("tps") for it in case.get("iterations") or []],
+        "ttft_median_s": summary.get("ttft_median_s"),
+        "load_seconds": load.get("seconds"), "peak_rss_bytes": load.get("peak_rss_bytes"),
+        "layers_offloaded": placement.get("layers_offloaded"),
+        "layers_total": placement.get("layers_total"),
+        "device_kind": kind,
+        "model_buffer_mib": _buffer_mib(placement, "model"),
+        "kv_buffer_mib": _buffer_mib(placement, "kv"),
+        "compute_buffer_mib": _buffer_mib(placement, "compute"),
+    }
+    if kind == "gpu":
+        row["device_name"] = env["env_chip_name"] or env["env_gpu_name"]
+        row["device_id"] = env["env_chip_id"]
+    else:
+        row["device_name"] = env["env_cpu_model"]
+        row["device_id"] = cpu_slug(env["env_cpu_model"])
+    return row
+
+
+def _buffer_mib(placement: dict[str, Any], kind: str) -> float | None:
+    sizes = [b["mib"] for b in placement.get("buffers") or [] if b.get("kind") == kind]
+    return sum(sizes) if sizes else None
+
+
+def _env_columns(env: dict[str, Any]) -> dict[str, Any]:
+    os_, cpu, chip = env.get("os") or {}, env.get("cpu") or {}, env.get("chip") or {}
+    gpus = env.get("gpus") or []
+    versions = env.get("versions") or {}
+    return {
+        "env_os_system": os_.get("system"), "env_os_release": os_.get("release"),
+        "env_cpu_model": cpu.get("model"), "env_cpu_cores_logical": cpu.get("cores_logical"),
+        "env_cpu_cores_physical": cpu.get("cores_physical"),
+        "env_memory_bytes": env.get("memory_bytes"),
+        "env_chip_kind": chip.get("kind"), "env_chip_name": chip.get("name"),
+        "env_chip_id": chip.get("id"), "env_chip_gpu_cores": chip.get("gpu_cores"),
+        "env_gpu_name": gpus[0].get("name") if gpus else None,
+        "env_gpu_memory_bytes": gpus[0].get("memory_bytes") if gpus else None,
+        "env_backend": env.get("backend"),
+        "env_benchkit_version": versions.get("benchkit"),
+        "env_llama_cpp_python_version": versions.get("llama_cpp_python"),
+    }

@@ -1,0 +1,341 @@
+"""Read and check a suite YAML, and expand it into the cases a run measures.
+
+A suite names models, engine settings and workloads. A list value in `engine` (or for
+`pp` / `tg`) sweeps that setting: the run measures the cartesian product, as llama-bench
+does with comma-separated values. Checking is a JSON Schema (`schemas/suite.schema.json`,
+unknown keys refused) plus the YAML node marks, so that every error names the file, the
+field and the line: `suites/x.yaml:12 [workloads.0.tg]: must be a positive integer`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from benchkit.engine import ENGINE_KEYS, EngineSettings
+from benchkit.errors import BenchkitError
+
+DEFAULT_CHAT_PROMPT = "Explain quantum computing in simple terms."
+DEFAULT_CHAT = {"max_tokens": 128, "temperature": 0.8, "top_k": 40, "top_p": 0.95, "seed": 42}
+DEFAULT_WARMUP = 1
+DEFAULT_ITERATIONS = 5
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of `models:`, not yet resolved to a local file (see benchkit.modelref)."""
+
+    kind: str                      # path | package | hf
+    ref: str                       # the value as written
+    field: str                     # "models.0": where errors point
+    suite_file: str                # as displayed and recorded
+    suite_dir: str = "."           # the suite file's real folder
+    line: int | None = None
+    name: str | None = None
+    sha256: str | None = None
+    revision: str | None = None
+    standin: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One test: pp N, tg N, pp N + tg M (one request), or chat."""
+
+    kind: str                      # pp | tg | pp+tg | chat
+    n_prompt: int = 0
+    n_gen: int = 0
+    prompt: str | None = None      # chat only: the real prompt text
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    seed: int = 42
+
+    @property
+    def test(self) -> str:
+        """The name llama-bench gives this test: pp512, tg128, pp512+tg128; or chat."""
+        if self.kind == "chat":
+            return "chat"
+        parts = ([f"pp{self.n_prompt}"] if self.n_prompt else []) + (
+            [f"tg{self.n_gen}"] if self.n_gen else [])
+        return "+".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `workload` object of a result case."""
+        d: dict[str, Any] = {"kind": self.kind, "n_prompt": self.n_prompt, "n_gen": self.n_gen}
+        if self.kind == "chat":
+            d.update(prompt=self.prompt, max_tokens=self.n_gen, temperature=self.temperature,
+                     top_k=self.top_k, top_p=self.top_p, seed=self.seed)
+        return d
+
+
+@dataclass
+class Suite:
+    """A checked suite: models x engine configurations x workloads."""
+
+    name: str
+    description: str
+    file: str
+    models: list[ModelSpec]
+    engines: list[EngineSettings]
+    workloads: list[Workload]
+    warmup: int
+    iterations: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def as_run(self) -> dict[str, Any]:
+        """The `suite` object of a result: what was asked, with overrides applied."""
+        doc = dict(self.raw)
+        doc.update(name=self.name, description=self.description, file=self.file,
+                   warmup=self.warmup, iterations=self.iterations)
+        doc["configurations"] = [asdict(e) for e in self.engines]
+        doc["tests"] = [w.test for w in self.workloads]
+        return doc
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.models) * len(self.engines) * len(self.workloads)
+
+
+def load_suite(path: str | os.PathLike[str], *, iterations: int | None = None,
+               warmup: int | None = None) -> Suite:
+    """Read, check and expand a suite file; `iterations` / `warmup` override the file's.
+
+    Overrides are checked against the same schema as the file's own values, so
+    `--iterations 0` fails the way `iterations: 0` does.
+    """
+    file = display_path(path)
+    root, data = _parse_yaml(Path(path), file)
+    _check(data, root, file)
+    overrides = {"iterations": iterations, "warmup": warmup}
+    for key, value in overrides.items():
+        if value is not None:
+            _check_override(key, value)
+    eng = data.get("engine") or {}
+    return Suite(
+        name=data["name"],
+        description=data.get("description", ""),
+        file=file,
+        models=[_model_spec(m, i, file, root, Path(path).resolve().parent)
+                for i, m in enumerate(data["models"])],
+        engines=expand_engine(eng),
+        workloads=[w for item in data["workloads"] for w in expand_workload(item)],
+        warmup=warmup if warmup is not None else data.get("warmup", DEFAULT_WARMUP),
+        iterations=iterations if iterations is not None else data.get("iterations",
+                                                                      DEFAULT_ITERATIONS),
+        raw=scrub_home(data),
+    )
+
+
+def expand_engine(engine: dict[str, Any]) -> list[EngineSettings]:
+    """The cartesian product of the engine settings whose value is a list."""
+    axes = []
+    for key in ENGINE_KEYS:
+        value = engine.get(key, getattr(EngineSettings(), key))
+        values = value if isinstance(value, list) else [value]
+        axes.append([_normalize(key, v) for v in values])
+    return [EngineSettings(**dict(zip(ENGINE_KEYS, combo))) for combo in itertools.product(*axes)]
+
+
+def expand_workload(item: dict[str, Any]) -> list[Workload]:
+    """One workload entry as the tests it stands for (pp: [128, 512] is two tests)."""
+    if "chat" in item:
+        chat = {**DEFAULT_CHAT, **(item["chat"] or {})}
+        return [Workload(kind="chat", n_prompt=0, n_gen=chat["max_tokens"],
+                         prompt=chat.get("prompt", DEFAULT_CHAT_PROMPT),
+                         temperature=float(chat["temperature"]), top_k=chat["top_k"],
+                         top_p=float(chat["top_p"]), seed=chat["seed"])]
+    pps = _as_list(item.get("pp", 0))
+    tgs = _as_list(item.get("tg", 0))
+    kind = "pp+tg" if "pp" in item and "tg" in item else ("pp" if "pp" in item else "tg")
+    return [Workload(kind=kind, n_prompt=p, n_gen=t) for p, t in itertools.product(pps, tgs)]
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """The path to print and record: relative to the working folder when inside it.
+
+    Absolute paths would leak the user's home folder into result files.
+    """
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return scrub_home(str(p))
+
+
+def scrub_home(value: Any) -> Any:
+    """Replace the home folder with `~` in every string of a JSON-like value."""
+    home = str(Path.home())
+    if isinstance(value, str):
+        return "~" + value[len(home):] if home not in ("", "/") and value.startswith(home) else value
+    if isinstance(value, dict):
+        return {k: scrub_home(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_home(v) for v in value]
+    return value
+
+
+# --- parsing and checking ---------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The suite JSON Schema (package data)."""
+    text = resources.files("benchkit").joinpath("schemas/suite.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _parse_yaml(path: Path, file: str) -> tuple[Any, Any]:
+    """The YAML node tree (for line numbers) and the plain data, or one error line."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BenchkitError("suite file does not exist", file=file) from None
+    except IsADirectoryError:
+        raise BenchkitError("suite path is a directory, not a YAML file", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchkitError(f"cannot read suite: {exc}", file=file) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BenchkitError(f"not valid YAML: {problem}", file=file,
+                            line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise BenchkitError("a suite must be a YAML mapping with name:, models: and workloads:",
+                            file=file, line=1)
+    _check_duplicates(root, file)
+    return root, data
+
+
+def _check_duplicates(node: Any, file: str, path: str = "") -> None:
+    """YAML silently keeps the last of two equal keys; a suite with one is a mistake."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            here = f"{path}.{name}" if path else name
+            if name in seen:
+                raise BenchkitError("duplicate key", file=file, field=here,
+                                    line=key.start_mark.line + 1)
+            seen.add(name)
+            _check_duplicates(value, file, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, file, f"{path}.{i}" if path else str(i))
+
+
+def _check(data: dict[str, Any], root: Any, file: str) -> None:
+    """Validate against the schema; report the first problem in file order."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = [_explain(e) for e in validator.iter_errors(data)]
+    if not problems:
+        return
+    located = [(p, m, _line_of(root, p)) for p, m in problems]
+    located.sort(key=lambda t: (t[2] or 0, len(t[0])))
+    path, message, line = located[0]
+    raise BenchkitError(message, file=file, field=".".join(map(str, path)) or None, line=line)
+
+
+def _explain(err: Any) -> tuple[list[Any], str]:
+    """The field path and a message a user can act on, for one schema error."""
+    path, message, _ = _explain_rec(err)
+    return path, message
+
+
+def _explain_rec(err: Any) -> tuple[list[Any], str, bool]:
+    """(path, message, specific): `specific` when the message is more than a generic one."""
+    import jsonschema
+
+    path = list(err.absolute_path)
+    schema_ = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties":
+        known = sorted(schema_.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in known)
+        return (path + extra[:1], f"unknown key {extra[0]!r} (known keys: {', '.join(known)})",
+                True)
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        tries = [e for e in err.context if not (e.validator == "type" and not e.relative_path)]
+        if tries:
+            sub = _explain_rec(jsonschema.exceptions.best_match(tries))
+            if sub[2]:
+                return sub
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        if "x-error" not in schema_ or not path:
+            return path, f"missing required key {missing[0]!r}", False
+    if err.validator == "type" and err.validator_value == "object":
+        return path, "must be a mapping", True
+    if "x-error" in schema_:
+        return path, schema_["x-error"], True
+    return path, err.message, False
+
+
+def _line_of(root: Any, path: list[Any]) -> int | None:
+    """The 1-based YAML line of the node at `path` (the key's line for a mapping entry)."""
+    import yaml
+
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+            if match is None:
+                return line
+            node, line = match[1], match[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _check_override(key: str, value: int) -> None:
+    """Check a command-line override with the schema of the suite key it replaces."""
+    import jsonschema
+
+    sub = dict(schema()["properties"][key])
+    sub["$defs"] = schema()["$defs"]
+    errors = list(jsonschema.Draft202012Validator(sub).iter_errors(value))
+    if errors:
+        _, message = _explain(errors[0])
+        raise BenchkitError(f"{value}: {message}", field=f"--{key}")
+
+
+def _model_spec(entry: dict[str, Any], index: int, file: str, root: Any,
+                suite_dir: Path) -> ModelSpec:
+    kind = next(k for k in ("path", "package", "hf") if k in entry)
+    return ModelSpec(kind=kind, ref=entry[kind], field=f"models.{index}.{kind}", suite_file=file,
+                     suite_dir=str(suite_dir),
+                     line=_line_of(root, ["models", index, kind]), name=entry.get("name"),
+                     sha256=entry.get("sha256", "").lower() or None,
+                     revision=entry.get("revision"), standin=entry.get("standin"))
+
+
+def _normalize(key: str, value: Any) -> Any:
+    """flash_attn: YAML reads on/off as booleans; record the words llama.cpp uses."""
+    if key == "flash_attn" and isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
