@@ -1,0 +1,111 @@
+"""Helpers for the community tests: one real run of the standard suite, and ways to alter it.
+
+Every bad case in the validate tests is a REAL result file with one thing changed, so
+each test shows that exactly that change is caught. The run is made once per test
+session (module-level cache: several test modules share it) with the real engine on
+the real SmolLM2 model, kept short (3 iterations, no warmup).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchkit.result import summarize
+
+REPO = Path(__file__).resolve().parent.parent
+STANDARD_SUITE = REPO / "suites" / "standard.yaml"
+_CACHE: dict[str, Path] = {}
+
+
+def benchkit(*args: str, cwd: str | Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user does (from the checkout, so ./suites holds the standard suites)."""
+    return subprocess.run([sys.executable, "-m", "benchkit.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def standard_result(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The result file of one real, short `benchkit run suites/standard.yaml`."""
+    if "standard" not in _CACHE:
+        out = tmp_path_factory.mktemp("standard-run")
+        proc = benchkit("run", str(STANDARD_SUITE), "--iterations", "3", "--warmup", "0",
+                        "-o", str(out))
+        files = sorted(out.glob("*.json"))
+        if proc.returncode != 0 or len(files) != 1:
+            pytest.fail(f"benchkit run of the standard suite failed (exit {proc.returncode}, "
+                        f"files {files}):\n{proc.stderr[-3000:]}")
+        _CACHE["standard"] = files[0]
+    return _CACHE["standard"]
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write(doc: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return path
+
+
+def resummarize(case: dict[str, Any]) -> None:
+    """Recompute a case's summary from its iterations, as the runner does."""
+    case["summary"] = summarize([it["tps"] for it in case["iterations"]])
+
+
+def scale_speed(case: dict[str, Any], factor: float) -> None:
+    """Make every iteration `factor` times faster, consistently (seconds, tps, summary)."""
+    for it in case["iterations"]:
+        it["seconds"] = it["seconds"] / factor
+        it["tps"] = it["tokens"] / it["seconds"]
+    resummarize(case)
+
+
+def as_nvidia(doc: dict[str, Any], *, chip_id: str = "h100",
+              name: str = "NVIDIA H100 80GB HBM3", speedup: float = 30.0,
+              offloaded: bool = True) -> dict[str, Any]:
+    """The real result as the runner writes it on a Linux machine with an NVIDIA GPU.
+
+    With `offloaded` False it is a CPU-only llama.cpp build on that machine: the GPU is
+    detected but no layer ran on it.
+    """
+    d = copy.deepcopy(doc)
+    env = d["environment"]
+    env["chip"] = {"kind": "nvidia", "name": name, "id": chip_id, "gpu_cores": None}
+    env["gpus"] = [{"name": name, "memory_bytes": 85520809984, "driver": "580.95.05"}]
+    env["backend"] = "cuda" if offloaded else "cpu"
+    for case in d["cases"]:
+        placement = case["placement"]
+        total = placement.get("layers_total") or 31
+        placement.update(layers_offloaded=total if offloaded else 0,
+                         device_kind="gpu" if offloaded else "cpu",
+                         devices=["CUDA0"] if offloaded else ["CPU"])
+        if offloaded:
+            scale_speed(case, speedup)
+    return d
+
+
+def case_of(doc: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in doc["cases"] if c["workload"]["kind"] == kind)
+
+
+def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_rejected(proc: subprocess.CompletedProcess[str], file: str | Path,
+                    field: str | None) -> str:
+    """Exit 2, no traceback, and an `error:` line naming the file and (if given) the field."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in error_lines(proc) if str(file) in line
+             and (field is None or f"[{field}]" in line)]
+    assert lines, f"no error line naming {file} [{field}]:\n{proc.stderr}"
+    return lines[0]
