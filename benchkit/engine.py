@@ -22,10 +22,12 @@ guessed; the log is captured by a ctypes callback and kept off the console.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
 import re
+import signal
 import threading
 import time
 from collections import deque
@@ -186,11 +188,14 @@ class _LlamaLog:
     def capture(self) -> _Capture:
         return _Capture(self)
 
-    def last_error(self) -> str | None:
-        """The last line that reads like an error, to explain a failure in one line."""
-        for line in reversed(self.recent):
+    def first_error(self, lines: list[str] | None = None) -> str | None:
+        """The first line that reads like an error (the cause; later ones are consequences).
+
+        Searches `lines` (a capture) or else the recent log; drops the function prefix.
+        """
+        for line in lines if lines is not None else self.recent:
             if re.search(r"error|failed|unknown|invalid|missing|exceed", line, re.IGNORECASE):
-                return line.strip()
+                return re.sub(r"^\w+: ", "", line.strip())
         return None
 
 
@@ -208,6 +213,45 @@ class _Capture:
 
 LOG = _LlamaLog()
 _BACKEND_READY = False
+
+
+class _CtrlC:
+    """Ctrl-C that is never lost inside llama.cpp's log callback.
+
+    Python runs signal handlers between bytecodes of the main thread, and that includes
+    our log callback while llama.cpp calls it; a KeyboardInterrupt raised there is
+    printed and dropped by ctypes, and the run would go on. Under `guard()` the handler
+    only sets a flag, and the engine raises KeyboardInterrupt at the next safe point:
+    after each decode and after each load or context creation.
+    """
+
+    pending = False
+
+    @staticmethod
+    @contextlib.contextmanager
+    def guard() -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def note(signum: int, frame: Any) -> None:  # noqa: ARG001
+            _CtrlC.pending = True
+
+        previous = signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        _CtrlC.check()
+
+    @staticmethod
+    def check() -> None:
+        if _CtrlC.pending:
+            _CtrlC.pending = False
+            raise KeyboardInterrupt
+
+
+interrupt_guard = _CtrlC.guard
 
 
 def _backend_init() -> Any:
@@ -324,8 +368,11 @@ class Engine:
             start = time.perf_counter()
             model = llama.llama_model_load_from_file(self.path.encode(), params)
             seconds = time.perf_counter() - start
+        if model:
+            self.model = model  # freed by close() even if Ctrl-C comes next
+        _CtrlC.check()
         if not model:
-            reason = LOG.last_error() or "no reason in its log"
+            reason = LOG.first_error(lines) or "no reason in its log"
             raise BenchkitError(f"llama.cpp could not load the model: {reason}", file=self.label)
         self.model = model
         self.vocab = llama.llama_model_get_vocab(model)
@@ -360,8 +407,11 @@ class Engine:
         params.no_perf = True
         with LOG.capture() as lines:
             ctx = llama.llama_init_from_model(self.model, params)
+        if ctx:
+            self.ctx = ctx     # freed by close() even if Ctrl-C comes next
+        _CtrlC.check()
         if not ctx:
-            reason = LOG.last_error() or "no reason in its log"
+            reason = LOG.first_error(lines) or "no reason in its log"
             raise BenchkitError(f"llama.cpp could not create a context of {n_ctx} tokens: "
                                 f"{reason}", file=self.label)
         self.ctx, self.n_ctx = ctx, n_ctx
@@ -455,8 +505,9 @@ class Engine:
     def _decode(self, tokens: Any, n: int, what: str) -> None:
         batch = self.llama.llama_batch_get_one(tokens, n)
         res = self.llama.llama_decode(self.ctx, batch)
+        _CtrlC.check()
         if res != 0:
-            reason = LOG.last_error() or f"llama_decode returned {res}"
+            reason = f"llama_decode returned {res}"
             raise BenchkitError(f"failed to decode {what}: {reason}", file=self.label)
 
     # chat

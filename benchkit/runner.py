@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from benchkit import __version__
-from benchkit.engine import Engine, EngineSettings
+from benchkit.engine import Engine, EngineSettings, interrupt_guard
 from benchkit.errors import BenchkitError
 from benchkit.gguf_info import GGUFInfo, read_gguf_info, sha256_file
 from benchkit.modelref import ResolvedModel, resolve
@@ -117,9 +117,10 @@ def run_suite(suite: Suite, output_dir: str | Path, *, synthetic: bool = False,
     _write(doc, path)
     bar = _Progress(suite.n_cases, progress, stream)
     try:
-        for model in models:
-            for settings in suite.engines:
-                _run_configuration(suite, model, settings, outcome, bar)
+        with interrupt_guard():
+            for model in models:
+                for settings in suite.engines:
+                    _run_configuration(suite, model, settings, outcome, bar)
     except KeyboardInterrupt:
         _finish(doc, "interrupted", path)
         raise

@@ -245,12 +245,13 @@ def _check(data: dict[str, Any], root: Any, file: str) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema())
-    problems = [_explain(e) for e in validator.iter_errors(data)]
+    problems = [(*_explain(e), e.validator == "required") for e in validator.iter_errors(data)]
     if not problems:
         return
-    located = [(p, m, _line_of(root, p)) for p, m in problems]
-    located.sort(key=lambda t: (t[2] or 0, len(t[0])))
-    path, message, line = located[0]
+    # first in file order; on one line an unknown key (often a typo) before a missing one
+    located = [(p, m, _line_of(root, p), req) for p, m, req in problems]
+    located.sort(key=lambda t: (t[2] or 0, t[3], len(t[0])))
+    path, message, line, _ = located[0]
     raise BenchkitError(message, file=file, field=".".join(map(str, path)) or None, line=line)
 
 

@@ -39,11 +39,11 @@ def benchkit_cmd() -> list[str]:
     return [sys.executable, "-m", "benchkit.cli"]
 
 
-def run_benchkit(*args: str, cwd: str | Path | None = None,
-                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_benchkit(*args: str, cwd: str | Path | None = None, timeout: float = 600,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `benchkit ARGS...` in a subprocess and capture its output."""
     return subprocess.run([*benchkit_cmd(), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")
