@@ -370,15 +370,19 @@ def predict_decode(cal: Calibration, chip: Chip, model_bytes: float,
 
 def predict_prompt(cal: Calibration, chip: Chip,
                    n_params: float) -> tuple[float, float, float] | None:
-    """Prompt tok/s with its interval, or None without a prompt figure or compute figure."""
+    """Prompt tok/s with its interval, or None without a prompt figure on the chip's backend
+    or a compute figure for the chip.
+
+    Unlike decode, which every backend spends mostly moving the same bytes, prompt
+    processing runs different kernels on different hardware units per backend (Metal's
+    simdgroup matrices, CUDA's tensor cores): a Metal figure says too little about CUDA.
+    """
     fit, crossed = cal.fit_for("prompt", chip)
     prior = _prompt_prior(chip, n_params, cal.priors)
-    if fit is None or prior is None:
+    if fit is None or prior is None or crossed:
         return None
     priors = cal.priors
     var = fit.cov[0][0] + priors.prompt_model_sigma ** 2
-    if crossed:
-        var += priors.cross_backend_sigma ** 2
     return _interval(prior * math.exp(fit.theta[0]), math.sqrt(var), priors)
 
 
@@ -563,13 +567,11 @@ def size_table(chip_id: str, measurements: Iterable[Measurement], *, sizes_b: Se
             "memory_gb": list(chip.memory_gb),
             "memory_needed_gb": memory_needed_gb(nbytes, priors),
         }
-        if any(fitting_memory(c, nbytes, priors) for c in load_chips().values()):
+        if fits_mem:
             got = project(measurements, method=method, model_bytes=nbytes, n_layers=layers,
                           n_params=n_params, chips=[chip], priors=priors)[0]
-            for key in ("tg_tps", "tg_low", "tg_high", "pp_tps", "pp_low", "pp_high"):
-                row[key] = got[key] if row["fits"] else None
-            row["_projected"] = got
-        row.pop("_projected", None)
+            row.update({key: got[key] for key in ("tg_tps", "tg_low", "tg_high", "pp_tps",
+                                                   "pp_low", "pp_high")})
         rows.append(row)
     return rows
 

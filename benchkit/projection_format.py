@@ -119,7 +119,7 @@ def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
         notes.append("No prompt figure was given (--pp), so prompt processing is not projected.")
     elif any(r["pp_tps"] is None and r["status"] != "does not fit" for r in rows):
         notes.append("Prompt: — where the chip's compute figure is unknown (no published "
-                     "GPU clock).")
+                     "GPU clock) or no prompt figure ran on its backend (Metal, CUDA, HIP).")
     return "\n".join(notes) + "\n\n" + table + "\n"
 
 
