@@ -159,8 +159,12 @@ def _screenshot(drv, full_page: bool) -> bytes:
 
 def open_page(target: str | os.PathLike[str], *, width: int = DESKTOP[0],
               height: int = DESKTOP[1], full_page: bool = False,
-              timeout: float = 30.0) -> Page:
+              timeout: float = 30.0, evaluate: dict[str, str] | None = None) -> Page:
     """Load `target` (a path or URL) in headless Chromium and report what it showed.
+
+    `evaluate` maps names to JavaScript snippets (`return ...;`) run once the page has
+    loaded; their results land in `Page.extra` under the same names (e.g. a DOM text,
+    or a global a test checks that no injected script set).
 
     Skips the calling test (pytest.skip) when no browser is installed, so the suite
     still runs on a machine without one and says why.
@@ -184,10 +188,11 @@ def open_page(target: str | os.PathLike[str], *, width: int = DESKTOP[0],
             png = _screenshot(drv, full_page)
             errors = [entry.get("message", "") for entry in drv.get_log("browser")
                       if entry.get("level") == "SEVERE"]
+            extra = {name: drv.execute_script(js) for name, js in (evaluate or {}).items()}
             return Page(url=url, title=drv.title, console_errors=errors,
                         headings=[(tag, text) for tag, text in headings],
                         screenshot_png=png, scroll_width=int(scroll_width),
-                        viewport_width=int(viewport_width))
+                        viewport_width=int(viewport_width), extra=extra)
         finally:
             drv.quit()
 
