@@ -458,9 +458,10 @@ class Engine:
     def time_pp(self, n_prompt: int) -> float:
         """Seconds to process an n_prompt-token prompt (llama-bench's test_prompt)."""
         self._ensure_context(n_prompt)
+        chunks = self._random_prompt(n_prompt)
         self.clear()
         start = time.perf_counter()
-        self._prompt(n_prompt)
+        self._decode_chunks(chunks)
         self.llama.llama_synchronize(self.ctx)
         return time.perf_counter() - start
 
@@ -475,23 +476,30 @@ class Engine:
     def time_pp_tg(self, n_prompt: int, n_gen: int) -> float:
         """Seconds for a prompt then generation as one request (llama-bench's pp+tg)."""
         self._ensure_context(n_prompt + n_gen)
+        chunks = self._random_prompt(n_prompt)
         self.clear()
         start = time.perf_counter()
-        self._prompt(n_prompt)
+        self._decode_chunks(chunks)
         self.llama.llama_synchronize(self.ctx)
         self._gen(n_gen)
         return time.perf_counter() - start
 
-    def _prompt(self, n_prompt: int) -> None:
+    def _random_prompt(self, n_prompt: int) -> list[Any]:
+        """n_prompt random tokens (BOS first if the model adds one) in n_batch chunks.
+
+        Made before the clock starts: Python is slower than llama-bench's std::rand, and
+        on a fast GPU the difference would show in pp figures.
+        """
         llama, n_batch = self.llama, self.settings.n_batch
-        done = 0
-        while done < n_prompt:
-            n = min(n_prompt - done, n_batch)
-            toks = [self._rng.randrange(self.n_vocab) for _ in range(n)]
-            if done == 0 and self.add_bos:
-                toks[0] = self.bos
-            self._decode((llama.llama_token * n)(*toks), n, "prompt batch")
-            done += n
+        toks = [self._rng.randrange(self.n_vocab) for _ in range(n_prompt)]
+        if toks and self.add_bos:
+            toks[0] = self.bos
+        return [(llama.llama_token * len(part))(*part)
+                for part in (toks[i:i + n_batch] for i in range(0, n_prompt, n_batch))]
+
+    def _decode_chunks(self, chunks: list[Any]) -> None:
+        for chunk in chunks:
+            self._decode(chunk, len(chunk), "prompt batch")
 
     def _gen(self, n_gen: int) -> None:
         llama = self.llama
