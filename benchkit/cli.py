@@ -51,7 +51,8 @@ def cli() -> None:
     Typical flow:
       benchkit run suites/smollm2.yaml          measure, write results/*.json
       benchkit report results/<file>.json       Markdown and HTML report
-      benchkit project --anchor m4max --tg 198  projections for every chip
+      benchkit project --anchor m4max --tg 198 --model-gb 0.67
+                                                projections for every chip
     """
 
 
