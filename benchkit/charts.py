@@ -161,8 +161,8 @@ def projection(rows: Sequence[dict[str, Any]]) -> str | None:
     ax.set_yticks(ys, [r["name"] for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("decode tokens per second")
-    ax.set_title("Projected decode throughput per chip", loc="left")
-    ax.legend(loc="lower right", frameon=False)
+    ax.set_title("Projected decode throughput per chip", loc="left", pad=22)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     return _svg(fig, "projection")
 
@@ -195,9 +195,9 @@ def bandwidth(rows: Sequence[dict[str, Any]]) -> str | None:
     ax.set_yticks(ys, [r["label"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("GB/s")
-    ax.set_title("Achieved memory bandwidth during decode", loc="left")
+    ax.set_title("Achieved memory bandwidth during decode", loc="left", pad=22)
     ax.margins(x=0.35)
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     return _svg(fig, "bandwidth")
 

@@ -301,15 +301,26 @@ def _change_text(pair: Pair) -> str:
 
 
 def _varying(c: Comparison) -> list[str]:
-    """Settings whose value differs between pairs: the only ones a row needs to show."""
-    return [k for k in ENGINE_SETTINGS
-            if len({str(p.settings.get(k)) for p in c.pairs if k in p.settings}) > 1]
+    """Settings that tell apart two pairs of the same test: the only ones a row must show.
+
+    (The runner sizes n_ctx to each workload, so it differs between tests without being
+    a setting anyone chose.)
+    """
+    out = []
+    for k in ENGINE_SETTINGS:
+        for test in {p.test for p in c.pairs}:
+            if len({str(p.settings.get(k)) for p in c.pairs if p.test == test}) > 1:
+                out.append(k)
+                break
+    return out
 
 
 def _common(c: Comparison) -> str:
-    varying = _varying(c)
-    first = c.pairs[0].settings if c.pairs else {}
-    return _settings_text(tuple((k, v) for k, v in first.items() if k not in varying))
+    """Settings with one value across every pair, said once under the table."""
+    common = [(k, c.pairs[0].settings.get(k)) for k in ENGINE_SETTINGS
+              if c.pairs and k in c.pairs[0].settings
+              and len({str(p.settings.get(k)) for p in c.pairs}) == 1]
+    return _settings_text(tuple(common))
 
 
 def _settings_cell(pair: Pair, keys: Sequence[str] | None = None) -> str:

@@ -218,18 +218,21 @@ class Config:
 
 def configurations(df) -> list[Config]:
     """Group the ok cases into configurations, in the order the run measured them."""
+    ok = df[df["status"] == "ok"]
+    swept = _swept_ctx(ok)
     configs: dict[tuple, Config] = {}
-    for _, row in df[df["status"] == "ok"].iterrows():
-        engine = {k: _clean(row.get(k)) for k in ENGINE_SETTINGS}
-        key = (row["file"], row.get("model_sha256"), *(str(engine[k]) for k in ENGINE_SETTINGS))
+    for _, row in ok.iterrows():
+        key = _config_key(row, swept)
         cfg = configs.get(key)
         if cfg is None:
+            keys = ENGINE_SETTINGS if key[:-1] in swept else _NO_CTX
             cfg = configs[key] = Config(
                 key=key, file=row["file"], run_id=row["run_id"], model_name=row["model_name"],
                 model_sha256=_clean(row.get("model_sha256")),
                 model_bytes=_num(row.get("model_size_bytes")),
                 model_layers=_clean(row.get("model_layers")),
-                synthetic=bool(_clean(row.get("model_synthetic"))), engine=engine,
+                synthetic=bool(_clean(row.get("model_synthetic"))),
+                engine={k: _clean(row.get(k)) for k in keys},
                 device_kind=_clean(row.get("device_kind")) or "cpu",
                 device_name=_clean(row.get("device_name")),
                 device_id=_clean(row.get("device_id")), backend=_clean(row.get("env_backend")),
@@ -240,6 +243,30 @@ def configurations(df) -> list[Config]:
     _label(out)
     _pick_baselines(out)
     return out
+
+
+# The runner sizes the context to each workload unless the suite fixes n_ctx, so n_ctx
+# varies from test to test inside one configuration; it separates configurations only
+# where the suite swept it (the same test measured at several n_ctx).
+_NO_CTX = tuple(k for k in ENGINE_SETTINGS if k != "n_ctx")
+
+
+def _base_key(row: Any) -> tuple:
+    return (row["file"], _clean(row.get("model_sha256")),
+            *(str(_clean(row.get(k))) for k in _NO_CTX))
+
+
+def _swept_ctx(ok) -> set[tuple]:
+    """Base keys whose cases measure one test at more than one n_ctx."""
+    seen: dict[tuple, set[str]] = {}
+    for _, row in ok.iterrows():
+        seen.setdefault((_base_key(row), row["test"]), set()).add(str(_clean(row.get("n_ctx"))))
+    return {key for (key, _), ctxs in seen.items() if len(ctxs) > 1}
+
+
+def _config_key(row: Any, swept: set[tuple]) -> tuple:
+    base = _base_key(row)
+    return (*base, str(_clean(row.get("n_ctx"))) if base in swept else None)
 
 
 def _label(configs: list[Config]) -> None:
@@ -254,18 +281,19 @@ def _label(configs: list[Config]) -> None:
         parts.append(c.placement_text)
         parts += [f"{k} {c.engine.get(k)}" for k in varying]
         c.label = " · ".join(parts)
-    seen: dict[str, int] = {}
-    for c in configs:
-        seen[c.label] = seen.get(c.label, 0) + 1
-    for c in configs:
-        if seen[c.label] > 1:
-            c.label = f"{c.label} · {c.device_name or c.run_id}"
-    seen = {}
-    for c in configs:
-        seen[c.label] = seen.get(c.label, 0) + 1
-    for c in configs:
-        if seen[c.label] > 1:
-            c.label = f"{c.label} · run {c.run_id}"
+    _disambiguate(configs)
+
+
+def _disambiguate(configs: list[Config]) -> None:
+    """Where labels repeat, add the first of device, run id, file name that tells them apart."""
+    for extra in (lambda c: c.device_name, lambda c: c.run_id, lambda c: Path(c.file).stem):
+        groups: dict[str, list[Config]] = {}
+        for c in configs:
+            groups.setdefault(c.label, []).append(c)
+        for group in groups.values():
+            if len(group) > 1 and len({str(extra(c)) for c in group}) == len(group):
+                for c in group:
+                    c.label = f"{c.label} · {extra(c)}"
 
 
 def _pick_baselines(configs: list[Config]) -> None:
@@ -325,7 +353,7 @@ def summary(configs: list[Config], df) -> dict[str, Any]:
     best_row = best.decode if with_decode else (best.prompt or next(iter(best.rows.values())))
     base = best.baseline
     speedup = None
-    if base is not None and base is not best:
+    if base is not None and base is not best and not (best.is_cpu_only and base.is_cpu_only):
         ratio = _ratio(best_row, base.rows.get(best_row["test"]))
         if ratio is not None:
             speedup = {"ratio": f"{ratio:.1f}×", "over": base.label,
@@ -344,6 +372,7 @@ def summary(configs: list[Config], df) -> dict[str, Any]:
     tests = list(dict.fromkeys(df[df["status"] == "ok"]["test"]))
     return {"best": best.label, "figure": _figure(best_row, best.synthetic),
             "kind": "decode" if with_decode else "throughput", "speedup": speedup,
+            "all_cpu": all(c.is_cpu_only for c in configs),
             "models": models, "hardware": devices, "tests": tests,
             "n_configs": len(configs), "suites": list(dict.fromkeys(df["suite"]))}
 
@@ -442,8 +471,20 @@ def resources(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
                                        c.engine.get("n_gpu_layers")),
             "flash_attn": "on" if fa is True else "off" if fa is False else "—",
             "device_kind": placement.get("device_kind") or c.device_kind,
+            "note": placement.get("note"),
         })
     return out
+
+
+def placement_notes(configs: list[Config], docs: dict) -> list[str]:
+    """What the engine said about placement (e.g. a build without a GPU backend), once each."""
+    notes: list[str] = []
+    for c in configs:
+        for row in c.rows.values():
+            note = (_case(docs, row).get("placement") or {}).get("note")
+            if note and note not in notes:
+                notes.append(str(note))
+    return notes
 
 
 def environments(docs: dict) -> list[dict[str, Any]]:
@@ -568,6 +609,12 @@ def projections(df, configs: list[Config], method: str = "roofline") -> dict[str
         return {"note": f"no projection: {exc.message}", "tables": []}
     chips = _chips_module()
     anchored = [m for m in measurements if _known_chip(chips, m.chip_id)]
+    if not measurements:
+        devices = sorted({str(c.device_name or c.device_id) for c in configs})
+        return {"note": ("no projection: projections are calibrated on GPU runs with every "
+                         "layer offloaded, and these results hold none (measured on "
+                         + ", ".join(devices) + "). A CPU's memory bandwidth is not in the "
+                         "chip database, so no peak is assumed."), "tables": []}
     if not anchored:
         devices = sorted({str(m.chip_id) for m in measurements} or
                          {str(c.device_id) for c in configs})
@@ -589,7 +636,7 @@ def projections(df, configs: list[Config], method: str = "roofline") -> dict[str
         sizes = None
         try:
             sizes = projection.size_table(ms[0].chip_id, ms, sizes_b=list(SIZES_B),
-                                          quant=SIZE_QUANT)
+                                          quant=SIZE_QUANT, method=method)
         except (BenchkitError, TypeError, ValueError) as exc:
             sizes = {"note": f"no model-size table: {exc}"}
         tables.append({"model": ref.model_name, "synthetic": ref.synthetic, "note": None,
@@ -631,7 +678,7 @@ def _projection_row(r: dict[str, Any]) -> dict[str, Any]:
     """One chip of the projection table, formatted."""
     measured = r.get("measured_tg")
     return {
-        "chip": r.get("chip"), "name": r.get("name") or r.get("chip"),
+        "chip": r.get("chip"), "name": r.get("label") or r.get("name") or r.get("chip"),
         "gpu_cores": r.get("gpu_cores") if r.get("gpu_cores") is not None else "—",
         "bandwidth": f"{r['bandwidth_gbs']:,.0f} GB/s" if r.get("bandwidth_gbs") else "—",
         "tg": _range(r.get("tg_tps"), r.get("tg_low"), r.get("tg_high")),
@@ -654,11 +701,11 @@ def _size_rows(sizes: Any) -> dict[str, Any] | None:
         out.append({
             "size": f"~{r.get('size_b', r.get('params_b', '?'))}B params",
             "quant": r.get("quant", SIZE_QUANT),
-            "file": fmt_bytes(r["model_bytes"]) if r.get("model_bytes") else "—",
+            "file": f"{r['model_gb']:,.1f} GB" if r.get("model_gb") else "—",
             "tg": _range(r.get("tg_tps"), r.get("tg_low"), r.get("tg_high")),
             "fits": {True: "yes", False: "no"}.get(r.get("fits"), "—"),
         })
-    chip = sizes.get("chip") if isinstance(sizes, dict) else None
+    chip = (rows[0].get("label") or rows[0].get("name")) if rows else None
     return {"note": None, "rows": out, "chip": chip}
 
 
@@ -747,6 +794,7 @@ def build_context(df, docs: dict, *, method: str = "roofline",
     return {
         "title": title or "Benchmark report: " + ", ".join(summ["suites"]),
         "summary": summ,
+        "placement_notes": placement_notes(configs, docs),
         "performance": performance(configs),
         "detail": detail(configs, docs),
         "resources": resources(configs, docs),
@@ -769,10 +817,17 @@ def _env(autoescape: bool):
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("benchkit", "templates"),
         autoescape=autoescape, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+        keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+        # Markdown passes raw HTML through: no value may open a tag there either
+        finalize=None if autoescape else _md_text)
     env.filters["cell"] = md_cell
     env.filters["anchor"] = anchor
     return env
+
+
+def _md_text(value: Any) -> Any:
+    """Every value printed into Markdown: '<' written as an entity, so no tag can open."""
+    return value.replace("<", "&lt;") if isinstance(value, str) else value
 
 
 def md_cell(value: Any) -> str:

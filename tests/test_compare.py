@@ -1,0 +1,221 @@
+"""`benchkit compare` on real runs of the SmolLM2 model.
+
+Three short runs of one tiny suite: two with 2 threads and one with 1 thread (a real
+slow-down made on purpose), plus one run of a different model file. Whether fewer threads
+are slower depends on the machine being otherwise idle: on a 2-core machine busy with
+other work, two threads contend with the neighbours and can be slower than one. The
+timing-dependent tests therefore measure how much CPU other processes used during the
+runs and skip, saying so, when the machine was busy; everything else always runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import SMOLLM2_FILE, SMOLLM2_PACKAGE, run_benchkit
+
+SUITE = """\
+name: {name}
+description: SmolLM2 compare test, {threads} thread(s)
+models:
+  - {model}
+engine:
+  n_gpu_layers: 0
+  n_threads: {threads}
+workloads:
+  - pp: 64
+  - tg: 32
+warmup: 1
+iterations: {iterations}
+"""
+ITERATIONS = 6
+BUSY_CORES = 0.5       # other processes' average CPU use above which timings mean little
+
+
+def _run(tmp: Path, name: str, threads: int, model: str | None = None,
+         iterations: int = ITERATIONS) -> Path:
+    """A real `benchkit run` of the tiny suite; returns its result file."""
+    suite = tmp / f"{name}.yaml"
+    suite.write_text(SUITE.format(
+        name=name, threads=threads, iterations=iterations,
+        model=model or f"package: {SMOLLM2_PACKAGE}/{SMOLLM2_FILE}"), encoding="utf-8")
+    out = tmp / name
+    proc = run_benchkit("run", str(suite), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = out.glob("*.json")
+    return result
+
+
+def _cpu_seconds_of_others(start: tuple, end: tuple) -> float:
+    """CPU seconds used machine-wide minus what this process and its children used."""
+    (busy0, own0), (busy1, own1) = start, end
+    return max(0.0, (busy1 - busy0) - (own1 - own0))
+
+
+def _cpu_snapshot() -> tuple[float, float]:
+    times = psutil.cpu_times()
+    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    me = psutil.Process().cpu_times()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, me.user + me.system + kids.ru_utime + kids.ru_stime
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, smollm2_model: Path) -> dict:
+    tmp = tmp_path_factory.mktemp("compare")
+    start, t0 = _cpu_snapshot(), time.monotonic()
+    base = _run(tmp, "base", threads=2)
+    again = _run(tmp, "again", threads=2)
+    slow = _run(tmp, "slow", threads=1)
+    others = _cpu_seconds_of_others(start, _cpu_snapshot()) / (time.monotonic() - t0)
+    # another model file: the same weights with padding appended, so another sha256
+    other_model = tmp / "other.gguf"
+    shutil.copy(smollm2_model, other_model)
+    with open(other_model, "ab") as fh:
+        fh.write(b"\0" * 64)
+    other = _run(tmp, "other", threads=2, model=f"path: {other_model}", iterations=2)
+    return {"base": base, "again": again, "slow": slow, "other": other,
+            "busy_cores": others}
+
+
+def _skip_if_busy(runs: dict) -> None:
+    if runs["busy_cores"] > BUSY_CORES:
+        pytest.skip(f"other processes used {runs['busy_cores']:.2f} of "
+                    f"{os.cpu_count()} cores on average during the runs: the timings measure "
+                    "the contention, not the configuration")
+
+
+def _json(*args: str) -> tuple[dict, object]:
+    proc = run_benchkit("compare", *args, "--format", "json")
+    assert "Traceback" not in proc.stderr
+    return (json.loads(proc.stdout) if proc.stdout.strip() else {}), proc
+
+
+def test_fewer_threads_is_flagged_as_a_regression(runs: dict) -> None:
+    _skip_if_busy(runs)
+    doc, proc = _json(str(runs["base"]), str(runs["slow"]), "--ignore-setting", "n_threads")
+    assert proc.returncode == 0, proc.stderr
+    pairs = {p["test"]: p for p in doc["pairs"]}
+    assert set(pairs) == {"pp64", "tg32"}
+    pp = pairs["pp64"]
+    assert pp["differing"] == {"n_threads": [2, 1]}
+    assert pp["verdict"] == "slower", pp
+    assert pp["change_pct"] < -10 and pp["pvalue"] < 0.05
+    assert all(p["verdict"] != "faster" for p in doc["pairs"])
+
+    # the CI gate: exit 1 and one line per regression on stderr
+    gate = run_benchkit("compare", str(runs["base"]), str(runs["slow"]),
+                        "--ignore-setting", "n_threads", "--fail-above", "10")
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "regression: " in gate.stderr and "pp64" in gate.stderr
+    assert "**slower**" in gate.stdout
+    # a threshold larger than the slow-down lets it pass
+    loose = run_benchkit("compare", str(runs["base"]), str(runs["slow"]),
+                         "--ignore-setting", "n_threads",
+                         "--fail-above", f"{abs(pp['change_pct']) + 5:.0f}")
+    regressions = [p for p in doc["pairs"] if p["pvalue"] is not None and p["pvalue"] < 0.05
+                   and p["change_pct"] < -(abs(pp["change_pct"]) + 5)]
+    assert loose.returncode == (1 if regressions else 0), loose.stderr
+
+
+def test_same_configuration_is_not_called_different(runs: dict) -> None:
+    _skip_if_busy(runs)
+    doc, proc = _json(str(runs["base"]), str(runs["again"]))
+    assert proc.returncode == 0, proc.stderr
+    assert {p["test"] for p in doc["pairs"]} == {"pp64", "tg32"}
+    for pair in doc["pairs"]:
+        assert pair["verdict"] == "no change", pair
+        assert pair["base"]["n"] == pair["new"]["n"] == ITERATIONS
+    gate = run_benchkit("compare", str(runs["base"]), str(runs["again"]), "--fail-above", "10")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+
+
+def test_a_result_against_itself(runs: dict) -> None:
+    doc, proc = _json(str(runs["base"]), str(runs["base"]))
+    assert proc.returncode == 0
+    for pair in doc["pairs"]:
+        assert pair["ratio"] == 1.0 and pair["verdict"] == "no change"
+        assert pair["pvalue"] == pytest.approx(1.0)
+
+
+def test_other_settings_are_not_mixed(runs: dict) -> None:
+    """Without --ignore-setting, 2 and 1 threads are different cases: listed, not compared."""
+    proc = run_benchkit("compare", str(runs["base"]), str(runs["slow"]))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "No case of BASE matches a case of NEW." in proc.stdout
+    assert "engine settings differ (n_threads 2 vs 1)" in proc.stdout
+    assert "--ignore-setting n_threads" in proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(runs["slow"]) in errors[0]
+
+
+def test_different_models_are_refused(runs: dict) -> None:
+    proc = run_benchkit("compare", str(runs["base"]), str(runs["other"]))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert str(runs["other"]) in errors[0] and "model.sha256" in errors[0]
+    assert "different model files" in errors[0]
+
+
+def test_csv_and_markdown_say_what_the_figures_are(runs: dict) -> None:
+    proc = run_benchkit("compare", str(runs["base"]), str(runs["again"]), "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [r["test"] for r in rows] == ["pp64", "tg32"]
+    for r in rows:
+        assert r["stat"] == "median" and r["base_n"] == r["new_n"] == str(ITERATIONS)
+        assert float(r["ratio"]) == pytest.approx(float(r["new_tps"]) / float(r["base_tps"]),
+                                                  rel=1e-3)
+    md = run_benchkit("compare", str(runs["base"]), str(runs["again"]), "--stat", "mean",
+                      "--test", "mannwhitney")
+    assert md.returncode == 0, md.stderr
+    assert f"(n={ITERATIONS})" in md.stdout and "±" in md.stdout
+    assert "mean ± stdev" in md.stdout and "Mann-Whitney U" in md.stdout
+    header = next(line for line in md.stdout.splitlines() if line.startswith("| Model"))
+    assert "Base tok/s" in header and "p" in header
+
+
+# --------------------------------------------------------------------------- bad input
+
+def _one_error(proc, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0]
+
+
+def test_not_json(runs: dict, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json at all", encoding="utf-8")
+    _one_error(run_benchkit("compare", str(runs["base"]), str(bad)), str(bad), "not JSON")
+
+
+def test_other_schema_version(runs: dict, tmp_path: Path) -> None:
+    doc = json.loads(runs["base"].read_text(encoding="utf-8"))
+    doc["schema_version"] = 2
+    newer = tmp_path / "v2.json"
+    newer.write_text(json.dumps(doc), encoding="utf-8")
+    _one_error(run_benchkit("compare", str(newer), str(runs["base"])), str(newer),
+               "schema_version")
+
+
+def test_missing_argument_and_unknown_setting(runs: dict) -> None:
+    proc = run_benchkit("compare", str(runs["base"]))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Missing argument" in proc.stderr
+    _one_error(run_benchkit("compare", str(runs["base"]), str(runs["again"]),
+                            "--ignore-setting", "n_thread"), "--ignore-setting", "n_thread")
