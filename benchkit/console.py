@@ -89,6 +89,8 @@ def _md_row(r: dict[str, Any]) -> list[str]:
         name += " (synthetic)"
     if r["status"] != "ok":
         tps = "FAILED"
+    elif (r["n"] or 0) < 2:
+        tps = f"{r['tps_mean']:.2f} ± n/a"      # one iteration has no spread to show
     else:
         tps = f"{r['tps_mean']:.2f} ± {r['tps_stdev']:.2f}"
     ttft = f"{r['ttft_median_s'] * 1000:.1f}" if r["ttft_median_s"] is not None else ""

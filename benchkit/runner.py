@@ -322,8 +322,9 @@ class _Progress:
             self.stream.write(f"{label}: FAILED: {case['error']}\n")
         elif not self.enabled:
             s = case["summary"]
-            self.stream.write(f"{label}: {s['tps_mean']:.2f} ± {s['tps_stdev']:.2f} t/s "
-                              f"(mean ± sd of {s['n']} iterations)\n")
+            spread = f" ± {s['tps_stdev']:.2f}" if s["n"] > 1 else ""
+            self.stream.write(f"{label}: {s['tps_mean']:.2f}{spread} t/s "
+                              f"(mean{' ± sd' if spread else ''} of {s['n']} iterations)\n")
         for warning in case["warnings"]:
             self.stream.write(f"warning: {label}: {warning}\n")
         self.stream.flush()

@@ -219,3 +219,17 @@ def test_library_errors_carry_file_field_and_line(tmp_path: Path) -> None:
     err = exc.value
     assert (err.field, err.line) == ("workloads.1.tg", 8)
     assert re.search(r"s\.yaml$", err.file)
+
+
+def test_standin_keys_match_what_synth_accepts() -> None:
+    from benchkit.suite import schema
+    from benchkit.synth import STANDIN_KEYS
+
+    standin = schema()["$defs"]["model"]["properties"]["standin"]
+    assert set(standin["properties"]) == STANDIN_KEYS
+
+
+def test_standin_typo_is_refused_with_its_line(tmp_path: Path) -> None:
+    text = _with_model("hf: a/b/c.gguf\n    standin: {preset: tinyllama-1.1b, qaunt: Q4_K_M}")
+    line = _refused(tmp_path, text)
+    assert "bad.yaml:4 [models.0.standin.qaunt]" in line and "unknown key 'qaunt'" in line
