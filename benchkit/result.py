@@ -9,6 +9,15 @@ Format history (bump SCHEMA_VERSION and add a line for every change readers must
   iterations (one entry per timed iteration, each with tokens, seconds, tps),
   summary (n, tps_mean, tps_median, tps_stdev, tps_min, tps_max, tps_cv,
   tps_ci95_low, tps_ci95_high), warnings.
+  Optional fields written by `benchkit run` 0.1.0 (readers must not require them):
+  environment.devices (ggml's device registry: name, description, type, memory_bytes);
+  suite.synthetic (the --synthetic flag), suite.configurations, suite.tests;
+  model.file, model.preset, model.standin_for (the hub ref a synthetic stand-in
+  replaced); engine.n_ctx is the context asked of llama.cpp, placement.n_ctx the one it
+  made; placement.gpu_offload_supported, placement.note; for chat, iterations carry
+  n_prompt, n_generated, ttft_s, decode_tps, total_s, token_latencies_s (tokens =
+  n_generated - 1 over seconds = first to last token) and summary carries
+  ttft_median_s, ttft_mean_s, total_median_s, token_latency_median_s.
 
 Rules kept by every version:
 - The file is rewritten atomically after every case, so a crash or Ctrl-C loses nothing
