@@ -258,7 +258,11 @@ def _finish(doc: dict[str, Any], status: str, path: Path) -> None:
 
 
 def _write(doc: dict[str, Any], path: Path) -> None:
-    write_result(scrub_home(doc), path)
+    try:
+        write_result(scrub_home(doc), path)
+    except OSError as exc:
+        raise BenchkitError(f"cannot write the result file: {exc.strerror or exc}",
+                            file=str(path)) from None
 
 
 def _iso(t: dt.datetime) -> str:
