@@ -114,10 +114,15 @@ def _apple_gpu_cores() -> int | None:
 
 
 def _nvidia_gpus() -> list[dict[str, Any]]:
-    out = _run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
-                "--format=csv,noheader,nounits"])
+    return parse_nvidia_smi(_run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                                  "--format=csv,noheader,nounits"]) or "")
+
+
+def parse_nvidia_smi(out: str) -> list[dict[str, Any]]:
+    """`nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits`
+    (memory in MiB) as the `gpus` list of a result."""
     gpus = []
-    for line in (out or "").splitlines():
+    for line in out.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 3 and parts[0]:
             mib = int(parts[1]) if parts[1].isdigit() else None
@@ -141,11 +146,12 @@ def _identify(name: str | None, gpu_cores: int | None) -> str | None:
 
 
 def _system_info() -> str | None:
+    from benchkit.engine import system_info
+
     try:
-        from benchkit.engine import system_info
-    except ImportError:
+        return system_info()
+    except ImportError:          # llama-cpp-python missing: the run will say so itself
         return None
-    return system_info()
 
 
 def _ggml_devices() -> list[dict[str, Any]]:
@@ -153,7 +159,7 @@ def _ggml_devices() -> list[dict[str, Any]]:
 
     try:
         return list(iter_devices())
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return []
 
 
