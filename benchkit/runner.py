@@ -135,7 +135,8 @@ def _run_configuration(suite: Suite, model: PreparedModel, settings: EngineSetti
                        outcome: RunOutcome, bar: _Progress) -> None:
     """Load the model once with `settings`, then run every workload on it."""
     settings = settings.resolved()
-    label = f"{model.resolved.spec.suite_file} [{model.resolved.spec.field}]"
+    spec = model.resolved.spec
+    label = f"{spec.suite_file}{f':{spec.line}' if spec.line else ''} [{spec.field}]"
     try:
         engine = Engine(model.resolved.path, settings, label=label)
     except BenchkitError as exc:

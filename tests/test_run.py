@@ -213,7 +213,7 @@ def test_a_model_that_fails_to_load_is_recorded_and_the_run_goes_on(tmp_path: Pa
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
-    assert "tiny.yaml" in errors[0] and "[models.0.path]" in errors[0]
+    assert "tiny.yaml:3 [models.0.path]" in errors[0]
     assert "could not load the model" in errors[0] and "1 of 2 cases failed" in errors[0]
     doc = read_result(next((tmp_path / "out").glob("*.json")))
     assert doc["status"] == "complete" and doc["partial"] is False
