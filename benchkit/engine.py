@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 from benchkit.errors import BenchkitError
 
 ENGINE_KEYS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn",
-               "type_k", "type_v", "use_mmap")
+               "type_k", "type_v", "use_mmap", "op_offload")
 
 # ggml_type ids (ggml.h) of the KV cache types a suite may ask for.
 _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
@@ -62,6 +62,10 @@ class EngineSettings:
     type_k: str = "f16"
     type_v: str = "f16"
     use_mmap: bool = True
+    # llama.cpp's default: with n_gpu_layers 0 on a GPU build, large batches (prompt processing)
+    # still run their matrix products on the GPU. false keeps a CPU-only configuration CPU-only
+    # (llama-bench's -nopo 1).
+    op_offload: bool = True
 
     def resolved(self) -> EngineSettings:
         """The settings with defaults that depend on the machine filled in."""
@@ -403,6 +407,7 @@ class Engine:
         params.n_threads = params.n_threads_batch = s.n_threads
         params.flash_attn_type = _FLASH_ATTN[s.flash_attn]
         params.type_k = _GGML_TYPES[s.type_k]
+        params.op_offload = bool(s.op_offload)
         params.type_v = _GGML_TYPES[s.type_v]
         params.no_perf = True
         with LOG.capture() as lines:

