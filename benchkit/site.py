@@ -205,7 +205,12 @@ def _add_projection(block: dict[str, Any], rows: list[dict[str, Any]],
                                "measured this model yet (CPU results cannot calibrate a GPU "
                                "projection). Submit a GPU or Apple Silicon result."}
         return
-    table = _project(anchors, model, known, chips="all")
+    try:
+        table = _project(anchors, model, known, chips="all")
+    except BenchkitError as exc:           # e.g. figures the projection cannot use
+        block["projection"] = {"rows": [], "reason": f"the projection refused these "
+                               f"measurements: {exc.message}"}
+        return
     measured = {r["chip"]: r for r in rows}
     block["projection"] = {
         "method": "roofline", "n_anchors": len(anchors),
@@ -216,7 +221,11 @@ def _add_projection(block: dict[str, Any], rows: list[dict[str, Any]],
         if not others:
             row["error_note"] = "needs a measurement of this model on another chip"
             continue
-        got = _project(others, model, known, chips=[row["chip"]])[0]
+        try:
+            got = _project(others, model, known, chips=[row["chip"]])[0]
+        except BenchkitError as exc:
+            row["error_note"] = exc.message
+            continue
         if got.get("tg_tps"):
             row["projected"] = _tps(got["tg_tps"])
             row["projected_range"] = f"{_tps(got['tg_low'])}–{_tps(got['tg_high'])}"
