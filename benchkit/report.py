@@ -422,8 +422,7 @@ def detail(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
                 "throughput": fmt_tps(tokens / seconds if seconds else None),
                 "median": fmt_tps(_num(row.get("tps_median"))),
                 "spread": spread_text(row),
-                "ci95": (f"{fmt_tps(_num(row.get('tps_ci95_low')))} – "
-                         f"{fmt_tps(_num(row.get('tps_ci95_high')))}"),
+                "ci95": _ci_text(row),
                 "range": (f"{fmt_tps(_num(row.get('tps_min')))} – "
                           f"{fmt_tps(_num(row.get('tps_max')))}"),
                 "avg_latency": fmt_ms(seconds / tokens if tokens else None),
@@ -439,6 +438,14 @@ def detail(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
         out.append({"label": c.label, "synthetic": c.synthetic, "columns": columns,
                     "model": c.model_name})
     return out
+
+
+def _ci_text(row: Any) -> str:
+    """The 95% CI of the mean; a throughput cannot be negative, so the bound stops at 0."""
+    low, high = _num(row.get("tps_ci95_low")), _num(row.get("tps_ci95_high"))
+    if low is None or high is None:
+        return "—"
+    return f"{fmt_tps(max(low, 0.0))} – {fmt_tps(high)}"
 
 
 def resources(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
@@ -663,6 +670,10 @@ def _by_model(configs: list[Config]) -> dict[Any, list[Config]]:
 
 
 def _same_model(m: Any, ref: Config) -> bool:
+    """A measurement of the configuration's model file: same sha256, else same size."""
+    key = getattr(m, "model_key", None)
+    if key and ref.model_sha256:
+        return key == ref.model_sha256
     return bool(ref.model_bytes) and getattr(m, "model_bytes", None) == ref.model_bytes
 
 
@@ -821,7 +832,6 @@ def _env(autoescape: bool):
         # Markdown passes raw HTML through: no value may open a tag there either
         finalize=None if autoescape else _md_text)
     env.filters["cell"] = md_cell
-    env.filters["anchor"] = anchor
     return env
 
 
@@ -835,11 +845,6 @@ def md_cell(value: Any) -> str:
     text = "" if value is None else str(value)
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
     return re.sub(r"\s*\n\s*", " ", text)
-
-
-def anchor(text: str) -> str:
-    """A heading's id: lowercase words joined by hyphens."""
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
 
 
 def render_markdown(ctx: dict[str, Any], image_names: dict[str, str]) -> str:

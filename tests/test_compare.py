@@ -64,7 +64,8 @@ def _cpu_seconds_of_others(start: tuple, end: tuple) -> float:
 
 def _cpu_snapshot() -> tuple[float, float]:
     times = psutil.cpu_times()
-    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    # guest time is already inside user; steal is time the hypervisor gave to others
+    busy = sum(getattr(times, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
     me = psutil.Process().cpu_times()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return busy, me.user + me.system + kids.ru_utime + kids.ru_stime
