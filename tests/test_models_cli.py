@@ -169,3 +169,33 @@ def test_verify_file_accepts_the_right_bytes_and_removes_wrong_ones(tmp_path: Pa
             hub.verify_file(bad, size, sha, ref="hf:o/r/bad.gguf")
         assert "corrupt" in str(err.value)
         assert not bad.exists()
+
+
+def _hub_cache(home: Path, model: Path) -> str:
+    """Lay a file out as huggingface_hub's cache does (blob, snapshot link, refs/main)."""
+    repo = home / "hub" / "models--example--smol-GGUF"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / digest).write_bytes(model.read_bytes())
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "smol.Q4_1.gguf").symlink_to(f"../../blobs/{digest}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return "hf:example/smol-GGUF/smol.Q4_1.gguf"
+
+
+def test_hub_cache_is_listed_and_pull_offline_finds_it(tmp_path: Path,
+                                                      smollm2_model: Path) -> None:
+    ref = _hub_cache(tmp_path / "hf", smollm2_model)
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
+           synth.CACHE_ENV: str(tmp_path / "empty")}
+    doc = json.loads(_run("models", "list", "--json", env=env).stdout)
+    assert [h["ref"] for h in doc["hub_cache"]] == [ref]
+    assert doc["hub_cache"][0]["size_bytes"] == smollm2_model.stat().st_size
+    assert doc["cached"] == []
+
+    proc = _run("models", "pull", ref, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).read_bytes()[:4] == b"GGUF"
+    assert "already cached" in proc.stderr and "not verified (offline)" in proc.stderr

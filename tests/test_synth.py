@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -169,6 +170,33 @@ def test_llama_cpp_loads_it_with_the_computed_buffer_and_decodes(q4_1: Path) -> 
         timing = eng.chat("Explain quantum computing in simple terms.", 4)
         assert timing.n_generated == 4
         assert eng.time_tg(4) > 0
+
+
+LOAD_WITHOUT_REPACK = """
+import sys, llama_cpp
+llama_cpp.llama_backend_init()
+params = llama_cpp.llama_model_default_params()
+params.n_gpu_layers = 0
+params.use_extra_bufts = False   # no CPU repacking: one mapped buffer, as on Metal
+model = llama_cpp.llama_model_load_from_file(sys.argv[1].encode(), params)
+sys.exit(0 if model else 1)
+"""
+
+
+def test_model_buffer_is_what_llama_cpp_reports(q4_1: Path, smollm2_model: Path) -> None:
+    """llama.cpp's own log line "CPU_Mapped model buffer size = X MiB" (whole model in one
+    buffer) equals the figure benchkit computes from the file, for the real model and the
+    stand-in alike: the figure a suite's `model_buffer_mib` is checked against."""
+    figures = []
+    for path in (smollm2_model, q4_1):
+        proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_REPACK, str(path)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        logged = re.findall(r"CPU_Mapped model buffer size =\s*([\d.]+) MiB", proc.stderr)
+        assert len(logged) == 1, proc.stderr[-2000:]
+        assert float(logged[0]) == round(synth.model_buffer_mib(path), 2)
+        figures.append(logged[0])
+    assert figures[0] == figures[1] == "92.10"
 
 
 def test_second_call_comes_from_the_cache(q4_1: Path) -> None:
