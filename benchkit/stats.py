@@ -42,6 +42,7 @@ def drift_warning(tps: Sequence[float]) -> str | None:
     drop = -fit.slope * (n - 1) / mean if mean else 0.0
     p_down = fit.pvalue / 2 if fit.slope < 0 else 1.0
     if drop > DRIFT_LIMIT and p_down < DRIFT_P:
-        return (f"throughput drifts down: {drop:.1%} from first to last of {n} iterations "
-                f"(p = {p_down:.3f}); thermal throttling or background load?")
+        return (f"throughput drifts down: {fit.slope:.2f} t/s per iteration, a fitted fall of "
+                f"{drop:.1%} of the mean over {n} iterations (p = {p_down:.3f}); "
+                f"thermal throttling or background load?")
     return None
