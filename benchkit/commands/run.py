@@ -33,6 +33,7 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
     iterations (discarded), then the timed ones. The result file is rewritten after
     every case, so Ctrl-C keeps what was measured. Exit code 1 if any case failed.
     """
+    import benchkit.engine  # noqa: F401  first: llama.cpp's libraries before numpy's (engine.py)
     from benchkit.console import format_table
     from benchkit.runner import run_suite
     from benchkit.suite import display_path, load_suite
