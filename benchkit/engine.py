@@ -173,13 +173,37 @@ class _LlamaLog:
         self._capture: list[str] | None = None
         self._lock = threading.Lock()
         self._callback: Any = None
+        self._null: Any = None
 
     def install(self) -> None:
+        """Route llama.cpp's log to `_on_log`, until `silence()`."""
         import llama_cpp
 
         if self._callback is None:
             self._callback = llama_cpp.llama_log_callback(self._on_log)
-            llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def silence(self) -> None:
+        """Route llama.cpp's log to a native function that ignores it.
+
+        Between loads and context creations the log holds nothing we record, but llama.cpp
+        logs dozens of debug lines per decode: a Python callback for each costs tens of
+        microseconds per token, several percent of a fast GPU's decode time (llama-bench
+        installs a null logger for the same reason). getpid() of the C library ignores its
+        arguments (the caller cleans them up on every supported ABI) and has no side effect,
+        so it serves as that null logger. Where it cannot be found, the Python callback stays.
+        """
+        import llama_cpp
+
+        if self._null is None:
+            try:
+                libc = ctypes.CDLL(None) if os.name != "nt" else ctypes.cdll.msvcrt
+                fn = libc.getpid if os.name != "nt" else libc._getpid
+                address = ctypes.cast(fn, ctypes.c_void_p).value
+                self._null = llama_cpp.llama_log_callback(address)
+            except (OSError, AttributeError):
+                return
+        llama_cpp.llama_log_set(self._null, ctypes.c_void_p(0))
 
     def _on_log(self, level: int, text: bytes, user_data: Any) -> None:  # noqa: ARG002
         with self._lock:
@@ -216,11 +240,13 @@ class _Capture:
         self.log, self.lines = log, []
 
     def __enter__(self) -> list[str]:
+        self.log.install()
         self.log._capture = self.lines
         return self.lines
 
     def __exit__(self, *exc: Any) -> None:
         self.log._capture = None
+        self.log.silence()
 
 
 LOG = _LlamaLog()
