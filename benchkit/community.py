@@ -308,7 +308,7 @@ def model_slug(model: dict[str, Any]) -> str:
     quant = slug(str(model.get("quantization") or ""))
     if quant != "unknown" and quant not in out:
         out = f"{out}-{quant}"
-    if model.get("synthetic"):
+    if model.get("synthetic") and "synthetic" not in out:
         out = f"{out}-synthetic"
     return out
 

@@ -148,3 +148,17 @@ def test_missing_result_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     proc = benchkit("submit", str(missing), "--root", str(tmp_path / "community"))
     assert_rejected(proc, missing, None)
+
+
+def test_synthetic_stand_in_is_filed_apart_from_the_real_model(real: Path,
+                                                               tmp_path: Path) -> None:
+    doc = load(real)
+    doc["suite"]["name"] = "standard-tinyllama"          # a suite that allows stand-ins
+    for case in doc["cases"]:
+        case["model"]["synthetic"] = True
+    src = write(doc, tmp_path / "standin.json")
+    root = tmp_path / "community"
+    proc = benchkit("submit", str(src), "--root", str(root))
+    assert proc.returncode == 0, proc.stderr
+    [path] = _filed(root)
+    assert path.parent.name == "smollm2-135m-instruct.q4_1-synthetic"
