@@ -326,21 +326,37 @@ class Calibration:
     priors: Priors
     _cache: dict = field(default_factory=dict)
 
-    def _fit(self, kind: str, backend: str | None) -> Fit | None:
-        key = (kind, backend)
+    def _fit(self, kind: str, backend: str | None, model_bytes: float | None = None) -> Fit | None:
+        key = (kind, backend, model_bytes)
         if key not in self._cache:
             ms = [m for m in self.measurements
                   if backend is None or self.chips[m.chip_id].backend == backend]
+            if model_bytes is not None:
+                ms = [m for m in ms if _same_file_size(m, model_bytes)]
             fn = fit_decode if kind == "decode" else fit_prompt
             self._cache[key] = fn(ms, self.chips, self.priors) if ms else None
         return self._cache[key]
 
-    def fit_for(self, kind: str, chip: Chip) -> tuple[Fit | None, bool]:
-        """The fit for a chip and whether it crosses backends (wider range)."""
-        own = self._fit(kind, chip.backend)
-        if own is not None:
-            return own, False
+    def fit_for(self, kind: str, chip: Chip,
+                model_bytes: float | None = None) -> tuple[Fit | None, bool]:
+        """The fit for a chip and whether it crosses backends (wider range).
+
+        With `model_bytes`, prompt figures of that same model file size (same shapes and
+        quantization) win: the prompt rate per weight is far from constant across sizes and
+        types (small models are bound by launches and attention, F16 and quantized weights
+        take different kernels), so a figure of the very model scaled by compute beats a
+        scale factor averaged over other models.
+        """
+        for size in ((model_bytes, None) if model_bytes is not None else (None,)):
+            own = self._fit(kind, chip.backend, size)
+            if own is not None:
+                return own, False
         return self._fit(kind, None), True
+
+
+def _same_file_size(m: Measurement, model_bytes: float) -> bool:
+    """Whether `m` measured a model file of `model_bytes` (within 1%)."""
+    return bool(m.model_bytes) and abs(m.model_bytes / model_bytes - 1) <= 0.01
 
 
 def _interval(value: float, sd: float, priors: Priors) -> tuple[float, float, float]:
@@ -368,8 +384,8 @@ def predict_decode(cal: Calibration, chip: Chip, model_bytes: float,
     return _interval(1 / t, math.sqrt(var), priors)
 
 
-def predict_prompt(cal: Calibration, chip: Chip,
-                   n_params: float) -> tuple[float, float, float] | None:
+def predict_prompt(cal: Calibration, chip: Chip, n_params: float,
+                   model_bytes: float | None = None) -> tuple[float, float, float] | None:
     """Prompt tok/s with its interval, or None without a prompt figure on the chip's backend
     or a compute figure for the chip.
 
@@ -377,7 +393,7 @@ def predict_prompt(cal: Calibration, chip: Chip,
     processing runs different kernels on different hardware units per backend (Metal's
     simdgroup matrices, CUDA's tensor cores): a Metal figure says too little about CUDA.
     """
-    fit, crossed = cal.fit_for("prompt", chip)
+    fit, crossed = cal.fit_for("prompt", chip, model_bytes)
     prior = _prompt_prior(chip, n_params, cal.priors)
     if fit is None or prior is None or crossed:
         return None
@@ -536,7 +552,7 @@ def project(measurements: Iterable[Measurement], *, method: str = "roofline",
                 tg = predict_decode(cal, chip, nbytes, layers)
                 if tg:
                     row.update(tg_tps=tg[0], tg_low=tg[1], tg_high=tg[2])
-                pp = predict_prompt(cal, chip, params)
+                pp = predict_prompt(cal, chip, params, nbytes)
                 if pp:
                     row.update(pp_tps=pp[0], pp_low=pp[1], pp_high=pp[2])
         rows.append(row)

@@ -238,3 +238,15 @@ def test_measurements_from_gpu_results(smollm2_result, tmp_path):
     assert set(result["mape"]) == {"bandwidth", "roofline"}
     assert all(math.isfinite(result["mape"][m]["tg"]) for m in ("bandwidth", "roofline"))
     assert str(old) not in {m.source for m in ms}
+
+
+def test_prompt_projection_uses_the_same_model_file_when_the_anchor_measured_it():
+    """Two models measured on one chip: each model's prompt projection starts from its own
+    figure (same compute on H100 and H200), not from a factor averaged over both models."""
+    small = Measurement("h100", 900.0, 50000.0, 98_000_000, 30, 135_000_000, "test")
+    large = Measurement("h100", 800.0, 33000.0, 668_000_000, 22, 1_100_000_000, "test")
+    rows = {r["chip"]: r for r in project([small, large], chips=["h200"],
+                                          model_bytes=large.model_bytes, n_layers=22)}
+    h200 = rows["h200"]
+    assert h200["pp_low"] <= 33000.0 * 1.05 and h200["pp_high"] >= 33000.0 * 0.95
+    assert abs(h200["pp_tps"] / 33000.0 - 1) < 0.10
