@@ -905,9 +905,13 @@ def write_report(paths: Iterable[str | Path], out: str | Path, *, fmt: str = "bo
     return Written(paths=written)
 
 
-def default_output(paths: Sequence[str | Path]) -> Path:
-    """reports/<result file stem> for one result, reports/report for several."""
+def default_output(paths: Sequence[str | Path], output: str | None = None) -> Path:
+    """Where the report goes: OUTPUT as given; inside it when it is a folder; else
+    reports/<result file stem> for one result and reports/report for several."""
     files = [Path(p) for p in paths]
-    if len(files) == 1 and files[0].suffix == ".json":
-        return Path("reports") / files[0].stem
-    return Path("reports") / "report"
+    name = files[0].stem if len(files) == 1 and files[0].suffix == ".json" else "report"
+    if output is None:
+        return Path("reports") / name
+    if output.endswith(("/", "\\")) or Path(output).is_dir():
+        return Path(output) / name
+    return Path(output)

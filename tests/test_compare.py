@@ -40,6 +40,10 @@ iterations: {iterations}
 """
 ITERATIONS = 6
 BUSY_CORES = 0.5       # other processes' average CPU use above which timings mean little
+# Two runs of one configuration on an idle 2-core VM still differ by up to ~10% (pp64 280
+# vs 304 tok/s seen here): iterations inside a run agree more than runs do, so the
+# threshold for calling a change real sits above that; fewer threads cost ~40%.
+RUN_TO_RUN_PCT = 15
 
 
 def _run(tmp: Path, name: str, threads: int, model: str | None = None,
@@ -104,19 +108,20 @@ def _json(*args: str) -> tuple[dict, object]:
 
 def test_fewer_threads_is_flagged_as_a_regression(runs: dict) -> None:
     _skip_if_busy(runs)
-    doc, proc = _json(str(runs["base"]), str(runs["slow"]), "--ignore-setting", "n_threads")
+    doc, proc = _json(str(runs["base"]), str(runs["slow"]), "--ignore-setting", "n_threads",
+                      "--min-change", str(RUN_TO_RUN_PCT))
     assert proc.returncode == 0, proc.stderr
     pairs = {p["test"]: p for p in doc["pairs"]}
     assert set(pairs) == {"pp64", "tg32"}
     pp = pairs["pp64"]
     assert pp["differing"] == {"n_threads": [2, 1]}
     assert pp["verdict"] == "slower", pp
-    assert pp["change_pct"] < -10 and pp["pvalue"] < 0.05
+    assert pp["change_pct"] < -RUN_TO_RUN_PCT and pp["pvalue"] < 0.05
     assert all(p["verdict"] != "faster" for p in doc["pairs"])
 
     # the CI gate: exit 1 and one line per regression on stderr
     gate = run_benchkit("compare", str(runs["base"]), str(runs["slow"]),
-                        "--ignore-setting", "n_threads", "--fail-above", "10")
+                        "--ignore-setting", "n_threads", "--fail-above", str(RUN_TO_RUN_PCT))
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "regression: " in gate.stderr and "pp64" in gate.stderr
     assert "**slower**" in gate.stdout
@@ -131,13 +136,15 @@ def test_fewer_threads_is_flagged_as_a_regression(runs: dict) -> None:
 
 def test_same_configuration_is_not_called_different(runs: dict) -> None:
     _skip_if_busy(runs)
-    doc, proc = _json(str(runs["base"]), str(runs["again"]))
+    doc, proc = _json(str(runs["base"]), str(runs["again"]),
+                      "--min-change", str(RUN_TO_RUN_PCT))
     assert proc.returncode == 0, proc.stderr
     assert {p["test"] for p in doc["pairs"]} == {"pp64", "tg32"}
     for pair in doc["pairs"]:
         assert pair["verdict"] == "no change", pair
         assert pair["base"]["n"] == pair["new"]["n"] == ITERATIONS
-    gate = run_benchkit("compare", str(runs["base"]), str(runs["again"]), "--fail-above", "10")
+    gate = run_benchkit("compare", str(runs["base"]), str(runs["again"]),
+                        "--fail-above", str(RUN_TO_RUN_PCT))
     assert gate.returncode == 0, gate.stdout + gate.stderr
 
 

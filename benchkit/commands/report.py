@@ -12,7 +12,8 @@ import click
                                       "or both.")
 @click.option("-o", "--output", "output", metavar="PATH",
               help="Output path without extension: writes PATH.md (+ PATH-*.svg) and/or "
-                   "PATH.html. Default: reports/<result name>.")
+                   "PATH.html; a folder gets <result name>.* inside. Default: "
+                   "reports/<result name>.")
 @click.option("--title", help="Page title. Default: 'Benchmark report: <suite>'.")
 @click.option("--method", type=click.Choice(["roofline", "bandwidth"]), default="roofline",
               show_default=True, help="Projection method for the other-chips section.")
@@ -27,7 +28,7 @@ def report(results: tuple[str, ...], fmt: str, output: str | None, title: str | 
     """
     from benchkit.report import default_output, write_report
 
-    out = output or str(default_output(results))
+    out = default_output(results, output)
     written = write_report(results, out, fmt=fmt, method=method, title=title)
     for path in written.paths:
         click.echo(f"wrote {path}")
