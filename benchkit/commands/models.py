@@ -59,7 +59,8 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
     result = synthesize(preset, quant, output=output, seed=seed, fill=fill,
                         token_embedding_type=token_embedding_type,
                         output_tensor_type=output_tensor_type, threads=threads, force=force,
-                        progress=sys.stderr.isatty() if progress is None else progress)
+                        progress=sys.stderr.isatty() if progress is None else progress,
+                        announce=True)
     verb = "cached" if result.cached else f"wrote in {result.seconds:.1f} s"
     click.echo(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
                f"{result.size_bytes / 2**20:.2f} MiB", err=True)
