@@ -25,7 +25,7 @@ from benchkit.errors import BenchkitError
 # Engine settings that define a configuration: cases that share them (and the model
 # and the run) are one row of the metrics table.
 ENGINE_SETTINGS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn",
-                   "type_k", "type_v", "use_mmap")
+                   "type_k", "type_v", "use_mmap", "op_offload")
 FORMATS = ("md", "html", "both")
 DECODE_KINDS = ("tg", "chat")      # in order of preference for "the decode figure"
 PROMPT_KINDS = ("pp",)
@@ -223,6 +223,8 @@ def configurations(df) -> list[Config]:
     configs: dict[tuple, Config] = {}
     for _, row in ok.iterrows():
         key = _config_key(row, swept)
+        while key in configs and row["test"] in configs[key].rows:
+            key = (*key, "again")      # the same test twice in one configuration: keep both
         cfg = configs.get(key)
         if cfg is None:
             keys = ENGINE_SETTINGS if key[:-1] in swept else _NO_CTX
@@ -286,7 +288,8 @@ def _label(configs: list[Config]) -> None:
 
 def _disambiguate(configs: list[Config]) -> None:
     """Where labels repeat, add the first of device, run id, file name that tells them apart."""
-    for extra in (lambda c: c.device_name, lambda c: c.run_id, lambda c: Path(c.file).stem):
+    for extra in (lambda c: c.device_name, lambda c: c.run_id, lambda c: Path(c.file).stem,
+                  lambda c: f"#{configs.index(c) + 1}"):
         groups: dict[str, list[Config]] = {}
         for c in configs:
             groups.setdefault(c.label, []).append(c)

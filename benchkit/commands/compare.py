@@ -18,7 +18,7 @@ import click
               show_default=True, help="Significance test over the per-iteration tok/s.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=0.05, show_default=True, help="Significance level.")
-@click.option("--min-change", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--min-change", type=click.FloatRange(min=0), default=10.0, show_default=True,
               metavar="PCT", help="Smallest change, in percent, called slower or faster.")
 @click.option("--ignore-setting", "ignore", multiple=True, metavar="NAME",
               help="Engine setting not used to match cases (e.g. n_threads, to compare a "
