@@ -33,17 +33,22 @@ engine:
   n_gpu_layers: 0
   n_threads: {threads}
 workloads:
-  - pp: 64
+  - pp: 128
   - tg: 32
 warmup: 1
 iterations: {iterations}
 """
-ITERATIONS = 6
+ITERATIONS = 8
 BUSY_CORES = 0.5       # other processes' average CPU use above which timings mean little
-# Two runs of one configuration on an idle 2-core VM still differ by up to ~10% (pp64 280
-# vs 304 tok/s seen here): iterations inside a run agree more than runs do, so the
-# threshold for calling a change real sits above that; fewer threads cost ~40%.
-RUN_TO_RUN_PCT = 15
+# On an otherwise idle 2-core VM, iterations inside one run agree within a few percent but
+# two runs of one configuration differed by up to 17.5% (pp256 medians 231 vs 271 tok/s;
+# tg32 91 vs 105): the host's noise drifts on a scale of seconds. Going from 2 threads to
+# 1 cost prompt processing 22% to 49% (medians of runs seen: 231-289 vs 135-184 tok/s);
+# decode gains less from a second thread and can fall inside the noise. So: the same
+# configuration is judged with a threshold above the run-to-run noise, and the slow-down
+# is asserted on prompt processing with a threshold below its smallest size seen.
+SAME_PCT = 20
+SLOWER_PCT = 15
 
 
 def _run(tmp: Path, name: str, threads: int, model: str | None = None,
@@ -109,21 +114,21 @@ def _json(*args: str) -> tuple[dict, object]:
 def test_fewer_threads_is_flagged_as_a_regression(runs: dict) -> None:
     _skip_if_busy(runs)
     doc, proc = _json(str(runs["base"]), str(runs["slow"]), "--ignore-setting", "n_threads",
-                      "--min-change", str(RUN_TO_RUN_PCT))
+                      "--min-change", str(SLOWER_PCT))
     assert proc.returncode == 0, proc.stderr
     pairs = {p["test"]: p for p in doc["pairs"]}
-    assert set(pairs) == {"pp64", "tg32"}
-    pp = pairs["pp64"]
+    assert set(pairs) == {"pp128", "tg32"}
+    pp = pairs["pp128"]
     assert pp["differing"] == {"n_threads": [2, 1]}
     assert pp["verdict"] == "slower", pp
-    assert pp["change_pct"] < -RUN_TO_RUN_PCT and pp["pvalue"] < 0.05
+    assert pp["change_pct"] < -SLOWER_PCT and pp["pvalue"] < 0.05
     assert all(p["verdict"] != "faster" for p in doc["pairs"])
 
     # the CI gate: exit 1 and one line per regression on stderr
     gate = run_benchkit("compare", str(runs["base"]), str(runs["slow"]),
-                        "--ignore-setting", "n_threads", "--fail-above", str(RUN_TO_RUN_PCT))
+                        "--ignore-setting", "n_threads", "--fail-above", str(SLOWER_PCT))
     assert gate.returncode == 1, gate.stdout + gate.stderr
-    assert "regression: " in gate.stderr and "pp64" in gate.stderr
+    assert "regression: " in gate.stderr and "pp128" in gate.stderr
     assert "**slower**" in gate.stdout
     # a threshold larger than the slow-down lets it pass
     loose = run_benchkit("compare", str(runs["base"]), str(runs["slow"]),
@@ -136,15 +141,14 @@ def test_fewer_threads_is_flagged_as_a_regression(runs: dict) -> None:
 
 def test_same_configuration_is_not_called_different(runs: dict) -> None:
     _skip_if_busy(runs)
-    doc, proc = _json(str(runs["base"]), str(runs["again"]),
-                      "--min-change", str(RUN_TO_RUN_PCT))
+    doc, proc = _json(str(runs["base"]), str(runs["again"]), "--min-change", str(SAME_PCT))
     assert proc.returncode == 0, proc.stderr
-    assert {p["test"] for p in doc["pairs"]} == {"pp64", "tg32"}
+    assert {p["test"] for p in doc["pairs"]} == {"pp128", "tg32"}
     for pair in doc["pairs"]:
         assert pair["verdict"] == "no change", pair
         assert pair["base"]["n"] == pair["new"]["n"] == ITERATIONS
     gate = run_benchkit("compare", str(runs["base"]), str(runs["again"]),
-                        "--fail-above", str(RUN_TO_RUN_PCT))
+                        "--fail-above", str(SAME_PCT))
     assert gate.returncode == 0, gate.stdout + gate.stderr
 
 
@@ -181,7 +185,7 @@ def test_csv_and_markdown_say_what_the_figures_are(runs: dict) -> None:
     proc = run_benchkit("compare", str(runs["base"]), str(runs["again"]), "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
-    assert [r["test"] for r in rows] == ["pp64", "tg32"]
+    assert [r["test"] for r in rows] == ["pp128", "tg32"]
     for r in rows:
         assert r["stat"] == "median" and r["base_n"] == r["new_n"] == str(ITERATIONS)
         assert float(r["ratio"]) == pytest.approx(float(r["new_tps"]) / float(r["base_tps"]),
