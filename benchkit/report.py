@@ -174,6 +174,7 @@ class Config:
     backend: str | None
     layers_offloaded: int | None
     layers_total: int | None
+    machine: str | None = None        # what the run's environment calls the machine
     rows: dict[str, Any] = field(default_factory=dict)   # test -> DataFrame row (ok cases)
     label: str = ""
     baseline: "Config | None" = None
@@ -239,7 +240,8 @@ def configurations(df) -> list[Config]:
                 device_name=_clean(row.get("device_name")),
                 device_id=_clean(row.get("device_id")), backend=_clean(row.get("env_backend")),
                 layers_offloaded=_clean(row.get("layers_offloaded")),
-                layers_total=_clean(row.get("layers_total")))
+                layers_total=_clean(row.get("layers_total")),
+                machine=_clean(row.get("env_chip_name")) or _clean(row.get("env_cpu_model")))
         cfg.rows.setdefault(row["test"], row)
     out = list(configs.values())
     _label(out)
@@ -288,8 +290,8 @@ def _label(configs: list[Config]) -> None:
 
 def _disambiguate(configs: list[Config]) -> None:
     """Where labels repeat, add the first of device, run id, file name that tells them apart."""
-    for extra in (lambda c: c.device_name, lambda c: c.run_id, lambda c: Path(c.file).stem,
-                  lambda c: f"#{configs.index(c) + 1}"):
+    for extra in (lambda c: c.device_name, lambda c: c.machine, lambda c: c.run_id,
+                  lambda c: Path(c.file).stem, lambda c: f"#{configs.index(c) + 1}"):
         groups: dict[str, list[Config]] = {}
         for c in configs:
             groups.setdefault(c.label, []).append(c)
@@ -300,16 +302,25 @@ def _disambiguate(configs: list[Config]) -> None:
 
 
 def _pick_baselines(configs: list[Config]) -> None:
-    """Per model, the CPU-only configuration (n_gpu_layers 0 first), else the first one."""
+    """Per model, the CPU-only configuration (n_gpu_layers 0 first), else the first one.
+
+    The baseline comes from the same run where that run has a CPU-only configuration,
+    so that a GPU is compared with the CPU of its own machine.
+    """
     by_model: dict[Any, list[Config]] = {}
     for c in configs:
         by_model.setdefault(c.model_sha256 or c.model_name, []).append(c)
     for group in by_model.values():
-        cpu = [c for c in group if c.is_cpu_only]
-        zero = [c for c in cpu if c.engine.get("n_gpu_layers") == 0]
-        base = (zero or cpu or group)[0]
+        fallback = _baseline_of(group)
         for c in group:
-            c.baseline = base
+            same_run = [o for o in group if o.file == c.file and o.is_cpu_only]
+            c.baseline = _baseline_of(same_run) if same_run else fallback
+
+
+def _baseline_of(group: list[Config]) -> Config:
+    cpu = [c for c in group if c.is_cpu_only]
+    zero = [c for c in cpu if c.engine.get("n_gpu_layers") == 0]
+    return (zero or cpu or group)[0]
 
 
 def _ratio(a: Any | None, b: Any | None) -> float | None:
