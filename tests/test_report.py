@@ -259,3 +259,44 @@ def test_other_schema_version(smollm2_result: Path, tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     _one_error_line(run_benchkit("report", str(missing)), str(missing))
+
+
+# --------------------------------------------------------------------------- GPU results
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _gpu_results() -> list[Path]:
+    """The tinyllama results measured by benchkit on an H100 and an H200 (committed)."""
+    found = sorted(REPO.glob("results/nvidia-h*/*Z-tinyllama-??????.json"))
+    if not found:
+        pytest.skip("no committed GPU result of the tinyllama suite under results/")
+    return found
+
+
+def test_gpu_results_show_placement_bandwidth_and_stand_in(tmp_path: Path) -> None:
+    """Real CUDA runs of a synthetic stand-in: device, buffers, share of peak, marks."""
+    files = _gpu_results()
+    _report(files[0], tmp_path / "gpu", "--format", "md", *map(str, files[1:]))
+    text = (tmp_path / "gpu.md").read_text(encoding="utf-8")
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    tables = _tables(tokens)
+    perf = next(t for t in tables if t[0][0] == "Configuration" and "Backend" in t[0])
+    for row in perf[1:]:
+        for cell in row[3:5]:                 # decode and prompt figures
+            if "tok/s" in cell:
+                assert "(synthetic stand-in)" in cell
+    gpu_rows = [r for r in perf[1:] if r[0].startswith("all layers on NVIDIA")]
+    assert gpu_rows and all(r[2].endswith("(100%)") and "×" in r[-1] for r in gpu_rows)
+    # buffers per device, with the CUDA device among them
+    devices = [r[0] for t in tables if t[0][0] == "Device" for r in t[1:]]
+    assert any(d.startswith("CUDA") for d in devices)
+    # achieved bandwidth as a share of the chip's peak, from the chip database
+    bw = next(t for t in tables if "Share of peak" in t[0])
+    shares = [r[-1] for r in bw[1:] if r[0].startswith("all layers on NVIDIA")]
+    assert shares and all(s.endswith("%") for s in shares)
+    # projections calibrated on the measured GPUs, the measured ones marked as such
+    proj = next(t for t in tables if t[0][0] == "Chip" and "Status" in t[0])
+    assert any(r[-1].startswith("measured (") for r in proj[1:])
+    assert any(r[-1] == "not tested" for r in proj[1:])
+    assert "Expected throughput by model size" in _headings(tokens, "h3")
