@@ -42,8 +42,9 @@ def test_repository_suites_load() -> None:
     assert (t.warmup, t.iterations) == (3, 10)
     assert [w.test for w in t.workloads] == ["pp512", "tg100", "chat"]
     assert t.workloads[2].n_gen == 100
-    assert t.models[0].kind == "hf" and t.models[0].standin == {"preset": "tinyllama-1.1b",
-                                                                 "quant": "Q4_K_M"}
+    assert t.models[0].kind == "hf" and t.models[0].standin == {
+        "preset": "tinyllama-1.1b", "quant": "Q4_K_M", "model_buffer_mib": 636.18,
+        "tensor_types": {"Q4_K": 135, "Q6_K": 21, "F32": 45}}
     for other in sorted((REPO / "suites").glob("*.yaml")):
         load_suite(other)          # every suite in the repository is valid
 
