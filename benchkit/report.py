@@ -38,16 +38,9 @@ SYNTHETIC = "synthetic stand-in"
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Result paths as given, with a directory standing for the *.json files inside it."""
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(p.glob("*.json"))
-            if not found:
-                raise BenchkitError("directory holds no result files (*.json)", file=str(p))
-            out.extend(found)
-        else:
-            out.append(p)
+    from benchkit.frame import expand_paths as expand
+
+    out = expand(list(paths))
     if not out:
         raise BenchkitError("no result files given: pass one or more result JSON files "
                             "(or a directory of them)", field="RESULT")
