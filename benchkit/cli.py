@@ -59,7 +59,8 @@ def cli() -> None:
 def main() -> None:
     """Entry point: runs the CLI and turns BenchkitError into one line and an exit code."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except BenchkitError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
