@@ -87,3 +87,12 @@ def smollm2_result(smollm2_run: subprocess.CompletedProcess[str]) -> Path:
                     f"{smollm2_run.stderr[-3000:]}")
     json.loads(files[0].read_text(encoding="utf-8"))  # a complete, parseable document
     return files[0]
+
+
+def one_error_line(proc: "subprocess.CompletedProcess[str]") -> str:
+    """The single `error:` line of a CLI failure (exit 2, no traceback)."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]

@@ -13,6 +13,7 @@ import pytest
 from benchkit import hub, synth
 from benchkit.errors import BenchkitError
 from conftest import benchkit_cmd
+from conftest import one_error_line as _one_error_line
 
 REF = "hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"
 
@@ -21,14 +22,6 @@ def _run(*args: str, env: dict[str, str] | None = None,
          timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*benchkit_cmd(), *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
-
-
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

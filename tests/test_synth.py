@@ -23,6 +23,7 @@ from benchkit import synth
 from benchkit.errors import BenchkitError
 from benchkit.gguf_info import read_gguf_info
 from conftest import benchkit_cmd
+from conftest import one_error_line as _one_error_line
 
 PRESET = "smollm2-135m"
 
@@ -67,14 +68,6 @@ def real_info(smollm2_model: Path):  # noqa: ANN201
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, synth.CACHE_ENV: str(cache), **extra}
-
-
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0]
 
 
 def _leftovers(folder: Path) -> list[str]:
