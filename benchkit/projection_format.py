@@ -72,6 +72,23 @@ def _cores(row: dict[str, Any]) -> str:
         f"{row['gpu_cores']} {row['core_unit']}"
 
 
+def _merge_variants(lines: Iterable[list[str]]) -> list[list[str]]:
+    """Adjacent GPU-core variants whose every other cell reads the same share one row, "7–8".
+
+    This is how hand-written pages list chips (one "M1 | 7–8 | 68 GB/s" row); variants that
+    differ in anything printed (bandwidth, a prompt figure from compute, status) stay apart.
+    """
+    out: list[list[str]] = []
+    for line in lines:
+        prev = out[-1] if out else None
+        if (prev and prev[0] == line[0] and prev[2:] == line[2:]
+                and prev[1].split("–")[-1].isdigit() and line[1].isdigit()):
+            prev[1] = f"{prev[1].split('–')[0]}–{line[1]}"
+        else:
+            out.append(list(line))
+    return out
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -102,9 +119,10 @@ def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
     method = rows[0]["method"] if rows else "roofline"
     table = _md_table(
         ["Chip", "GPU cores", "Memory BW", "Est. decode tok/s", "Est. prompt tok/s", "Status"],
-        ([r["label"], _cores(r), f"{r['bandwidth_gbs']:,.0f} GB/s",
-          estimate(r["tg_tps"], r["tg_low"], r["tg_high"]),
-          estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _status(r)] for r in rows))
+        _merge_variants([r["label"], _cores(r), f"{r['bandwidth_gbs']:,.0f} GB/s",
+                         estimate(r["tg_tps"], r["tg_low"], r["tg_high"]),
+                         estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _status(r)]
+                        for r in rows))
     notes = list(header)
     if method == "roofline":
         notes.append("Decode = token generation rate at short context, prompt = prompt "
