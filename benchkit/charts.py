@@ -15,6 +15,8 @@ import io
 import re
 from typing import Any, Sequence
 
+from benchkit.report import fmt_tps
+
 # A colour-blind-safe palette (Okabe & Ito), in the order configurations appear.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000")
@@ -90,7 +92,7 @@ def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
                      f"{_n_text(rows)} iterations", loc="left")
         ax.set_xlabel("tokens per second")
         for y, b in zip(ys, rows):
-            ax.annotate(_tps(b["median"]), (b["high"], y), xytext=(4, 0),
+            ax.annotate(fmt_tps(b["median"]), (b["high"], y), xytext=(4, 0),
                         textcoords="offset points", va="center", fontsize=8)
         ax.margins(x=0.15)
     fig.tight_layout()
@@ -206,8 +208,3 @@ def _n_text(rows: Sequence[dict[str, Any]]) -> str:
     """'5' or '3-5' when configurations ran different iteration counts."""
     ns = sorted({int(r["n"]) for r in rows})
     return str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
-
-
-def _tps(x: float) -> str:
-    """tok/s as the tables print it: 198.1, 38,706."""
-    return f"{x:,.1f}" if abs(x) < 1000 else f"{x:,.0f}"

