@@ -6,7 +6,7 @@ DataFrame (`load_results`) -> projection / report.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "load_results"]
 

@@ -1,6 +1,6 @@
 """The end-of-run table, as llama-bench prints it, in md / csv / json / jsonl.
 
-One row per case: model | size | params | backend | ngl | threads | test | t/s | n.
+One row per case: model | size | params | engine | backend | ngl | threads | test | t/s | n.
 `t/s` is the mean ± sample standard deviation over the timed iterations and `n` is
 their count, so every figure says what it is. For `chat` the t/s is the decode rate a
 reader sees and `ttft ms` the median time to first token.
@@ -15,7 +15,7 @@ from typing import Any
 
 FORMATS = ("md", "csv", "json", "jsonl")
 
-_MD_HEADER = ("model", "size", "params", "backend", "ngl", "threads", "test",
+_MD_HEADER = ("model", "size", "params", "engine", "backend", "ngl", "threads", "test",
               "t/s (mean ± sd)", "n", "ttft ms (median)")
 _MD_RIGHT = {"size", "params", "ngl", "threads", "test", "t/s (mean ± sd)", "n",
              "ttft ms (median)"}
@@ -35,6 +35,8 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "size_bytes": model.get("size_bytes"),
             "n_params": model.get("n_params"),
             "synthetic": model.get("synthetic"),
+            "engine": case["engine"].get("kind"),
+            "clock": _clock(case),
             "backend": backend if on_gpu else "cpu",
             "n_gpu_layers": case["engine"].get("n_gpu_layers"),
             "n_threads": case["engine"].get("n_threads"),
@@ -53,8 +55,11 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_table(doc: dict[str, Any], fmt: str = "md") -> str:
-    """The table for `doc` in one of FORMATS."""
-    data = rows(doc)
+    """The table for `doc` in one of FORMATS (text from the file printable: no escapes)."""
+    from benchkit.textsafe import terminal
+
+    data = [{k: terminal(v, one_line=True) if isinstance(v, str) else v for k, v in r.items()}
+            for r in rows(doc)]
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "jsonl":
@@ -87,16 +92,29 @@ def _md_row(r: dict[str, Any]) -> list[str]:
     name = (r["model"] or "?").removesuffix(".gguf")
     if r["synthetic"]:
         name += " (synthetic)"
-    if r["status"] != "ok":
+    if r["status"] == "unsupported":
+        tps = "unsupported"
+    elif r["status"] != "ok":
         tps = "FAILED"
     elif (r["n"] or 0) < 2:
         tps = f"{r['tps_mean']:.2f} ± n/a"      # one iteration has no spread to show
     else:
         tps = f"{r['tps_mean']:.2f} ± {r['tps_stdev']:.2f}"
     ttft = f"{r['ttft_median_s'] * 1000:.1f}" if r["ttft_median_s"] is not None else ""
-    return [name, _size(r["size_bytes"]), _params(r["n_params"]), _backend(r["backend"]),
-            str(r["n_gpu_layers"]), str(r["n_threads"]), r["test"], tps,
+    return [name, _size(r["size_bytes"]), _params(r["n_params"]), r["engine"] or "",
+            _backend(r["backend"]), _blank(r["n_gpu_layers"]), _blank(r["n_threads"]),
+            r["test"], tps,
             str(r["n"] or 0), ttft]
+
+
+def _blank(value: Any) -> str:
+    """A setting an engine does not have (a server's threads) prints as nothing."""
+    return "" if value is None else str(value)
+
+
+def _clock(case: dict[str, Any]) -> str | None:
+    clocks = {it.get("clock", "client") for it in case.get("iterations") or []}
+    return ",".join(sorted(clocks)) or None
 
 
 def _size(n: int | None) -> str:

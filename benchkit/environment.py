@@ -146,7 +146,7 @@ def _identify(name: str | None, gpu_cores: int | None) -> str | None:
 
 
 def _system_info() -> str | None:
-    from benchkit.engine import system_info
+    from benchkit.engines.llama_native import system_info
 
     try:
         return system_info()
@@ -155,7 +155,7 @@ def _system_info() -> str | None:
 
 
 def _ggml_devices() -> list[dict[str, Any]]:
-    from benchkit.engine import iter_devices
+    from benchkit.engines.llama_native import iter_devices
 
     try:
         return list(iter_devices())

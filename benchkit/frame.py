@@ -8,10 +8,12 @@ Apple chip when any layer was offloaded, else the CPU (a `cpu-<model>` slug as i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from benchkit import engines
 from benchkit.environment import cpu_slug
 from benchkit.errors import BenchkitError
 from benchkit.result import read_result
@@ -20,13 +22,13 @@ COLUMNS = [
     # run
     "file", "run_id", "run_status", "partial", "started_at", "suite",
     # case
-    "case_index", "status", "error", "test", "workload_kind", "n_prompt", "n_gen", "warmup",
+    "case_index", "status", "error", "test", "workload_kind", "n_prompt", "n_gen", "depth",
+    "warmup",
     # model
     "model_name", "model_size_bytes", "model_sha256", "model_arch", "model_params",
     "model_quant", "model_layers", "model_synthetic",
-    # engine
-    "n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
-    "type_v", "use_mmap", "op_offload",
+    # engine: the kind, then every engine's settings (ENGINE_SETTINGS, from the registry)
+    "engine", "engine_layer", "clock",
     # figures
     "n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
     "tps_ci95_low", "tps_ci95_high", "tps_values", "ttft_median_s",
@@ -44,8 +46,10 @@ COLUMNS = [
 
 _SUMMARY = ("n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
             "tps_ci95_low", "tps_ci95_high")
-ENGINE_SETTINGS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn", "type_k",
-           "type_v", "use_mmap", "op_offload")
+# The settings that define a configuration: the engine's kind and every engine's own
+# settings, as the engines declare them (lists and mappings as JSON text, so that rows group).
+ENGINE_SETTINGS = ("engine", *engines.setting_names())
+COLUMNS[COLUMNS.index("clock") + 1:COLUMNS.index("clock") + 1] = list(ENGINE_SETTINGS[1:])
 
 
 def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:
@@ -103,12 +107,16 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         "case_index": case.get("index"), "status": case.get("status"),
         "error": case.get("error"), "test": case.get("test"),
         "workload_kind": workload.get("kind"), "n_prompt": workload.get("n_prompt"),
-        "n_gen": workload.get("n_gen"), "warmup": case.get("warmup"),
+        "n_gen": workload.get("n_gen"), "depth": workload.get("depth") or 0,
+        "warmup": case.get("warmup"),
         "model_name": model.get("name"), "model_size_bytes": model.get("size_bytes"),
         "model_sha256": model.get("sha256"), "model_arch": model.get("architecture"),
         "model_params": model.get("n_params"), "model_quant": model.get("quantization"),
         "model_layers": model.get("n_layers"), "model_synthetic": bool(model.get("synthetic")),
-        **{key: engine.get(key) for key in ENGINE_SETTINGS},
+        **{key: _setting(engine.get(key)) for key in ENGINE_SETTINGS[1:]},
+        "engine": engine.get("kind"),
+        "engine_layer": (case.get("engine_info") or {}).get("layer"),
+        "clock": _clock(case.get("iterations") or []),
         **{key: summary.get(key) for key in _SUMMARY},
         "tps_values": [it.get("tps") for it in case.get("iterations") or []],
         "ttft_median_s": summary.get("ttft_median_s"),
@@ -127,6 +135,17 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         row["device_name"] = env["env_cpu_model"]
         row["device_id"] = cpu_slug(env["env_cpu_model"])
     return row
+
+
+def _setting(value: Any) -> Any:
+    """A setting as a DataFrame cell: lists and mappings as JSON text (hashable)."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _clock(iterations: list[dict[str, Any]]) -> str | None:
+    """The clock of the case's figures (iterations of one case share one)."""
+    clocks = {it.get("clock", "client") for it in iterations}
+    return clocks.pop() if len(clocks) == 1 else (",".join(sorted(clocks)) or None)
 
 
 def _buffer_mib(placement: dict[str, Any], kind: str) -> float | None:

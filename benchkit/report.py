@@ -275,9 +275,15 @@ def _label(configs: list[Config]) -> None:
     for c in configs:
         parts = [c.model_name] if many_models else []
         parts.append(c.placement_text)
-        parts += [f"{k} {c.engine.get(k)}" for k in varying]
+        parts += [_setting_text(k, c.engine.get(k)) for k in varying
+                  if c.engine.get(k) is not None]
         c.label = " · ".join(parts)
     _disambiguate(configs)
+
+
+def _setting_text(key: str, value: Any) -> str:
+    """A setting in a label: the engine by its name alone, others as `key value`."""
+    return str(value) if key == "engine" else f"{key} {value}"
 
 
 def _disambiguate(configs: list[Config]) -> None:
@@ -808,6 +814,9 @@ def build_context(df, docs: dict, *, method: str = "roofline",
     bw = bandwidth(configs)
     proj = projections(df, configs, method=method)
     summ = summary(configs, df)
+    from benchkit import report_sections
+
+    sections, section_charts = report_sections.build(df, docs, configs)
     return {
         "title": title or "Benchmark report: " + ", ".join(summ["suites"]),
         "summary": summ,
@@ -821,7 +830,8 @@ def build_context(df, docs: dict, *, method: str = "roofline",
         "methodology": methodology(df),
         "problems": problems(df) + case_warnings(configs, docs),
         "synthetic": any(c.synthetic for c in configs),
-        "charts": chart_data(configs, docs, bw, proj),
+        "charts": {**chart_data(configs, docs, bw, proj), **section_charts},
+        "sections": sections,
         "sources": [Path(f).name for f in docs],
         "SYNTHETIC": SYNTHETIC,
     }
@@ -842,15 +852,19 @@ def _env(autoescape: bool):
 
 
 def _md_text(value: Any) -> Any:
-    """Every value printed into Markdown: '<' written as an entity, so no tag can open."""
-    return value.replace("<", "&lt;") if isinstance(value, str) else value
+    """Every value printed into Markdown: no tag, link, image or autolink can form
+    (benchkit.textsafe; result text is untrusted)."""
+    from benchkit.textsafe import md_text
+
+    return md_text(value)
 
 
 def md_cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell: no pipes or newlines, no raw HTML."""
-    text = "" if value is None else str(value)
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-    return re.sub(r"\s*\n\s*", " ", text)
+    """Text safe inside a Markdown table cell: no pipes or newlines, no raw HTML, links
+    or images (benchkit.textsafe)."""
+    from benchkit.textsafe import md_cell as cell
+
+    return cell(value)
 
 
 def render_markdown(ctx: dict[str, Any], image_names: dict[str, str]) -> str:

@@ -19,6 +19,22 @@ Format history (bump SCHEMA_VERSION and add a line for every change readers must
   n_generated - 1 over seconds = first to last token) and summary carries
   ttft_median_s, ttft_mean_s, total_median_s, token_latency_median_s.
 
+- 2 (benchkit 0.2.0): engines. Every case names its engine: `engine.kind`
+  (llama-cpp-python | llama-bench | llama-server | openai | ollama) beside that engine's
+  settings, and `engine_info` holds what the engine said about itself (version, build,
+  backend, server URL, the model a server serves, `layer`: what kind of engine it is).
+  Case status may be `unsupported` (the engine cannot run that workload; `error` says
+  why) and `partial` (a case cut short: its finished iterations are kept). Each
+  iteration names the clock of its figure: `clock` = client (benchkit's monotonic clock
+  in the measuring process), tool (the tool's own samples, e.g. llama-bench's
+  samples_ns) or server (the server's own timings); HTTP engines keep the client's
+  figures beside the server's (`client_seconds`, `client_tps`, `server_seconds`,
+  `server_tps`). Workloads may carry `depth` (tokens in the KV cache before the timed
+  part; test names `tg128 @ d4096`). `environment.versions.llama_cpp_python` may be
+  absent (results imported from other tools).
+  Version 1 files are upgraded on read (`upgrade`): their cases ran on llama-cpp-python
+  in process and their figures came from benchkit's own clock.
+
 Rules kept by every version:
 - The file is rewritten atomically after every case, so a crash or Ctrl-C loses nothing
   already measured; until the run ends `partial` is true and `status` says why.
@@ -26,7 +42,8 @@ Rules kept by every version:
   recomputed; readers check `format` and `schema_version` before mixing results.
 - No host name, user name or home path is ever written.
 
-The JSON Schema for the current version is `benchkit/schemas/result-v1.schema.json`.
+The JSON Schema of version N is `benchkit/schemas/result-vN.schema.json`; a file is checked
+against the schema of its own version, then upgraded.
 """
 
 from __future__ import annotations
@@ -44,8 +61,8 @@ from typing import Any, Iterable
 from benchkit.errors import BenchkitError
 
 FORMAT = "benchkit-result"
-SCHEMA_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 # Two-sided 95% Student t quantiles for small n (df = n - 1); beyond 30 the normal 1.96.
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -83,12 +100,28 @@ def summarize(values: Iterable[float]) -> dict[str, float | int | None]:
     }
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    """The JSON Schema of the current result format (package data)."""
+@lru_cache(maxsize=None)
+def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of a result format version (package data)."""
     text = resources.files("benchkit").joinpath(
-        f"schemas/result-v{SCHEMA_VERSION}.schema.json").read_text(encoding="utf-8")
+        f"schemas/result-v{version}.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document of any supported version as the current version (a new dict; the
+    input is not changed). Each step is one version, so old files keep loading."""
+    doc = json.loads(json.dumps(doc))
+    if doc.get("schema_version") == 1:
+        for case in doc.get("cases") or []:
+            case["engine"] = {"kind": "llama-cpp-python", **(case.get("engine") or {})}
+            case.setdefault("engine_info", {"name": "llama-cpp-python", "process": "in process",
+                                            "version": (doc.get("environment") or {}).get(
+                                                "versions", {}).get("llama_cpp_python")})
+            for it in case.get("iterations") or []:
+                it.setdefault("clock", "client")
+        doc["schema_version"] = 2
+    return doc
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -121,17 +154,14 @@ def read_result(path: str | os.PathLike[str], *, validate: bool = True) -> dict[
     Errors name the file and the field, so that a result from elsewhere (another tool's
     JSON, a newer benchkit) is refused in one line rather than half-read.
     """
+    from benchkit.safeio import MAX_RESULT_BYTES, json_loads_bounded, read_bounded
+    from benchkit.sanity import check_figures
+
     p = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BenchkitError("no such result file", file=p) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchkitError(f"cannot read: {exc}", file=p) from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BenchkitError(f"not JSON ({exc.msg} at line {exc.lineno})", file=p) from None
+    # bounded: a regular file of at most 64 MiB, nesting limited, no NaN or Infinity
+    text = read_bounded(path, MAX_RESULT_BYTES, "result file", p,
+                        missing="no such result file")
+    doc = json_loads_bounded(text, p)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BenchkitError(f"not a benchkit result (expected \"format\": \"{FORMAT}\")",
                             file=p, field="format")
@@ -143,14 +173,18 @@ def read_result(path: str | os.PathLike[str], *, validate: bool = True) -> dict[
             file=p, field="schema_version")
     if validate:
         check_schema(doc, p)
-    return doc
+    check_figures(doc, p)      # negative, absurd or mistyped figures, naming the field
+    return upgrade(doc)
 
 
 def check_schema(doc: dict[str, Any], file: str | None = None) -> None:
-    """Validate against the JSON Schema; the first error names its JSON path."""
+    """Validate against the JSON Schema of the document's own version; the first error
+    names its JSON path."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema())
+    version = doc.get("schema_version")
+    validator = jsonschema.Draft202012Validator(
+        schema(version if version in SUPPORTED_VERSIONS else SCHEMA_VERSION))
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]

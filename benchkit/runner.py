@@ -1,10 +1,17 @@
-"""Run a suite: for each model and engine configuration, load once, then for each
-workload run the warmup iterations (discarded) and the timed ones.
+"""Run a suite: for each model and engine configuration, open the model once, then for
+each workload run the warmup iterations (discarded) and the timed ones.
+
+The runner does not know what it times: engines (`benchkit.engines`) measure, workloads
+(`benchkit.workloads`) say what a test is and how it summarises, and the runner only
+orders the cases (model outer, so that a model is loaded as few times as possible, as
+llama-bench orders its instances), records them and shows progress.
 
 The result file is rewritten (atomically) after every case, so that a crash or Ctrl-C
 loses nothing already measured: until the end `partial` is true and `status` says
-"running"; Ctrl-C leaves "interrupted". A case that fails (a model llama.cpp cannot load,
-a decode error) is recorded with status "failed" and its error, and the run goes on.
+"running"; Ctrl-C leaves "interrupted". A case that fails (a model an engine cannot load,
+a server that does not start, a decode error) is recorded with status "failed" and its
+error, a workload an engine cannot run with status "unsupported" and the reason, and the
+run goes on.
 
 Models are resolved and their GGUF headers read BEFORE anything is measured: a typo in
 a path should cost a second, not the first hour of a sweep.
@@ -13,20 +20,24 @@ a path should cost a second, not the first hour of a sweep.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from benchkit import __version__
-from benchkit.engine import Engine, EngineSettings, interrupt_guard
+from benchkit.engines.base import AutoWarmup, Engine, ModelFile
 from benchkit.errors import BenchkitError
 from benchkit.gguf_info import GGUFInfo, read_gguf_info, sha256_file
+from benchkit.interrupts import Interrupted, interrupt_guard
 from benchkit.modelref import ResolvedModel, resolve
 from benchkit.result import FORMAT, SCHEMA_VERSION, summarize, write_result
 from benchkit.stats import drift_warning, spread_warning
-from benchkit.suite import Suite, Workload, scrub_home
+from benchkit.suite import Suite, scrub_home
+from benchkit.worker import Job, execute, run_isolated
+from benchkit.workloads.base import Workload
 
 
 @dataclass
@@ -54,6 +65,13 @@ class PreparedModel:
             "preset": info.preset,
             "standin_for": self.resolved.standin_for,
         }
+
+    def model_file(self) -> ModelFile:
+        """What an engine is given to open."""
+        spec = self.resolved.spec
+        label = f"{spec.suite_file}{f':{spec.line}' if spec.line else ''} [{spec.field}]"
+        return ModelFile(path=str(self.resolved.path), label=label, sha256=self.sha256,
+                         name=spec.name or self.resolved.path.name)
 
 
 @dataclass
@@ -93,161 +111,226 @@ def new_run_id(suite_name: str, now: dt.datetime | None = None) -> str:
 
 def run_suite(suite: Suite, output_dir: str | Path, *, synthetic: bool = False,
               command: list[str] | None = None, progress: bool | None = None,
-              stream: TextIO | None = None) -> RunOutcome:
+              stream: TextIO | None = None, isolate: bool = True,
+              case_timeout_s: float | None = None,
+              resume: str | Path | None = None) -> RunOutcome:
     """Measure every case of `suite`, writing `output_dir/<run_id>.json` after each one.
 
-    Raises BenchkitError before measuring anything if a model cannot be resolved or
-    read; re-raises KeyboardInterrupt after recording the run as interrupted.
+    `isolate` runs each configuration in a worker process (benchkit.worker), so that a
+    crash in a native library fails its case, not the run. `resume` names the result of
+    an interrupted or crashed run of the same suite: its finished cases are kept and only
+    the others run, into the same file. Raises BenchkitError before measuring anything
+    if a model cannot be resolved or read (or the resumed run does not match);
+    re-raises Interrupted (SIGINT, SIGTERM, SIGHUP) after recording the run as
+    interrupted, with the case in progress kept as partial.
     """
-    from benchkit import environment
+    from benchkit import environment, preflight
 
     stream = stream or sys.stderr
     models = prepare_models(suite, synthetic=synthetic)
-    started = dt.datetime.now(dt.timezone.utc)
-    doc: dict[str, Any] = {
-        "format": FORMAT, "schema_version": SCHEMA_VERSION,
-        "run_id": new_run_id(suite.name, started), "status": "running", "partial": True,
-        "started_at": _iso(started), "finished_at": None, "benchkit_version": __version__,
-        "command": command, "environment": environment.collect(),
-        "suite": {**suite.as_run(), "synthetic": synthetic}, "cases": [],
-    }
-    path = Path(output_dir) / f"{doc['run_id']}.json"
+    preflight.check(suite, models)
+    env = environment.collect()
+    if resume is not None:
+        from benchkit.resume import reopen
+
+        doc, path = reopen(resume, suite, models, env, synthetic=synthetic, command=command)
+    else:
+        started = dt.datetime.now(dt.timezone.utc)
+        doc = {
+            "format": FORMAT, "schema_version": SCHEMA_VERSION,
+            "run_id": new_run_id(suite.name, started), "status": "running", "partial": True,
+            "started_at": _iso(started), "finished_at": None, "benchkit_version": __version__,
+            "command": command, "environment": env,
+            "suite": {**suite.as_run(), "synthetic": synthetic}, "cases": [],
+        }
+        path = Path(output_dir) / f"{doc['run_id']}.json"
     outcome = RunOutcome(path, doc)
     _write(doc, path)
-    bar = _Progress(suite.n_cases, progress, stream)
+    done = {case_key(c) for c in doc["cases"]}
+    todo = sum(1 for m in models for e in suite.engines for w in suite.workloads
+               if case_key_of(m, e, w) not in done)
+    bar = _Progress(todo, progress, stream)
+    recorder = _Recorder(outcome, suite, bar)
     try:
         with interrupt_guard():
             for model in models:
-                for settings in suite.engines:
-                    _run_configuration(suite, model, settings, outcome, bar)
-    except KeyboardInterrupt:
+                for engine in suite.engines:
+                    workloads = [w for w in suite.workloads
+                                 if case_key_of(model, engine, w) not in done]
+                    _run_configuration(suite, model, engine, workloads, recorder,
+                                       isolate=isolate, case_timeout_s=case_timeout_s)
+    except Interrupted as exc:
+        recorder.abandon(f"interrupted by {exc.name}")
+        doc["interrupted_by"] = exc.name
         _finish(doc, "interrupted", path)
         raise
     except BaseException:
+        recorder.abandon("the run failed")
         _finish(doc, "failed", path)
         raise
     _finish(doc, "complete", path)
     return outcome
 
 
-def _run_configuration(suite: Suite, model: PreparedModel, settings: EngineSettings,
-                       outcome: RunOutcome, bar: _Progress) -> None:
-    """Load the model once with `settings`, then run every workload on it."""
-    settings = settings.resolved()
-    spec = model.resolved.spec
-    label = f"{spec.suite_file}{f':{spec.line}' if spec.line else ''} [{spec.field}]"
-    try:
-        engine = Engine(model.resolved.path, settings, label=label)
-    except BenchkitError as exc:
-        for workload in suite.workloads:
-            _add_case(outcome, _case(model, settings, workload, suite, error=str(exc)), bar)
+def case_key(case: dict[str, Any]) -> str:
+    """What makes a case the same case in a resumed run: model, engine settings, test."""
+    engine = {k: v for k, v in (case.get("engine") or {}).items() if k != "n_ctx"}
+    return json.dumps([(case.get("model") or {}).get("sha256"), engine, case.get("test")],
+                      sort_keys=True, default=str)
+
+
+def case_key_of(model: PreparedModel, engine: Engine, workload: Workload) -> str:
+    """case_key of the case a run would record, without running it."""
+    settings = {k: v for k, v in engine.settings().items() if k != "n_ctx"}
+    return json.dumps([model.sha256, settings, workload.test], sort_keys=True, default=str)
+
+
+def _run_configuration(suite: Suite, model: PreparedModel, engine: Engine,
+                       workloads: list[Workload], recorder: _Recorder, *, isolate: bool,
+                       case_timeout_s: float | None) -> None:
+    """Open the model once with `engine` (in a worker when `isolate`), then run every
+    workload it supports on it; the ones it does not are recorded as unsupported."""
+    runnable = []
+    for workload in workloads:
+        reason = engine.unsupported(workload)
+        if reason:
+            recorder.add(_case(model, engine, workload, suite, status="unsupported",
+                               error=reason))
+        else:
+            runnable.append(workload)
+    if not runnable:
         return
-    try:
-        load = {"seconds": engine.load_seconds, "rss_after_load_bytes": _rss(),
-                "peak_rss_bytes": None}
-        for workload in suite.workloads:
-            case = _case(model, settings, workload, suite, load=dict(load))
-            try:
-                _measure(engine, workload, suite, case, bar)
-            except BenchkitError as exc:
-                case.update(status="failed", error=str(exc))
-            case["load"]["peak_rss_bytes"] = _peak_rss()
-            _add_case(outcome, case, bar)
-    finally:
-        engine.close()
+    recorder.configure(model, engine, runnable)
+    job = Job(engine, model.model_file() if engine.uses_model_file else None,
+              tuple(runnable), suite.warmup, suite.iterations)
+    if isolate:
+        run_isolated(job, recorder.event, case_timeout_s=case_timeout_s)
+    else:
+        execute(job, recorder.event)
 
 
-def _case(model: PreparedModel, settings: EngineSettings, workload: Workload, suite: Suite,
-          *, load: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+class _Recorder:
+    """Turns a configuration's events (benchkit.worker) into result cases, and writes the
+    file after every case."""
+
+    def __init__(self, outcome: RunOutcome, suite: Suite, bar: _Progress) -> None:
+        self.outcome, self.suite, self.bar = outcome, suite, bar
+        self.load: dict[str, Any] | None = None
+        self.info: dict[str, Any] = {}
+        self.case: dict[str, Any] | None = None
+
+    def configure(self, model: PreparedModel, engine: Engine, workloads: list[Workload]) -> None:
+        self.model, self.engine, self.workloads = model, engine, workloads
+        self.load, self.info, self.case = None, {}, None
+
+    def add(self, case: dict[str, Any]) -> None:
+        doc = self.outcome.doc
+        case["index"] = len(doc["cases"])
+        doc["cases"].append(case)
+        if case["status"] == "failed":
+            self.outcome.failed.append(case)
+        self.bar.done(case)
+        _write(doc, self.outcome.path)
+
+    def event(self, e: dict[str, Any]) -> None:
+        getattr(self, "_" + e["type"])(e)
+
+    def _new(self, i: int, error: str | None = None) -> dict[str, Any]:
+        return _case(self.model, self.engine, self.workloads[i], self.suite,
+                     load=dict(self.load) if self.load else None, info=self.info, error=error)
+
+    def _opened(self, e: dict[str, Any]) -> None:
+        self.load = {"seconds": e["load_seconds"],
+                     "rss_after_load_bytes": e["rss_after_load_bytes"], "peak_rss_bytes": None}
+        self.info = e["facts"] or {}
+
+    def _open_failed(self, e: dict[str, Any]) -> None:
+        for i in range(len(self.workloads)):
+            self.add(self._new(i, error=e["error"]))
+
+    def _case_start(self, e: dict[str, Any]) -> None:
+        case = self.case = self._new(e["i"])
+        case["warnings"].extend(e["warnings"] or [])
+        case["placement"] = e["placement"]
+        if e.get("n_ctx"):                  # the context asked of llama.cpp
+            case["engine"]["n_ctx"] = e["n_ctx"]
+        self.bar.start(case, self.suite.warmup if isinstance(self.suite.warmup, int) else 0,
+                       self.suite.iterations)
+
+    def _iteration(self, e: dict[str, Any]) -> None:
+        if e["warmup"]:
+            self.bar.step(None)
+            return
+        if self.case is not None and "it" in e:
+            self.case["iterations"].append(e["it"])
+        self.bar.step(e["it"]["tps"] if "it" in e else e.get("tps"))
+
+    def _case_done(self, e: dict[str, Any]) -> None:
+        case = self.case or self._new(e["i"])
+        case["iterations"] = e["iterations"]
+        case["engine_info"].update(e["facts"] or {})
+        if case["load"] is not None:
+            case["load"]["peak_rss_bytes"] = e["peak_rss_bytes"]
+        _settle(case, self.workloads[e["i"]], e)
+        self.case = None
+        self.add(case)
+
+    def _case_failed(self, e: dict[str, Any]) -> None:
+        case = self.case if self.case is not None else self._new(e["i"])
+        case.update(status="failed", error=e["error"])
+        _summarise(case, self.workloads[e["i"]])
+        self.case = None
+        self.add(case)
+
+    def abandon(self, why: str) -> None:
+        """The run is ending: keep the case in progress, marked partial."""
+        case, self.case = self.case, None
+        if case is None:
+            return
+        n = len(case["iterations"])
+        case.update(status="partial",
+                    error=f"{why} after {n} of {self.suite.iterations} timed iterations")
+        _summarise(case, self.workloads[self._index(case)])
+        self.add(case)
+
+    def _index(self, case: dict[str, Any]) -> int:
+        return next(i for i, w in enumerate(self.workloads) if w.test == case["test"])
+
+
+def _settle(case: dict[str, Any], workload: Workload, e: dict[str, Any]) -> None:
+    """A finished case's summary, warnings, warmup count and cold-start cost."""
+    _summarise(case, workload)
+    tps = [it["tps"] for it in case["iterations"]]
+    case["warnings"].extend(w for w in (spread_warning(tps), drift_warning(tps)) if w)
+    used = e.get("warmups_used")
+    if used is not None:
+        case["warmup_used"] = used
+        if case["warmup"] == "auto" and used >= AutoWarmup().cap:
+            case["warnings"].append(f"warmup: auto stopped at its cap of {used} iterations "
+                                    f"before the last {AutoWarmup().window} agreed within "
+                                    f"{AutoWarmup().tolerance:.0%}")
+    first = e.get("first_iteration")
+    if first is not None:
+        load = (case.get("load") or {}).get("seconds")
+        case["cold_start"] = {"load_seconds": load, "first_iteration": first,
+                              "first_token_s": first.get("ttft_s", first.get("seconds"))}
+
+
+def _summarise(case: dict[str, Any], workload: Workload) -> None:
+    tps = [it["tps"] for it in case["iterations"]]
+    case["summary"] = {**summarize(tps), **workload.summary(case["iterations"])}
+
+
+def _case(model: PreparedModel, engine: Engine, workload: Workload, suite: Suite, *,
+          load: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
+          status: str | None = None, error: str | None = None) -> dict[str, Any]:
     return {
-        "index": 0, "status": "failed" if error else "ok", "error": error,
-        "model": model.to_dict(), "engine": asdict(settings), "test": workload.test,
+        "index": 0, "status": status or ("failed" if error else "ok"), "error": error,
+        "model": model.to_dict(), "engine": engine.settings(),
+        "engine_info": {"layer": engine.layer, **(info or {})}, "test": workload.test,
         "workload": workload.to_dict(), "warmup": suite.warmup, "load": load,
         "placement": None, "iterations": [], "summary": summarize([]), "warnings": [],
     }
-
-
-def _measure(engine: Engine, workload: Workload, suite: Suite, case: dict[str, Any],
-             bar: _Progress) -> None:
-    """Warmup (discarded), then the timed iterations; fills the case in place."""
-    engine.new_context(_context_size(engine, workload))
-    case["engine"]["n_ctx"] = engine.n_ctx
-    case["placement"] = engine.placement.to_dict()
-    case["warnings"].extend(_placement_warnings(engine))
-    bar.start(case, suite.warmup + suite.iterations)
-    for _ in range(suite.warmup):
-        _iteration(engine, workload)
-        bar.step(None)
-    for _ in range(suite.iterations):
-        it = _iteration(engine, workload)
-        case["iterations"].append(it)
-        bar.step(it["tps"])
-    tps = [it["tps"] for it in case["iterations"]]
-    case["summary"] = summarize(tps)
-    if workload.kind == "chat":
-        case["summary"].update(_chat_summary(case["iterations"]))
-    case["warnings"].extend(w for w in (spread_warning(tps), drift_warning(tps)) if w)
-
-
-def _context_size(engine: Engine, workload: Workload) -> int:
-    """Exactly what the workload needs, as llama-bench sizes its context."""
-    if workload.kind == "chat":
-        return len(engine.tokenize(workload.prompt or "")) + workload.n_gen
-    return workload.n_prompt + workload.n_gen
-
-
-def _iteration(engine: Engine, w: Workload) -> dict[str, Any]:
-    """One timed request; tps = tokens / seconds for every kind."""
-    if w.kind == "chat":
-        c = engine.chat(w.prompt or "", w.n_gen, temperature=w.temperature, top_k=w.top_k,
-                        top_p=w.top_p, seed=w.seed)
-        # tokens / seconds: the tokens after the first, over the time from first to last
-        return {"tokens": c.n_generated - 1, "seconds": c.decode_s, "tps": c.decode_tps,
-                "n_prompt": c.n_prompt, "n_generated": c.n_generated, "ttft_s": c.ttft_s,
-                "decode_tps": c.decode_tps, "total_s": c.total_s,
-                "token_latencies_s": c.token_latencies_s}
-    if w.kind == "pp":
-        seconds, tokens = engine.time_pp(w.n_prompt), w.n_prompt
-    elif w.kind == "tg":
-        seconds, tokens = engine.time_tg(w.n_gen), w.n_gen
-    else:
-        seconds, tokens = engine.time_pp_tg(w.n_prompt, w.n_gen), w.n_prompt + w.n_gen
-    return {"tokens": tokens, "seconds": seconds, "tps": tokens / seconds if seconds else 0.0}
-
-
-def _chat_summary(iterations: list[dict[str, Any]]) -> dict[str, Any]:
-    import statistics
-
-    ttft = [it["ttft_s"] for it in iterations]
-    total = [it["total_s"] for it in iterations]
-    lat = [x for it in iterations for x in it["token_latencies_s"]]
-    return {"ttft_median_s": statistics.median(ttft) if ttft else None,
-            "ttft_mean_s": statistics.fmean(ttft) if ttft else None,
-            "total_median_s": statistics.median(total) if total else None,
-            "token_latency_median_s": statistics.median(lat) if lat else None}
-
-
-def _placement_warnings(engine: Engine) -> list[str]:
-    """Fewer layers on the GPU than asked, when a GPU backend exists."""
-    p = engine.placement
-    if not p.gpu_offload_supported or p.layers_total is None:
-        return []
-    asked = p.n_gpu_layers_requested
-    expected = p.layers_total if asked < 0 else min(asked, p.layers_total)
-    if p.layers_offloaded < expected:
-        return [f"only {p.layers_offloaded}/{p.layers_total} layers offloaded to the GPU "
-                f"(asked for {'all' if asked < 0 else asked})"]
-    return []
-
-
-def _add_case(outcome: RunOutcome, case: dict[str, Any], bar: _Progress) -> None:
-    doc = outcome.doc
-    case["index"] = len(doc["cases"])
-    doc["cases"].append(case)
-    if case["status"] == "failed":
-        outcome.failed.append(case)
-    bar.done(case)
-    _write(doc, outcome.path)
 
 
 def _finish(doc: dict[str, Any], status: str, path: Path) -> None:
@@ -269,24 +352,6 @@ def _iso(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _rss() -> int | None:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def _peak_rss() -> int | None:
-    """The process's peak resident set so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        import psutil
-
-        return int(getattr(psutil.Process().memory_info(), "peak_wset", 0)) or None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
 class _Progress:
     """A tqdm bar per case on stderr (running tok/s); one line per case when not a TTY."""
 
@@ -297,7 +362,8 @@ class _Progress:
         self.values: list[float] = []
         self.count = 0
 
-    def start(self, case: dict[str, Any], total: int) -> None:
+    def start(self, case: dict[str, Any], warmup: int, iterations: int) -> None:
+        total = warmup + iterations
         self.values = []
         if self.enabled:
             from tqdm import tqdm
@@ -322,8 +388,10 @@ class _Progress:
             self.bar.close()
             self.bar = None
         label = self._label(case, self.count)
-        if case["status"] == "failed":
-            self.stream.write(f"{label}: FAILED: {case['error']}\n")
+        if case["status"] in ("failed", "partial"):
+            self.stream.write(f"{label}: {case['status'].upper()}: {case['error']}\n")
+        elif case["status"] == "unsupported":
+            self.stream.write(f"{label}: unsupported: {case['error']}\n")
         elif not self.enabled:
             s = case["summary"]
             spread = f" ± {s['tps_stdev']:.2f}" if s["n"] > 1 else ""
@@ -334,5 +402,7 @@ class _Progress:
         self.stream.flush()
 
     def _label(self, case: dict[str, Any], number: int) -> str:
-        return (f"[{number}/{self.n_cases}] {case['model']['name']} "
-                f"ngl={case['engine']['n_gpu_layers']} {case['test']}")
+        eng = case["engine"]
+        ngl = f" ngl={eng['n_gpu_layers']}" if "n_gpu_layers" in eng else ""
+        return (f"[{number}/{self.n_cases}] {eng['kind']} {case['model']['name']}{ngl} "
+                f"{case['test']}")

@@ -1,10 +1,14 @@
 """Read and check a suite YAML, and expand it into the cases a run measures.
 
-A suite names models, engine settings and workloads. A list value in `engine` (or for
-`pp` / `tg`) sweeps that setting: the run measures the cartesian product, as llama-bench
-does with comma-separated values. Checking is a JSON Schema (`schemas/suite.schema.json`,
-unknown keys refused) plus the YAML node marks, so that every error names the file, the
-field and the line: `suites/x.yaml:12 [workloads.0.tg]: must be a positive integer`.
+A suite names models, engines, engine settings and workloads. `engines:` lists the ways of
+running each model (default: llama-cpp-python in process); `engine:` holds settings shared
+by every engine that knows them, and an `engines:` entry written as a mapping adds its
+own. A list value sweeps that setting: the run measures the cartesian product, as
+llama-bench does with comma-separated values. Checking is a JSON Schema
+(`schemas/suite.schema.json`, completed from each engine's Options and each workload
+module's keys; unknown keys refused) plus the YAML node marks, so that every error names
+the file, the field and the line: `suites/x.yaml:12 [workloads.0.tg]: must be a positive
+integer`. Nothing here loads llama.cpp.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from benchkit.engine import ENGINE_KEYS, EngineSettings
+from benchkit import engines as engine_registry
+from benchkit import workloads as workload_registry
+from benchkit.engines.base import Engine
 from benchkit.errors import BenchkitError
+from benchkit.workloads.base import Workload
 
-DEFAULT_CHAT_PROMPT = "Explain quantum computing in simple terms."
-DEFAULT_CHAT = {"max_tokens": 128, "temperature": 0.8, "top_k": 40, "top_p": 0.95, "seed": 42}
 DEFAULT_WARMUP = 1
 DEFAULT_ITERATIONS = 5
 
@@ -43,37 +48,6 @@ class ModelSpec:
     standin: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class Workload:
-    """One test: pp N, tg N, pp N + tg M (one request), or chat."""
-
-    kind: str                      # pp | tg | pp+tg | chat
-    n_prompt: int = 0
-    n_gen: int = 0
-    prompt: str | None = None      # chat only: the real prompt text
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.95
-    seed: int = 42
-
-    @property
-    def test(self) -> str:
-        """The name llama-bench gives this test: pp512, tg128, pp512+tg128; or chat."""
-        if self.kind == "chat":
-            return "chat"
-        parts = ([f"pp{self.n_prompt}"] if self.n_prompt else []) + (
-            [f"tg{self.n_gen}"] if self.n_gen else [])
-        return "+".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `workload` object of a result case."""
-        d: dict[str, Any] = {"kind": self.kind, "n_prompt": self.n_prompt, "n_gen": self.n_gen}
-        if self.kind == "chat":
-            d.update(prompt=self.prompt, max_tokens=self.n_gen, temperature=self.temperature,
-                     top_k=self.top_k, top_p=self.top_p, seed=self.seed)
-        return d
-
-
 @dataclass
 class Suite:
     """A checked suite: models x engine configurations x workloads."""
@@ -82,7 +56,7 @@ class Suite:
     description: str
     file: str
     models: list[ModelSpec]
-    engines: list[EngineSettings]
+    engines: list[Engine]
     workloads: list[Workload]
     warmup: int
     iterations: int
@@ -93,7 +67,7 @@ class Suite:
         doc = dict(self.raw)
         doc.update(name=self.name, description=self.description, file=self.file,
                    warmup=self.warmup, iterations=self.iterations)
-        doc["configurations"] = [asdict(e) for e in self.engines]
+        doc["configurations"] = [e.settings() for e in self.engines]
         doc["tests"] = [w.test for w in self.workloads]
         return doc
 
@@ -103,8 +77,9 @@ class Suite:
 
 
 def load_suite(path: str | os.PathLike[str], *, iterations: int | None = None,
-               warmup: int | None = None) -> Suite:
-    """Read, check and expand a suite file; `iterations` / `warmup` override the file's.
+               warmup: int | None = None, engines: list[str] | None = None) -> Suite:
+    """Read, check and expand a suite file; `iterations` / `warmup` / `engines` (kinds, as
+    `--engine` gives them) override the file's.
 
     Overrides are checked against the same schema as the file's own values, so
     `--iterations 0` fails the way `iterations: 0` does.
@@ -116,15 +91,22 @@ def load_suite(path: str | os.PathLike[str], *, iterations: int | None = None,
     for key, value in overrides.items():
         if value is not None:
             _check_override(key, value)
-    eng = data.get("engine") or {}
+    if engines:
+        for kind in engines:
+            if kind not in engine_registry.KINDS:
+                raise BenchkitError(f"unknown engine {kind!r} (known: "
+                                    f"{', '.join(engine_registry.KINDS)})", field="--engine")
+        data = {**data, "engines": list(engines)}
     return Suite(
         name=data["name"],
         description=data.get("description", ""),
         file=file,
         models=[_model_spec(m, i, file, root, Path(path).resolve().parent)
                 for i, m in enumerate(data["models"])],
-        engines=expand_engine(eng),
-        workloads=[w for item in data["workloads"] for w in expand_workload(item)],
+        engines=expand_engines(data.get("engine") or {}, data.get("engines"), file, root),
+        workloads=[w for i, item in enumerate(data["workloads"])
+                   for w in workload_registry.parse(item, file=file, field=f"workloads.{i}",
+                                                    line=_line_of(root, ["workloads", i]))],
         warmup=warmup if warmup is not None else data.get("warmup", DEFAULT_WARMUP),
         iterations=iterations if iterations is not None else data.get("iterations",
                                                                       DEFAULT_ITERATIONS),
@@ -132,28 +114,40 @@ def load_suite(path: str | os.PathLike[str], *, iterations: int | None = None,
     )
 
 
-def expand_engine(engine: dict[str, Any]) -> list[EngineSettings]:
-    """The cartesian product of the engine settings whose value is a list."""
-    axes = []
-    for key in ENGINE_KEYS:
-        value = engine.get(key, getattr(EngineSettings(), key))
-        values = value if isinstance(value, list) else [value]
-        axes.append([normalize_engine_value(key, v) for v in values])
-    return [EngineSettings(**dict(zip(ENGINE_KEYS, combo))) for combo in itertools.product(*axes)]
+def expand_engines(shared: dict[str, Any], entries: list[Any] | None, file: str | None = None,
+                   root: Any = None) -> list[Engine]:
+    """Every engine configuration: for each `engines:` entry (default llama-cpp-python), the
+    shared settings it knows overlaid with its own, then the cartesian product of the
+    swept ones."""
+    import jsonschema
 
-
-def expand_workload(item: dict[str, Any]) -> list[Workload]:
-    """One workload entry as the tests it stands for (pp: [128, 512] is two tests)."""
-    if "chat" in item:
-        chat = {**DEFAULT_CHAT, **(item["chat"] or {})}
-        return [Workload(kind="chat", n_prompt=0, n_gen=chat["max_tokens"],
-                         prompt=chat.get("prompt", DEFAULT_CHAT_PROMPT),
-                         temperature=float(chat["temperature"]), top_k=chat["top_k"],
-                         top_p=float(chat["top_p"]), seed=chat["seed"])]
-    pps = _as_list(item.get("pp", 0))
-    tgs = _as_list(item.get("tg", 0))
-    kind = "pp+tg" if "pp" in item and "tg" in item else ("pp" if "pp" in item else "tg")
-    return [Workload(kind=kind, n_prompt=p, n_gen=t) for p, t in itertools.product(pps, tgs)]
+    out: list[Engine] = []
+    for i, entry in enumerate(entries or [engine_registry.DEFAULT]):
+        kind = entry if isinstance(entry, str) else entry["kind"]
+        where = ["engines", i] if entries else []
+        try:
+            cls = engine_registry.engine_class(kind)
+        except BenchkitError as exc:
+            raise BenchkitError(exc.message, file=file, field=".".join(map(str, where)),
+                                line=_line_of(root, where)) from None
+        own = {} if isinstance(entry, str) else {k: v for k, v in entry.items() if k != "kind"}
+        errors = list(jsonschema.Draft202012Validator(
+            engine_registry.entry_schema(cls)).iter_errors({"kind": kind, **own}))
+        if errors:
+            sub, message = _explain(errors[0])
+            path = where + sub
+            raise BenchkitError(message, file=file, field=".".join(map(str, path)),
+                                line=_line_of(root, path))
+        values = {**{k: v for k, v in shared.items() if k in cls.Options.names()}, **own}
+        axes = []
+        for f in cls.Options.fields():
+            value = values.get(f.name, f.default)
+            swept = f.metadata["sweep"] and isinstance(value, list)
+            axes.append(value if swept else [value])
+        names = cls.Options.names()
+        out.extend(cls(cls.Options(**dict(zip(names, combo))))
+                   for combo in itertools.product(*axes))
+    return out
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
@@ -189,26 +183,31 @@ def scrub_home(value: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    """The suite JSON Schema (package data)."""
+    """The suite JSON Schema: the package's file, completed from the engines' settings and
+    the workload modules' keys (so that neither is copied into it)."""
     text = resources.files("benchkit").joinpath("schemas/suite.schema.json").read_text("utf-8")
-    return json.loads(text)
+    doc = json.loads(text)
+    doc["$defs"]["engine"] = engine_registry.shared_schema()
+    doc["$defs"]["workload"] = workload_registry.entry_schema()
+    kinds = list(engine_registry.KINDS)
+    doc["$defs"]["engine_entry"] = {
+        "anyOf": [{"enum": kinds},
+                  {"type": "object", "required": ["kind"],
+                   "properties": {"kind": {"enum": kinds}}}],
+        "x-error": f"must be an engine name ({', '.join(kinds)}) or {{kind: NAME, ...}}"}
+    return doc
 
 
 def _parse_yaml(path: Path, file: str) -> tuple[Any, Any]:
     """The YAML node tree (for line numbers) and the plain data, or one error line."""
     import yaml
 
+    from benchkit.safeio import MAX_SUITE_BYTES, read_bounded, yaml_load_bounded
+
+    # bounded: a regular file of at most 1 MiB, nesting and aliases within budgets
+    text = read_bounded(path, MAX_SUITE_BYTES, "suite file", file)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BenchkitError("suite file does not exist", file=file) from None
-    except IsADirectoryError:
-        raise BenchkitError("suite path is a directory, not a YAML file", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchkitError(f"cannot read suite: {exc}", file=file) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = yaml_load_bounded(text, file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -66,7 +66,8 @@ def spread(xs: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
-    from benchkit.engine import Engine, EngineSettings
+    from benchkit.engines.llama_native import LlamaModel as Engine
+    from benchkit.engines.llama_options import LlamaCppOptions as EngineSettings
     from benchkit.synth import read_header, synthesize, tensor_signature
 
     real = args.real or real_smollm2()

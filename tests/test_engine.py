@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchkit.engine import Engine, EngineSettings, Placement, parse_placement
+from benchkit.engines.llama_native import LlamaModel as Engine, Placement, parse_placement
+from benchkit.engines.llama_options import LlamaCppOptions as EngineSettings
 from benchkit.errors import BenchkitError
 
 

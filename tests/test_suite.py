@@ -35,7 +35,7 @@ iterations: 5
 def test_repository_suites_load() -> None:
     s = load_suite(REPO / "suites" / "smollm2.yaml")
     assert s.name == "smollm2" and (s.warmup, s.iterations) == (1, 5)
-    assert [e.n_gpu_layers for e in s.engines] == [0, -1]
+    assert [e.options.n_gpu_layers for e in s.engines] == [0, -1]
     assert [w.test for w in s.workloads] == ["pp512", "tg128", "chat"]
     assert s.models[0].kind == "package"
     t = load_suite(REPO / "suites" / "tinyllama.yaml")
@@ -56,7 +56,7 @@ def test_lists_sweep_as_a_cartesian_product(tmp_path: Path) -> None:
                     .replace("  - pp: 512\n", "  - pp: [128, 512]\n  - {pp: 512, tg: 128}\n"))
     s = load_suite(path)
     assert len(s.engines) == 8
-    assert {(e.n_gpu_layers, e.n_threads, e.flash_attn) for e in s.engines} == {
+    assert {(e.options.n_gpu_layers, e.options.n_threads, e.options.flash_attn) for e in s.engines} == {
         (g, t, f) for g in (0, -1) for t in (1, 2) for f in ("on", "off")}
     assert [w.test for w in s.workloads] == ["pp128", "pp512", "pp512+tg128", "tg128"]
     assert s.n_cases == 8 * 4
@@ -73,7 +73,9 @@ def test_overrides_replace_the_suite_counts(tmp_path: Path) -> None:
 def test_defaults_are_llama_bench_s(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(GOOD.replace("engine:\n  n_gpu_layers: [0, -1]\n", ""))
-    (e,) = load_suite(path).engines
+    (eng,) = load_suite(path).engines
+    e = eng.options
+    assert eng.kind == "llama-cpp-python"
     assert (e.n_gpu_layers, e.n_batch, e.n_ubatch, e.flash_attn, e.type_k, e.type_v,
             e.use_mmap) == (-1, 2048, 512, "auto", "f16", "f16", True)
     assert e.resolved().n_threads >= 1

@@ -149,7 +149,8 @@ def _tensor_sizes(info) -> list[int]:  # noqa: ANN001
 def test_llama_cpp_loads_it_with_the_computed_buffer_and_decodes(q4_1: Path) -> None:
     """The real engine loads the stand-in, reports the model buffer the file predicts,
     and generates (random but finite logits: the sampler picks real tokens)."""
-    from benchkit.engine import Engine, EngineSettings
+    from benchkit.engines.llama_native import LlamaModel as Engine
+    from benchkit.engines.llama_options import LlamaCppOptions as EngineSettings
 
     with Engine(q4_1, EngineSettings(n_gpu_layers=0, n_threads=2)) as eng:
         mapped = [b["mib"] for b in eng.placement.buffers

@@ -1,4 +1,4 @@
-"""The llama.cpp engine: load a model, time pp / tg / pp+tg / chat as llama-bench does.
+"""llama.cpp in this process: load a model, time pp / tg / pp+tg / chat as llama-bench does.
 
 Built on llama-cpp-python's LOW-LEVEL API (the C functions), not its `Llama` class:
 the high-level class adds sampling, caching and Python work per token that llama-bench
@@ -30,11 +30,13 @@ import re
 import signal
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from benchkit.engines.llama_options import LlamaCppOptions
 from benchkit.errors import BenchkitError
+from benchkit.interrupts import CtrlC as _CtrlC
 
 # llama.cpp's shared libraries are loaded when this module is imported, before anything loads
 # numpy: on a CUDA build, numpy's bundled OpenBLAS loaded first made the model load crash
@@ -44,9 +46,6 @@ try:
 except ImportError:  # reported where an engine is made; environment.py runs without it
     _llama_cpp = None
 
-ENGINE_KEYS = ("n_gpu_layers", "n_ctx", "n_batch", "n_ubatch", "n_threads", "flash_attn",
-               "type_k", "type_v", "use_mmap", "op_offload")
-
 # ggml_type ids (ggml.h) of the KV cache types a suite may ask for.
 _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
                "iq4_nl": 20, "bf16": 30}
@@ -54,37 +53,6 @@ _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}   # enum llama_flash_attn_type
 _LOAD_MODE = {False: 0, True: 1}                # LLAMA_LOAD_MODE_NONE / _MMAP
 _GGML_MAX_N_THREADS = 512                       # ggml.h; sizes ggml_threadpool_params.cpumask
 _POLL = 50                                      # llama-bench's default --poll
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """One engine configuration; defaults are llama-bench's."""
-
-    n_gpu_layers: int = -1          # -1: all layers
-    n_ctx: int | None = None        # None: exactly what the workload needs, as llama-bench
-    n_batch: int = 2048
-    n_ubatch: int = 512
-    n_threads: int | None = None    # None: the number of physical cores
-    flash_attn: str = "auto"        # auto | on | off
-    type_k: str = "f16"
-    type_v: str = "f16"
-    use_mmap: bool = True
-    # llama.cpp's default: with n_gpu_layers 0 on a GPU build, large batches (prompt processing)
-    # still run their matrix products on the GPU. false keeps a CPU-only configuration CPU-only
-    # (llama-bench's -nopo 1).
-    op_offload: bool = True
-
-    def resolved(self) -> EngineSettings:
-        """The settings with defaults that depend on the machine filled in."""
-        return self if self.n_threads is not None else replace(
-            self, n_threads=default_threads())
-
-
-def default_threads() -> int:
-    """Physical cores: hyper-threads share execution units and slow llama.cpp down."""
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 @dataclass
@@ -223,11 +191,19 @@ class _LlamaLog:
 
     def first_error(self, lines: list[str]) -> str | None:
         """The first line of a capture that reads like an error (the cause; later ones are
-        consequences), without its function prefix."""
+        consequences), without its function prefix. The metadata dump is skipped: a key
+        such as `tokenizer.ggml.unknown_token_id` reads like an error and is none."""
         for line in lines:
+            if _METADATA_LINE.search(line):
+                continue
             if re.search(r"error|failed|unknown|invalid|missing|exceed", line, re.IGNORECASE):
                 return re.sub(r"^\w+: ", "", line.strip())
         return None
+
+
+# llama.cpp's dump of the model's metadata and of what it read: "- kv  29: ...",
+# "- type  f32: ...", "print_info: ...": facts about the file, never the error
+_METADATA_LINE = re.compile(r"^\s*(\w+:\s+)?-\s+(kv|type)\s|^\s*print_info:|Dumping metadata")
 
 
 class _Capture:
@@ -248,43 +224,6 @@ LOG = _LlamaLog()
 _BACKEND_READY = False
 
 
-class _CtrlC:
-    """Ctrl-C that is never lost inside llama.cpp's log callback.
-
-    Python runs signal handlers between bytecodes of the main thread, and that includes
-    our log callback while llama.cpp calls it; a KeyboardInterrupt raised there is
-    printed and dropped by ctypes, and the run would go on. Under `guard()` the handler
-    only sets a flag, and the engine raises KeyboardInterrupt at the next safe point:
-    after each decode and after each load or context creation.
-    """
-
-    pending = False
-
-    @staticmethod
-    @contextlib.contextmanager
-    def guard() -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def note(signum: int, frame: Any) -> None:  # noqa: ARG001
-            _CtrlC.pending = True
-
-        previous = signal.signal(signal.SIGINT, note)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        _CtrlC.check()
-
-    @staticmethod
-    def check() -> None:
-        if _CtrlC.pending:
-            _CtrlC.pending = False
-            raise KeyboardInterrupt
-
-
-interrupt_guard = _CtrlC.guard
 
 
 def _backend_init() -> Any:
@@ -350,17 +289,17 @@ def _ggml_cpu_lib() -> Any | None:
 # --- the engine ---------------------------------------------------------------------------
 
 
-class Engine:
-    """One model loaded with one engine configuration; contexts are made per test.
+class LlamaModel:
+    """One model loaded with one llama.cpp configuration; contexts are made per test.
 
     Usage (a script comparing with llama-bench does exactly this):
 
-        with Engine("model.gguf", EngineSettings(n_threads=2)) as eng:
+        with LlamaModel("model.gguf", LlamaCppOptions(n_threads=2)) as eng:
             seconds = eng.time_pp(512)      # 512 / seconds = pp512 tok/s
             seconds = eng.time_tg(128)      # 128 / seconds = tg128 tok/s
     """
 
-    def __init__(self, model_path: str | os.PathLike[str], settings: EngineSettings,
+    def __init__(self, model_path: str | os.PathLike[str], settings: LlamaCppOptions,
                  *, label: str | None = None) -> None:
         self.llama = _backend_init()
         self.path = str(model_path)
@@ -379,7 +318,7 @@ class Engine:
 
     # lifecycle
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> LlamaModel:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -422,14 +361,16 @@ class Engine:
                                        "every layer ran on the CPU")
         return seconds
 
-    def new_context(self, n_ctx: int) -> None:
-        """A fresh context of `n_ctx` tokens (the suite's n_ctx wins when set)."""
+    def new_context(self, n_ctx: int, n_seq: int = 1) -> None:
+        """A fresh context of `n_ctx` tokens (the suite's n_ctx wins when set), for `n_seq`
+        sequences decoded side by side (llama-perplexity packs chunks so)."""
         llama = self.llama
         self._free_context()
         s = self.settings
         n_ctx = s.n_ctx or n_ctx
         params = llama.llama_context_default_params()
         params.n_ctx = n_ctx
+        params.n_seq_max = n_seq
         params.n_batch = s.n_batch
         params.n_ubatch = s.n_ubatch
         params.n_threads = params.n_threads_batch = s.n_threads
@@ -488,31 +429,38 @@ class Engine:
         """Empty the KV cache: every iteration starts from nothing, as in llama-bench."""
         self.llama.llama_memory_clear(self.llama.llama_get_memory(self.ctx), False)
 
-    def time_pp(self, n_prompt: int) -> float:
+    def fill(self, depth: int) -> None:
+        """Empty the KV cache, then put `depth` random tokens in it, untimed (llama-bench's
+        -d: the timed test then runs at that context depth)."""
+        self.clear()
+        if depth:
+            self._decode_chunks(self._random_prompt(depth))
+            self.llama.llama_synchronize(self.ctx)
+
+    def time_pp(self, n_prompt: int, depth: int = 0) -> float:
         """Seconds to process an n_prompt-token prompt (llama-bench's test_prompt)."""
-        self._ensure_context(n_prompt)
-        chunks = self._random_prompt(n_prompt)
-        self.clear()
+        self._ensure_context(depth + n_prompt)
+        chunks = self._random_prompt(n_prompt, first=depth == 0)
+        self.fill(depth)
         start = time.perf_counter()
         self._decode_chunks(chunks)
         self.llama.llama_synchronize(self.ctx)
         return time.perf_counter() - start
 
-    def time_tg(self, n_gen: int) -> float:
+    def time_tg(self, n_gen: int, depth: int = 0) -> float:
         """Seconds to generate n_gen tokens one decode at a time (llama-bench's test_gen)."""
-        self._ensure_context(n_gen)
-        self.clear()
+        self._ensure_context(depth + n_gen)
+        self.fill(depth)
         gen = self._gen_tokens(n_gen)
         start = time.perf_counter()
         self._gen(*gen)
         return time.perf_counter() - start
 
-    def time_pp_tg(self, n_prompt: int, n_gen: int) -> float:
+    def time_pp_tg(self, n_prompt: int, n_gen: int, depth: int = 0) -> float:
         """Seconds for a prompt then generation as one request (llama-bench's pp+tg)."""
-        self._ensure_context(n_prompt + n_gen)
-        chunks = self._random_prompt(n_prompt)
-        self.clear()
-        start = time.perf_counter()
+        self._ensure_context(depth + n_prompt + n_gen)
+        chunks = self._random_prompt(n_prompt, first=depth == 0)
+        self.fill(depth)
         gen = self._gen_tokens(n_gen)
         start = time.perf_counter()
         self._decode_chunks(chunks)
@@ -520,15 +468,16 @@ class Engine:
         self._gen(*gen)
         return time.perf_counter() - start
 
-    def _random_prompt(self, n_prompt: int) -> list[Any]:
-        """n_prompt random tokens (BOS first if the model adds one) in n_batch chunks.
+    def _random_prompt(self, n_prompt: int, first: bool = True) -> list[Any]:
+        """n_prompt random tokens (BOS first if the model adds one and `first`) in n_batch
+        chunks.
 
         Made before the clock starts: Python is slower than llama-bench's std::rand, and
         on a fast GPU the difference would show in pp figures.
         """
         llama, n_batch = self.llama, self.settings.n_batch
         toks = [self._rng.randrange(self.n_vocab) for _ in range(n_prompt)]
-        if toks and self.add_bos:
+        if toks and self.add_bos and first:
             toks[0] = self.bos
         return [(llama.llama_token * len(part))(*part)
                 for part in (toks[i:i + n_batch] for i in range(0, n_prompt, n_batch))]
