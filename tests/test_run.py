@@ -28,7 +28,7 @@ def test_run_exits_zero_and_writes_one_complete_file(smollm2_run, doc) -> None:
     assert smollm2_run.returncode == 0, smollm2_run.stderr
     assert "Traceback" not in smollm2_run.stderr
     assert doc["status"] == "complete" and doc["partial"] is False
-    assert doc["schema_version"] == 1 and doc["format"] == "benchkit-result"
+    assert doc["schema_version"] == 2 and doc["format"] == "benchkit-result"
     assert doc["finished_at"] >= doc["started_at"]
     assert doc["run_id"].split("-")[1:3] == ["smollm2", "test"]
 
@@ -224,7 +224,9 @@ def test_a_model_that_fails_to_load_is_recorded_and_the_run_goes_on(tmp_path: Pa
     assert "FAILED" in proc.stdout
 
 
-def test_ctrl_c_keeps_every_finished_case(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                       (signal.SIGHUP, 129)])
+def test_a_signal_keeps_every_finished_case(tmp_path: Path, sig: int, code: int) -> None:
     suite = _tiny_suite(tmp_path, TINY.replace("  - {pp: 16, tg: 4}\n",
                                                "  - pp: 16\n  - tg: 4000\n  - tg: 4000\n"))
     out = tmp_path / "out"
@@ -243,14 +245,20 @@ def test_ctrl_c_keeps_every_finished_case(tmp_path: Path) -> None:
         else:
             pytest.fail("the first case never reached the result file")
         assert json.loads(files[0].read_text())["partial"] is True
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert "Traceback" not in stderr
     doc = read_result(files[0])
+    name = signal.Signals(sig).name
     assert doc["status"] == "interrupted" and doc["partial"] is True
-    assert len(doc["cases"]) == 1 and doc["cases"][0]["test"] == "pp16"
-    assert doc["cases"][0]["status"] == "ok"
+    assert doc["interrupted_by"] == name and doc["finished_at"]
+    first, cut = doc["cases"]
+    assert first["test"] == "pp16" and first["status"] == "ok"
+    # the case in progress is kept, marked partial, with the iterations it finished
+    assert cut["test"] == "tg4000" and cut["status"] == "partial"
+    assert f"interrupted by {name}" in cut["error"]
+    assert cut["summary"]["n"] == len(cut["iterations"])
