@@ -22,8 +22,13 @@ import yaml
 from benchkit.errors import BenchkitError
 
 DATA_FILE = "benchkit/data/chips.yaml"
-VENDORS = ("apple", "nvidia", "amd")
-BACKENDS = ("metal", "cuda", "hip")
+VENDORS = ("apple", "nvidia", "amd", "intel", "cpu")
+BACKENDS = ("metal", "cuda", "hip", "sycl", "vulkan", "cpu")
+# Memory type -> class: the projection's achieved-bandwidth share is one global value per
+# backend and class (HBM stacks, GDDR, LPDDR, DDR), never per chip.
+MEMORY_CLASSES = {"HBM": "hbm", "GDDR": "gddr", "LPDDR": "lpddr", "DDR": "ddr"}
+CORE_UNITS = {"apple": "GPU cores", "nvidia": "SMs", "amd": "CUs", "intel": "Xe cores",
+              "cpu": "CPU cores"}
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -45,6 +50,21 @@ class Chip:
     backend: str = "metal"
     matrix_tflops: float | None = None
     names: tuple[str, ...] = field(default=())
+    memory_type: str | None = None
+    bf16_matrix_tflops: float | None = None
+    int8_matrix_tops: float | None = None
+    memory_channels: int | None = None
+    memory_mts: float | None = None
+    example: str | None = None
+
+    @property
+    def memory_class(self) -> str:
+        """hbm, gddr, lpddr or ddr; Apple's unified memory is LPDDR whatever the entry says."""
+        kind = (self.memory_type or ("LPDDR" if self.vendor == "apple" else "GDDR")).upper()
+        for prefix, name in MEMORY_CLASSES.items():
+            if kind.startswith(prefix):
+                return name
+        return "gddr"
 
     @property
     def label(self) -> str:
@@ -54,7 +74,7 @@ class Chip:
     @property
     def core_unit(self) -> str:
         """What `gpu_cores` counts, for tables that mix vendors."""
-        return {"apple": "GPU cores", "nvidia": "SMs", "amd": "CUs"}[self.vendor]
+        return CORE_UNITS[self.vendor]
 
     def source(self, field_name: str) -> str:
         """Where a figure comes from (the field's own source, else the chip's general one)."""
@@ -81,45 +101,60 @@ def _number(entry: dict[str, Any], key: str, where: str, file: str, *,
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise BenchkitError(f"must be a positive number, got {value!r}", file=file,
-                            field=f"{where}.{key}")
+                            field=_f(where, key))
     return float(value)
 
 
-def _parse_chip(entry: Any, index: int, file: str) -> Chip:
-    """Check one entry of `chips:` and turn it into a Chip."""
-    where = f"chips[{index}]"
+def _f(where: str, key: str) -> str:
+    """The field name an error shows: "chips[3] (h100).bandwidth_gbs", or the bare key."""
+    return f"{where}.{key}" if where else key
+
+
+def _parse_chip(entry: Any, index: int, file: str, *, spec: bool = False) -> Chip:
+    """Check one entry of `chips:` (or a `--chip-spec` file) and turn it into a Chip."""
+    where = "" if spec else f"chips[{index}]"
     if not isinstance(entry, dict):
         raise BenchkitError("each chip must be a mapping", file=file, field=where)
     chip_id = entry.get("id")
     if not isinstance(chip_id, str) or not _ID_RE.match(chip_id):
         raise BenchkitError(f"id must be lowercase letters, digits and '-', got {chip_id!r}",
-                            file=file, field=f"{where}.id")
-    where = f"chips[{index}] ({chip_id})"
+                            file=file, field=_f(where, "id"))
+    where = "" if spec else f"chips[{index}] ({chip_id})"
     for key, allowed in (("vendor", VENDORS), ("backend", BACKENDS)):
         if entry.get(key) not in allowed:
             raise BenchkitError(f"must be one of {', '.join(allowed)}, got {entry.get(key)!r}",
-                                file=file, field=f"{where}.{key}")
+                                file=file, field=_f(where, key))
     for key in ("name", "family"):
         if not isinstance(entry.get(key), str) or not entry[key]:
-            raise BenchkitError("must be a non-empty string", file=file, field=f"{where}.{key}")
+            raise BenchkitError("must be a non-empty string", file=file, field=_f(where, key))
     cores = entry.get("gpu_cores")
     if isinstance(cores, bool) or not isinstance(cores, int) or cores <= 0:
         raise BenchkitError(f"must be a positive integer, got {cores!r}", file=file,
-                            field=f"{where}.gpu_cores")
+                            field=_f(where, "gpu_cores"))
     memory = entry.get("memory_gb")
     if not isinstance(memory, list) or not memory or not all(
             isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0 for m in memory):
         raise BenchkitError("must be a non-empty list of sizes in GB", file=file,
-                            field=f"{where}.memory_gb")
+                            field=_f(where, "memory_gb"))
     if not isinstance(entry.get("multi_die"), bool):
-        raise BenchkitError("must be true or false", file=file, field=f"{where}.multi_die")
+        raise BenchkitError("must be true or false", file=file, field=_f(where, "multi_die"))
     sources = entry.get("sources")
     if not isinstance(sources, dict) or not sources.get("all"):
         raise BenchkitError("needs a source for its figures (sources.all)", file=file,
-                            field=f"{where}.sources")
+                            field=_f(where, "sources"))
     names = entry.get("names") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise BenchkitError("must be a list of names", file=file, field=f"{where}.names")
+        raise BenchkitError("must be a list of names", file=file, field=_f(where, "names"))
+    memory_type = entry.get("memory_type")
+    if memory_type is not None and not (isinstance(memory_type, str) and any(
+            memory_type.upper().startswith(p) for p in MEMORY_CLASSES)):
+        raise BenchkitError(f"must name HBM*, GDDR*, LPDDR* or DDR* memory, got {memory_type!r}",
+                            file=file, field=_f(where, "memory_type"))
+    unknown = sorted(set(entry) - _KNOWN_KEYS)
+    if unknown:
+        raise BenchkitError(f"unknown field (known: {', '.join(sorted(_KNOWN_KEYS))})",
+                            file=file, field=_f(where, unknown[0]))
+    channels = _number(entry, "memory_channels", where, file, optional=True)
     return Chip(
         id=chip_id, name=entry["name"], vendor=entry["vendor"], family=entry["family"],
         gpu_cores=cores, bandwidth_gbs=_number(entry, "bandwidth_gbs", where, file),
@@ -129,7 +164,19 @@ def _parse_chip(entry: Any, index: int, file: str) -> Chip:
         sources=MappingProxyType({str(k): str(v) for k, v in sources.items()}),
         backend=entry["backend"],
         matrix_tflops=_number(entry, "matrix_tflops", where, file, optional=True),
-        names=tuple(names))
+        names=tuple(names), memory_type=memory_type,
+        bf16_matrix_tflops=_number(entry, "bf16_matrix_tflops", where, file, optional=True),
+        int8_matrix_tops=_number(entry, "int8_matrix_tops", where, file, optional=True),
+        memory_channels=int(channels) if channels else None,
+        memory_mts=_number(entry, "memory_mts", where, file, optional=True),
+        example=str(entry["example"]) if entry.get("example") else None)
+
+
+_KNOWN_KEYS = frozenset({
+    "id", "name", "vendor", "family", "backend", "gpu_cores", "bandwidth_gbs", "fp32_tflops",
+    "gpu_clock_mhz", "memory_gb", "multi_die", "sources", "names", "matrix_tflops",
+    "memory_type", "bf16_matrix_tflops", "int8_matrix_tops", "memory_channels", "memory_mts",
+    "example"})
 
 
 @functools.lru_cache(maxsize=4)
@@ -202,3 +249,44 @@ def identify(name: str, gpu_cores: int | None = None,
         if chip.gpu_cores == gpu_cores:
             return chip.id
     return None
+
+
+_VENDOR_OF_BACKEND = {"metal": "apple", "cuda": "nvidia", "hip": "amd", "sycl": "intel",
+                      "vulkan": "amd", "cpu": "cpu"}
+
+
+def load_chip_spec(path: str | Path, chips: Mapping[str, Chip] | None = None) -> Chip:
+    """A chip that is not in the database, from a YAML file with the database's fields.
+
+    Lets a user project onto hardware benchkit does not list (a new card, a cloud part)
+    from its spec sheet. The file holds one mapping; `vendor` defaults from `backend`,
+    `family` to "custom", `multi_die` to false and `sources.all` to the file itself, so the
+    least a spec needs is id, name, backend, gpu_cores, bandwidth_gbs and memory_gb. Errors
+    name the file and the field, as for the database.
+    """
+    text, file = _data_text(path)
+    try:
+        entry = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise BenchkitError("not valid YAML", file=file,
+                            line=line + 1 if line is not None else None) from None
+    if isinstance(entry, dict) and isinstance(entry.get("chips"), list) and len(entry["chips"]) == 1:
+        entry = entry["chips"][0]
+    if not isinstance(entry, dict):
+        raise BenchkitError("expected one chip: a mapping with id, name, backend, gpu_cores, "
+                            "bandwidth_gbs and memory_gb", file=file, field="chip")
+    entry = dict(entry)
+    if entry.get("backend") in _VENDOR_OF_BACKEND:
+        entry.setdefault("vendor", _VENDOR_OF_BACKEND[entry["backend"]])
+    entry.setdefault("family", "custom")
+    entry.setdefault("multi_die", False)
+    entry.setdefault("sources", {"all": f"chip spec {file}"})
+    if isinstance(entry.get("memory_gb"), (int, float)) and not isinstance(entry["memory_gb"], bool):
+        entry["memory_gb"] = [entry["memory_gb"]]
+    chip = _parse_chip(entry, 0, file, spec=True)
+    known = chips if chips is not None else load_chips()
+    if chip.id in known:
+        raise BenchkitError(f"id {chip.id!r} is already a chip in the database; give the spec "
+                            "its own id", file=file, field="id")
+    return chip

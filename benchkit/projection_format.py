@@ -87,6 +87,21 @@ def _merge_variants(lines: Iterable[list[str]]) -> list[list[str]]:
     return out
 
 
+def _flag(row: dict[str, Any]) -> str:
+    """" ⚠" after a figure outside the range the model was fitted and checked on."""
+    return " ⚠" if row.get("in_range") is False and row.get("tg_tps") is not None else ""
+
+
+def _range_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct reason a row is outside the calibrated range."""
+    reasons: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("in_range") is False and r.get("range_note") and r.get("tg_tps") is not None:
+            reasons.setdefault(r["range_note"], []).append(r["chip"])
+    return [f"⚠ {', '.join(chips[:6])}{' …' if len(chips) > 6 else ''}: {note}."
+            for note, chips in reasons.items()]
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -103,8 +118,9 @@ def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 PROJECTION_COLUMNS = ("chip", "name", "gpu_cores", "core_unit", "bandwidth_gbs", "method",
-                      "model_gb", "n_layers", "tg_tps", "tg_low", "tg_high", "pp_tps", "pp_low",
-                      "pp_high", "fits", "memory_gb", "status", "measured_tg", "measured_pp")
+                      "model_gb", "n_layers", "depth", "kv_gb", "memory_needed_gb", "tg_tps",
+                      "tg_low", "tg_high", "pp_tps", "pp_low", "pp_high", "fits", "memory_gb",
+                      "status", "in_range", "range_note", "measured_tg", "measured_pp")
 
 
 def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
@@ -118,13 +134,20 @@ def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
     table = _md_table(
         ["Chip", "GPU cores", "Memory BW", "Est. decode tok/s", "Est. prompt tok/s", "Status"],
         _merge_variants([r["label"], _cores(r), f"{r['bandwidth_gbs']:,.0f} GB/s",
-                         estimate(r["tg_tps"], r["tg_low"], r["tg_high"]),
+                         estimate(r["tg_tps"], r["tg_low"], r["tg_high"]) + _flag(r),
                          estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _status(r)]
                         for r in rows))
     notes = list(header)
+    depth = rows[0].get("depth") if rows else 0
     if method == "roofline":
-        notes.append("Decode = token generation rate at short context, prompt = prompt "
-                     "processing rate, both tok/s; in brackets the 90% range of the projection.")
+        context = (f"at context depth {depth} (KV cache {rows[0]['kv_gb']:.2f} GB, "
+                   f"~{rows[0]['memory_needed_gb']:.1f} GB needed with weights and compute "
+                   "buffer)") if depth else "at short context"
+        notes.append(f"Decode = token generation rate {context}, prompt = prompt "
+                     "processing rate, both tok/s; in brackets the 90% prediction interval "
+                     "(from leave-one-chip-out errors on the validation data, "
+                     "docs/projection.md).")
+        notes += _range_notes(rows)
     else:
         notes.append("Decode and prompt tok/s scaled by the ratio of memory bandwidths "
                      "(no range: the method does not estimate its error; see --validate).")
@@ -135,13 +158,14 @@ def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
         notes.append("No prompt figure was given (--pp), so prompt processing is not projected.")
     elif any(r["pp_tps"] is None and r["status"] != "does not fit" for r in rows):
         notes.append("Prompt: — where the chip's compute figure is unknown (no published "
-                     "GPU clock) or no prompt figure ran on its backend (Metal, CUDA, HIP).")
+                     "GPU clock) or no prompt figure ran on its backend (Metal, CUDA, HIP, "
+                     "SYCL, Vulkan, CPU): prompt kernels differ too much between backends.")
     return "\n".join(notes) + "\n\n" + table + "\n"
 
 
-SIZE_COLUMNS = ("chip", "size_b", "quant", "model_gb", "n_layers", "method", "tg_tps", "tg_low",
-                "tg_high", "pp_tps", "pp_low", "pp_high", "fits", "fits_memory_gb",
-                "memory_needed_gb")
+SIZE_COLUMNS = ("chip", "size_b", "quant", "model_gb", "n_layers", "method", "depth", "tg_tps",
+                "tg_low", "tg_high", "pp_tps", "pp_low", "pp_high", "fits", "fits_memory_gb",
+                "weights_gb", "kv_gb", "compute_gb", "memory_needed_gb", "in_range")
 
 
 def _fits_text(row: dict[str, Any]) -> str:
@@ -160,15 +184,20 @@ def format_sizes(rows: list[dict[str, Any]], fmt: str = "md", *,
         return _json(rows)
     if fmt == "csv":
         return _csv(rows, SIZE_COLUMNS)
+    depth = rows[0].get("depth", 0) if rows else 0
     table = _md_table(
         ["Model size", "Quantization", "File size", "Est. decode tok/s", "Est. prompt tok/s",
-         "Fits in memory"],
+         "Fits in memory", f"KV cache at {depth} + 512 tokens", "Needed"],
         ([f"~{r['size_b']:g}B params", r["quant"], f"{r['model_gb']:.1f} GB",
-          estimate(r["tg_tps"], r["tg_low"], r["tg_high"]),
-          estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _fits_text(r)] for r in rows))
+          estimate(r["tg_tps"], r["tg_low"], r["tg_high"]) + _flag(r),
+          estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _fits_text(r),
+          f"{r['kv_gb']:.2f} GB", f"{r['memory_needed_gb']:.1f} GB"] for r in rows))
     notes = list(header) + [
-        "File sizes from the type's average bits per weight, layer counts from typical "
-        "llama-style shapes; decode and prompt in tok/s with the 90% range in brackets."]
+        "File sizes from the type's average bits per weight, shapes (layers, KV heads) from "
+        f"typical llama-style models; decode and prompt in tok/s at context depth {depth}, "
+        "with the 90% prediction interval in brackets. Needed = weights + F16 KV cache + "
+        "compute buffer + driver room."] + _range_notes(
+            [dict(r, chip=f"{r['size_b']:g}B") for r in rows])
     return "\n".join(notes) + "\n\n" + table + "\n"
 
 
@@ -220,16 +249,26 @@ def format_validation(result: dict[str, Any], fmt: str = "md") -> str:
 
 def chip_list(chips: Iterable[Any], fmt: str = "md") -> str:
     """The chip database as a table (benchkit project --list-chips)."""
-    rows = [{"chip": c.id, "name": c.name, "vendor": c.vendor, "gpu_cores": c.gpu_cores,
-             "core_unit": c.core_unit, "bandwidth_gbs": c.bandwidth_gbs,
-             "fp32_tflops": c.fp32_tflops, "memory_gb": list(c.memory_gb),
-             "multi_die": c.multi_die} for c in chips]
+    rows = [{"chip": c.id, "name": c.name, "vendor": c.vendor, "family": c.family,
+             "backend": c.backend, "gpu_cores": c.gpu_cores, "core_unit": c.core_unit,
+             "gpu_clock_mhz": c.gpu_clock_mhz, "bandwidth_gbs": c.bandwidth_gbs,
+             "memory_type": c.memory_type, "fp32_tflops": c.fp32_tflops,
+             "fp16_matrix_tflops": c.matrix_tflops, "bf16_matrix_tflops": c.bf16_matrix_tflops,
+             "int8_matrix_tops": c.int8_matrix_tops, "memory_gb": list(c.memory_gb),
+             "multi_die": c.multi_die, "source": c.source("bandwidth_gbs")} for c in chips]
     if fmt == "json":
         return _json(rows)
     if fmt == "csv":
         return _csv(rows, list(rows[0]))
+
+    def fig(value: float | None, unit: str) -> str:
+        return f"{value:g} {unit}" if value else "—"
+
     return _md_table(
-        ["Id", "Name", "Cores", "Memory BW", "FP32", "Memory"],
-        ([r["chip"], r["name"], _cores(r), f"{r['bandwidth_gbs']:,.0f} GB/s",
-          f"{r['fp32_tflops']:g} TFLOPS" if r["fp32_tflops"] else "—",
+        ["Id", "Name", "Backend", "Cores", "Clock", "Memory BW", "FP32", "FP16 matrix",
+         "INT8 matrix", "Memory"],
+        ([r["chip"], r["name"], r["backend"], _cores(r), fig(r["gpu_clock_mhz"], "MHz"),
+          f"{r['bandwidth_gbs']:,.0f} GB/s {r['memory_type'] or ''}".strip(),
+          fig(r["fp32_tflops"], "TFLOPS"), fig(r["fp16_matrix_tflops"], "TFLOPS"),
+          fig(r["int8_matrix_tops"], "TOPS"),
           ", ".join(f"{m:g}" for m in r["memory_gb"]) + " GB"] for r in rows)) + "\n"

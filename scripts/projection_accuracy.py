@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
-"""How good are benchkit's projections? Checked against published measurements.
+"""How good are benchkit's projections on chips they were not fitted on?
 
-Reads benchkit/data/published.yaml (llama.cpp's Apple Silicon table: LLaMA-2 7B in F16,
-Q8_0 and Q4_0, pp512 and tg128 on 27 chip configurations; and an H100 / H200 pair) and,
-from a single measurement at a time (one chip, one quantization), projects every other
-chip measured on the same model with both methods. Prints per-chip errors and the mean
-absolute percentage error (MAPE) for decode (tg128) and prompt (pp512).
+Data (benchkit/data/published.yaml and the committed benchkit results):
 
-Three views, from most to least flattering:
+- llama.cpp discussion #4167: LLaMA-2 7B F16 / Q8_0 / Q4_0 on 27 Apple configurations;
+- XiongjieDai/GPU-Benchmarks-on-LLM-Inference: LLaMA 3 8B Q4_K_M / F16 and 70B Q4_K_M on
+  16 NVIDIA GPUs and 4 Apple chips (transcribed without network access, see the YAML);
+- benchkit issue 3: llama-bench on an H100 and an H200 (TinyLlama shape);
+- results/nvidia-h100 and results/nvidia-h200: benchkit's own runs, 135M to 7B stand-ins in
+  Q4_1 / Q4_K_M / Q4_0 / Q8_0 / F16 (and context-depth cases when the result files have them).
 
-1. shipped priors: the Metal priors in benchkit/data/projection.yaml were fitted on this
-   same table (5 parameters, none per chip or family), so this view is in-sample;
-2. leave-one-family-out: for each generation (M1, M2, M3, M4) the priors are refitted
-   without it, then projected onto it from every chip of the other generations;
-3. the GPU pair (H100 <-> H200, TinyLlama shape): tiny and in-sample for one parameter.
+The roofline's global parameters (per backend, memory class and quantization kind) are
+fitted by least squares on log time per token. Every figure reported is held out:
 
-    python scripts/projection_accuracy.py            # the tables in docs/projection.md
-    python scripts/projection_accuracy.py --fit      # refit the Metal priors, print YAML
-    python scripts/projection_accuracy.py --anchor m4max
+1. leave-one-chip-out (LOCO): for each target chip the parameters are refitted without any
+   row of that chip, then the chip is projected from every other chip that measured the
+   same model (one measurement as anchor, calibrated on that chip's rows alone);
+2. leave-one-family-out (LOFO): the same with the target's whole generation held out.
+
+Bandwidth scaling, the reference page's method, is scored on the same pairs.
+
+    python scripts/projection_accuracy.py            # the validation tables of docs/projection.md
+    python scripts/projection_accuracy.py --fit      # fit on everything, print the YAML values
+                                                     # and the LOCO prediction-interval sigmas
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import math
 import statistics
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -35,10 +41,16 @@ from scipy.optimize import least_squares
 
 from benchkit.chips import load_chips
 from benchkit.projection import (BackendPriors, Measurement, Priors, decode_terms, load_priors,
-                                 prompt_compute, validate)
+                                 measurements_from_frame, prompt_seconds, quant_kind,
+                                 shape_from_preset, validate, with_backend)
 
 GIB = 2 ** 30
+REPO = Path(__file__).resolve().parents[1]
+RESULT_DIRS = ("results/nvidia-h100", "results/nvidia-h200")
+VENDOR_BACKEND = {"apple": "metal", "nvidia": "cuda"}
 
+
+# ----------------------------------------------------------------------------- data
 
 def published() -> list[dict[str, Any]]:
     """The published series as shipped with the package."""
@@ -46,98 +58,194 @@ def published() -> list[dict[str, Any]]:
     return yaml.safe_load(text)["series"]
 
 
-def measurements(series: dict[str, Any]) -> dict[str, list[Measurement]]:
-    """Measurements of one series, per quantization (each quant is a different model)."""
-    model = series["model"]
-    out: dict[str, list[Measurement]] = {}
+def _tokens(test: str | None, default: int) -> int:
+    digits = "".join(ch for ch in (test or "") if ch.isdigit())
+    return int(digits) if digits else default
+
+
+def series_measurements(series: dict[str, Any]) -> list[Measurement]:
+    """One Measurement per chip and quantization of a published series."""
+    model, tests = series["model"], series.get("tests", {})
+    out = []
     for chip_id, per_quant in series["rows"].items():
         for quant, (pp, tg) in per_quant.items():
             size = series["quants"][quant]["size_gib"] * GIB
-            out.setdefault(quant, []).append(Measurement(
+            shape = shape_from_preset(model["preset"], quant, size) if model.get("preset") else None
+            out.append(Measurement(
                 chip_id=chip_id, tg_tps=tg, pp_tps=pp, model_bytes=size,
-                n_layers=model["n_layers"], n_params=model["n_params"],
-                source=series["id"], model_key=f"{series['id']}:{quant}",
-                model_name=f"{model['name']} {quant}"))
+                n_layers=model["n_layers"], n_params=model["n_params"], source=series["id"],
+                model_key=f"{series['id']}:{quant}", model_name=f"{model['name']} {quant}",
+                quant=quant, shape=shape, tg_tokens=_tokens(tests.get("tg"), 128),
+                pp_tokens=_tokens(tests.get("pp"), 512)))
     return out
+
+
+def committed_measurements() -> list[Measurement]:
+    """benchkit's own GPU results under results/nvidia-h100 and -h200 (with their shapes)."""
+    from benchkit.frame import load_results
+
+    files = sorted(p for d in RESULT_DIRS for p in (REPO / d).glob("*.json"))
+    if not files:
+        return []
+    priors = load_priors()
+    out = []
+    for m in measurements_from_frame(load_results(files)):
+        from benchkit.projection import shape_of
+        out.append(replace(m, shape=shape_of(m, priors)))
+    return out
+
+
+def all_measurements() -> list[Measurement]:
+    return [m for s in published() for m in series_measurements(s)] + committed_measurements()
 
 
 # ----------------------------------------------------------------------------- fitting
 
-def fit_metal(ms: list[Measurement], base: Priors) -> tuple[BackendPriors, dict[str, float]]:
-    """Least-squares fit of the Metal priors on log tg and log pp; returns priors and rms."""
+DECODE_KEYS = ("efficiency", "efficiency_multi_die", "layer_latency_ms",
+               "layer_compute_ms_tflops", "dequant")
+PROMPT_KEYS = ("prompt_efficiency", "prompt_multi_die_share", "prompt_layer_us")
+
+
+def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> list[tuple]:
+    """The parameters the data can pin: one per memory class, quant kind, etc. present."""
+    cs = [chips[m.chip_id] for m in ms]
+    if kind == "decode":
+        paths = [("efficiency", c) for c in sorted({c.memory_class for c in cs})]
+        if any(c.multi_die for c in cs):
+            paths.append(("efficiency_multi_die",))
+        paths += [("layer_latency_ms",), ("layer_compute_ms_tflops",)]
+        paths += [("dequant", k) for k in sorted({quant_kind(m.quant) for m in ms}) if k != "f16"]
+        return paths
+    groups = sorted({"f16" if quant_kind(m.quant) == "f16" else "quant" for m in ms if m.pp_tps})
+    paths = [("prompt_efficiency", g) for g in groups] + [("prompt_vector", g) for g in groups]
+    if any(c.multi_die for c, m in zip(cs, ms) if m.pp_tps):
+        paths.append(("prompt_multi_die_share",))
+    paths.append(("prompt_layer_us",))
+    return paths
+
+
+def _get(b: BackendPriors, path: tuple) -> float:
+    value = getattr(b, path[0])
+    return float(value[path[1]]) if len(path) == 2 else float(value)
+
+
+def _set(b: BackendPriors, values: dict[tuple, float]) -> BackendPriors:
+    changes: dict[str, Any] = {}
+    for path, v in values.items():
+        if len(path) == 2:
+            changes.setdefault(path[0], dict(getattr(b, path[0])))[path[1]] = v
+        else:
+            changes[path[0]] = v
+    return replace(b, **changes)
+
+
+def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[BackendPriors, dict]:
+    """Least-squares fit of one backend's decode and prompt parameters on log time per token.
+
+    Parameters are fitted in log space (all are positive), with a weak pull (sigma = 2 in
+    log) towards the shipped values so that a parameter the data cannot pin stays put.
+    """
     chips = load_chips()
-    metal = base.backend("metal")
+    ms = [m for m in ms if chips[m.chip_id].backend == name]
+    b = base.backend(name)
+    rms = {}
+    for kind in ("decode", "prompt"):
+        rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)]
+        if not rows:
+            continue
+        paths = _paths(rows, chips, b, kind)
+        k = len(paths)
+        x0 = np.log([max(_get(b, p), 1e-4) for p in paths])
+        model = _model_fn(rows, chips, name, base, kind)
+        # One free level per model file (a nuisance, not used to project): each series ran
+        # its own llama.cpp build, and a projection always starts from a measurement of
+        # the same model, so only the ratios between chips must come out of the parameters.
+        keys = list(dict.fromkeys(m.model_key for m in rows))
+        index = np.array([keys.index(m.model_key) for m in rows])
 
-    def with_params(p: np.ndarray) -> Priors:
-        bp = replace(metal, efficiency_single_die=p[0], efficiency_multi_die=p[1],
-                     layer_latency_ms=p[2], layer_compute_ms_tflops=p[3])
-        return replace(base, backends={**base.backends, "metal": bp})
+        def res(x, paths=paths, model=model, index=index):
+            trial = _set(b, {p: math.exp(v) for p, v in zip(paths, x[:k])})
+            return np.concatenate([model(trial) - x[k:][index], (x[:k] - x0) / 2.0])
 
-    def decode_res(p: np.ndarray) -> np.ndarray:
-        pri = with_params(p)
+        lo = np.concatenate([np.full(k, -12.0), np.full(len(keys), -3.0)])
+        hi = np.concatenate([[0.5 if p[0] in ("efficiency", "efficiency_multi_die",
+                                              "prompt_multi_die_share", "prompt_efficiency")
+                              else 8.0 for p in paths], np.full(len(keys), 3.0)])
+        start = np.concatenate([np.clip(x0, lo[:k] + 1e-6, hi[:k] - 1e-6), np.zeros(len(keys))])
+        fit = least_squares(res, start, bounds=(lo, hi))
+        b = _set(b, {p: math.exp(v) for p, v in zip(paths, fit.x[:k])})
+        rms[kind] = float(np.sqrt(np.mean((model(b) - fit.x[k:][index]) ** 2)))
+    return b, rms
+
+
+def _model_fn(rows, chips, name, base, kind) -> Callable[[BackendPriors], np.ndarray]:
+    """Residuals log(model time) - log(measured time) for trial parameters."""
+    y = np.array([math.log(1 / (m.tg_tps if kind == "decode" else m.pp_tps)) for m in rows])
+
+    def fn(trial: BackendPriors) -> np.ndarray:
+        pri = with_backend(base, name, trial)
         out = []
-        for m in ms:
-            mem, fixed = decode_terms(chips[m.chip_id], m.model_bytes, m.n_layers, pri)
-            out.append(math.log(1 / (mem + fixed)) - math.log(m.tg_tps))
-        return np.array(out)
+        for m in rows:
+            chip = chips[m.chip_id]
+            if kind == "decode":
+                t = sum(decode_terms(chip, m.shape, m.n_layers, pri, m.depth, m.tg_tokens))
+            else:
+                t = prompt_seconds(chip, m.shape, pri, m.depth, m.pp_tokens) or 1.0
+            out.append(math.log(t))
+        return np.array(out) - y
 
-    dec = least_squares(decode_res, [0.8, 0.7, 0.1, 0.5], bounds=([0.1, 0.1, 0, 0], [1.5, 1.5, 5, 50]))
-    # Prompt: log pp = log(eff) + log(compute x share / 2N); eff and the share in closed form
-    # (mean log ratio on single-die parts, then the multi-die share on the rest).
-    pp = [m for m in ms if m.pp_tps]
-    single = [math.log(m.pp_tps * 2 * m.n_params / (prompt_compute(chips[m.chip_id], base) * 1e12))
-              for m in pp if not chips[m.chip_id].multi_die]
-    eff = math.exp(statistics.fmean(single))
-    multi = [m.pp_tps * 2 * m.n_params / (eff * chips[m.chip_id].fp32_tflops * 1e12)
-             for m in pp if chips[m.chip_id].multi_die]
-    share = math.exp(statistics.fmean(math.log(x) for x in multi)) if multi else metal.prompt_multi_die_share
-    fitted = replace(metal, efficiency_single_die=float(dec.x[0]),
-                     efficiency_multi_die=float(dec.x[1]), layer_latency_ms=float(dec.x[2]),
-                     layer_compute_ms_tflops=float(dec.x[3]), prompt_efficiency=eff,
-                     prompt_multi_die_share=share)
-    pp_res = [math.log(m.pp_tps * 2 * m.n_params / (eff * prompt_compute(chips[m.chip_id], base)
-              * 1e12 * (share / metal.prompt_multi_die_share if chips[m.chip_id].multi_die else 1)))
-              for m in pp]
-    rms = {"decode": float(np.sqrt(np.mean(dec.fun ** 2))),
-           "prompt": float(np.sqrt(np.mean(np.square(pp_res))))}
-    return fitted, rms
+    return fn
 
 
-def fit_cuda_latency(ms: list[Measurement], base: Priors) -> tuple[float, float]:
-    """CUDA's per-layer latency by least squares on log tg, efficiency held at its prior."""
-    from scipy.optimize import minimize_scalar
-
+def fit_all(ms: list[Measurement], base: Priors) -> tuple[Priors, dict]:
+    """Every backend with data refitted; the others keep their (assumed) values."""
     chips = load_chips()
-    cuda = base.backend("cuda")
-
-    def loss(tau: float) -> float:
-        pri = replace(base, backends={**base.backends, "cuda": replace(cuda, layer_latency_ms=tau)})
-        return sum((math.log(1 / sum(decode_terms(chips[m.chip_id], m.model_bytes, m.n_layers, pri)))
-                    - math.log(m.tg_tps)) ** 2 for m in ms)
-
-    best = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded")
-    return float(best.x), math.sqrt(best.fun / len(ms))
+    priors, report = base, {}
+    for name in sorted({chips[m.chip_id].backend for m in ms}):
+        fitted, rms = fit_backend(ms, name, priors)
+        priors = with_backend(priors, name, fitted)
+        report[name] = rms
+    return priors, report
 
 
-def with_metal(base: Priors, metal: BackendPriors) -> Priors:
-    return replace(base, backends={**base.backends, "metal": metal})
+# ----------------------------------------------------------------------------- held-out checks
 
-
-# ----------------------------------------------------------------------------- checks
-
-def single_anchor_errors(per_quant: dict[str, list[Measurement]], priors: Priors,
-                         anchors: list[str] | None = None,
-                         targets: set[str] | None = None) -> list[dict[str, Any]]:
-    """Pairs (anchor, target) from one measurement at a time, per quantization."""
+def held_out(ms: list[Measurement], base: Priors, vendor: str, group: str) -> list[dict]:
+    """Pairs projected with the parameters refitted without the target's chip / family."""
+    chips = load_chips()
+    mine = [m for m in ms if chips[m.chip_id].vendor == vendor]
+    key = (lambda c: c.id) if group == "chip" else (lambda c: c.family)
     pairs = []
-    for ms in per_quant.values():
-        result = validate(ms, anchors=[a for a in (anchors or [m.chip_id for m in ms])
-                                       if any(m.chip_id == a for m in ms)], priors=priors)
-        pairs += [p for p in result["pairs"] if targets is None or p["chip"] in targets]
+    for held in sorted({key(chips[m.chip_id]) for m in mine}):
+        train = [m for m in ms if key(chips[m.chip_id]) != held]
+        priors, _ = fit_all(train, base)
+        targets = {m.chip_id for m in mine if key(chips[m.chip_id]) == held}
+        anchors = [c for c in dict.fromkeys(m.chip_id for m in mine) if c not in targets]
+        for model in dict.fromkeys(m.model_key for m in mine):
+            same = [m for m in mine if m.model_key == model]
+            if not any(m.chip_id in targets for m in same):
+                continue
+            got = validate(same, anchors=[a for a in anchors if any(m.chip_id == a for m in same)],
+                           priors=priors, targets=targets)
+            pairs += got["pairs"]
     return pairs
 
 
-def mape(pairs: list[dict[str, Any]], method: str, kind: str) -> float | None:
+def sigmas(pairs: list[dict], interval: float) -> dict[str, float]:
+    """Log-space sigma whose central `interval` holds that share of held-out errors."""
+    out = {}
+    z = statistics.NormalDist().inv_cdf(0.5 + interval / 2)
+    for kind in ("tg", "pp"):
+        errs = sorted(abs(math.log(1 + p["roofline"][f"{kind}_error"])) for p in pairs
+                      if p["roofline"][f"{kind}_error"] is not None)
+        if errs:
+            out[kind] = errs[min(len(errs) - 1, int(interval * len(errs)))] / z
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+
+def mape(pairs: list[dict], method: str, kind: str) -> float | None:
     errs = [abs(p[method][f"{kind}_error"]) for p in pairs if p[method][f"{kind}_error"] is not None]
     return 100 * statistics.fmean(errs) if errs else None
 
@@ -146,29 +254,38 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f}%"
 
 
-def signed(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:+.1f}%"
+def coverage(pairs: list[dict], kind: str) -> str:
+    inside = [p["roofline"][f"{kind}_low"] <= p[f"measured_{kind}"] <= p["roofline"][f"{kind}_high"]
+              for p in pairs if p["roofline"][kind] and p[f"measured_{kind}"]]
+    return f"{100 * sum(inside) / len(inside):.0f}%" if inside else "—"
 
 
-def summary_table(title: str, pairs: list[dict[str, Any]]) -> str:
-    lines = [f"**{title}** ({len(pairs)} anchor → chip pairs)", "",
-             "| Method | Decode MAPE | Prompt MAPE | Decode worst | Prompt worst |",
-             "|---|---|---|---|---|"]
-    for method in ("bandwidth", "roofline"):
-        worst = {k: max((abs(p[method][f"{k}_error"]) for p in pairs
-                         if p[method][f"{k}_error"] is not None), default=None) for k in ("tg", "pp")}
-        lines.append(f"| {method} | {pct(mape(pairs, method, 'tg'))} | "
-                     f"{pct(mape(pairs, method, 'pp'))} | "
-                     f"{pct(100 * worst['tg'] if worst['tg'] is not None else None)} | "
-                     f"{pct(100 * worst['pp'] if worst['pp'] is not None else None)} |")
-    return "\n".join(lines)
+def summary_rows(label: str, pairs: list[dict]) -> list[str]:
+    n_tg = sum(1 for p in pairs if p["roofline"]["tg_error"] is not None)
+    n_pp = sum(1 for p in pairs if p["roofline"]["pp_error"] is not None)
+    return [f"| {label} | {n_tg} / {n_pp} | {pct(mape(pairs, 'bandwidth', 'tg'))} | "
+            f"{pct(mape(pairs, 'roofline', 'tg'))} | {pct(mape(pairs, 'bandwidth', 'pp'))} | "
+            f"{pct(mape(pairs, 'roofline', 'pp'))} | {coverage(pairs, 'tg')} / "
+            f"{coverage(pairs, 'pp')} |"]
 
 
-def per_chip_table(pairs: list[dict[str, Any]]) -> str:
-    """Per target chip: mean absolute error over anchors and quantizations, both methods."""
+HEADER = ["| Check | pairs (decode / prompt) | decode: bandwidth | decode: roofline | "
+          "prompt: bandwidth | prompt: roofline | 90% range holds (decode / prompt) |",
+          "|---|---|---|---|---|---|---|"]
+
+
+def by_series(pairs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for p in pairs:
+        out.setdefault(p["source"] if not p["source"].endswith(".json") else
+                       "benchkit results/nvidia-h*", []).append(p)
+    return out
+
+
+def per_chip_table(pairs: list[dict]) -> str:
     lines = ["| Chip | pairs | decode: bandwidth | decode: roofline | prompt: bandwidth | "
              "prompt: roofline |", "|---|---|---|---|---|---|"]
-    for chip in dict.fromkeys(p["chip"] for p in pairs):
+    for chip in sorted(dict.fromkeys(p["chip"] for p in pairs)):
         mine = [p for p in pairs if p["chip"] == chip]
         lines.append(f"| {chip} | {len(mine)} | " + " | ".join(
             pct(mape(mine, meth, kind)) for kind in ("tg", "pp")
@@ -176,87 +293,50 @@ def per_chip_table(pairs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def anchor_table(pairs: list[dict[str, Any]], anchor: str) -> str:
-    """Every projection from one anchor: measured vs projected, signed errors."""
-    lines = ["| Model | Chip | tg measured | tg bandwidth | tg roofline (90% range) | "
-             "pp measured | pp bandwidth | pp roofline |", "|---|---|---|---|---|---|---|---|"]
-    for p in (p for p in pairs if p["anchor"] == anchor):
-        bw, rf = p["bandwidth"], p["roofline"]
-        lines.append(
-            f"| {p['model']} | {p['chip']} | {p['measured_tg']:.2f} | {bw['tg']:.1f} "
-            f"({signed(bw['tg_error'])}) | {rf['tg']:.1f} ({signed(rf['tg_error'])}; "
-            f"{rf['tg_low']:.0f}–{rf['tg_high']:.0f}) | "
-            + (f"{p['measured_pp']:.0f} | {bw['pp']:.0f} ({signed(bw['pp_error'])}) | "
-               f"{rf['pp']:.0f} ({signed(rf['pp_error'])}) |" if p["measured_pp"] else "— | — | — |"))
-    return "\n".join(lines)
-
-
-def coverage(pairs: list[dict[str, Any]]) -> float:
-    """Share of roofline decode projections whose range holds the measured figure."""
-    inside = [p["roofline"]["tg_low"] <= p["measured_tg"] <= p["roofline"]["tg_high"]
-              for p in pairs if p["roofline"]["tg"]]
-    return 100 * sum(inside) / len(inside)
+def print_fit(priors: Priors, rms: dict, sig: dict) -> None:
+    for name, b in priors.backends.items():
+        if name not in rms:
+            continue
+        print(f"  {name}:   # rms log error {rms[name]}")
+        print(f"    efficiency: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.efficiency.items())}}}")
+        for key in ("efficiency_multi_die", "layer_latency_ms", "layer_compute_ms_tflops",
+                    "prompt_multi_die_share", "prompt_layer_us"):
+            print(f"    {key}: {getattr(b, key):.4g}")
+        print(f"    dequant: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.dequant.items())}}}")
+        print(f"    prompt_efficiency: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.prompt_efficiency.items())}}}")
+        print(f"    prompt_vector: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.prompt_vector.items())}}}")
+    print("uncertainty (LOCO, 90% of held-out |log error| / 1.645):")
+    for backend, s in sig.items():
+        print(f"  {backend}: decode {s.get('tg', float('nan')):.3f}, prompt {s.get('pp', float('nan')):.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fit", action="store_true", help="refit the Metal priors and print them")
-    parser.add_argument("--anchor", default="m4max", help="anchor whose projections to list")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit on all data, print the YAML values and the LOCO sigmas")
+    parser.add_argument("--vendor", action="append", choices=sorted(VENDOR_BACKEND),
+                        help="restrict the held-out checks to a vendor (repeatable)")
     args = parser.parse_args()
-
-    series = {s["id"]: s for s in published()}
-    apple = measurements(series["llama2-7b-apple"])
-    apple_all = [m for ms in apple.values() for m in ms]
-    shipped = load_priors()
-
+    base = load_priors()
+    ms = all_measurements()
+    vendors = args.vendor or sorted(VENDOR_BACKEND)
+    loco = {v: held_out(ms, base, v, "chip") for v in vendors}
     if args.fit:
-        metal, rms = fit_metal(apple_all, shipped)
-        print(f"# fitted on {len(apple_all)} Apple rows; rms log error decode "
-              f"{rms['decode']:.3f}, prompt {rms['prompt']:.3f}")
-        for key in ("efficiency_single_die", "efficiency_multi_die", "layer_latency_ms",
-                    "layer_compute_ms_tflops", "prompt_multi_die_share", "prompt_efficiency"):
-            print(f"    {key}: {getattr(metal, key):.4g}")
-        gpu = [m for ms in measurements(series["tinyllama-h100-h200"]).values() for m in ms]
-        tau, rms_gpu = fit_cuda_latency(gpu, shipped)
-        print(f"# cuda, fitted on {len(gpu)} H100 / H200 rows (efficiency held at "
-              f"{shipped.backend('cuda').efficiency_single_die}); rms log error {rms_gpu:.3f}")
-        print(f"    layer_latency_ms: {tau:.3g}")
+        priors, rms = fit_all(ms, base)
+        print(f"# fitted on {len(ms)} measurements")
+        print_fit(priors, rms, {VENDOR_BACKEND[v]: sigmas(p, base.interval)
+                                for v, p in loco.items()})
         return
-
-    chips = load_chips()
-    print("## Apple Silicon, LLaMA-2 7B (llama.cpp discussion #4167), one measurement as anchor\n")
-    pairs = single_anchor_errors(apple, shipped)
-    print(summary_table("Shipped priors, every chip in turn as anchor (in-sample priors)", pairs))
-    print(f"\nRoofline decode ranges (90%) that hold the measured figure: {coverage(pairs):.0f}%\n")
-    from_anchor = [p for p in pairs if p["anchor"] == args.anchor]
-    print(summary_table(f"Shipped priors, anchor {args.anchor} only", from_anchor))
-    print()
-
-    lofo: list[dict[str, Any]] = []
-    for family in ("m1", "m2", "m3", "m4"):
-        train = {q: [m for m in ms if chips[m.chip_id].family != family] for q, ms in apple.items()}
-        metal, _ = fit_metal([m for ms in train.values() for m in ms], shipped)
-        priors = with_metal(shipped, metal)
-        anchors = [c for c in dict.fromkeys(m.chip_id for m in apple_all)
-                   if chips[c].family != family]
-        targets = {c for c in chips if chips[c].family == family}
-        lofo += single_anchor_errors(apple, priors, anchors=anchors, targets=targets)
-    print(summary_table("Leave-one-family-out: priors refitted without the target's generation, "
-                        "every other-generation chip as anchor (held out)", lofo))
-    print(f"\nRoofline decode ranges (90%) that hold the measured figure: {coverage(lofo):.0f}%\n")
-
-    print(f"### Per chip (shipped priors, mean absolute error over every anchor and quant)\n")
-    print(per_chip_table(pairs))
-    print(f"\n### Every projection from {args.anchor}\n")
-    print(anchor_table(pairs, args.anchor))
-
-    gpu = measurements(series["tinyllama-h100-h200"])
-    print("\n## NVIDIA H100 SXM <-> H200, TinyLlama-1.1B shape (benchkit issue 3, llama-bench)\n")
-    gpairs = single_anchor_errors(gpu, shipped)
-    print(anchor_table(gpairs, "h100"))
-    print(anchor_table(gpairs, "h200").split("\n", 2)[2])
-    print()
-    print(summary_table("GPU pair", gpairs))
+    lofo = {v: held_out(ms, base, v, "family") for v in vendors}
+    print("\n".join(HEADER))
+    for v in vendors:
+        print("\n".join(summary_rows(f"{v}: leave-one-chip-out, all data", loco[v])))
+        for name, pairs in by_series(loco[v]).items():
+            print("\n".join(summary_rows(f"{v}: LOCO, {name}", pairs)))
+        print("\n".join(summary_rows(f"{v}: leave-one-family-out, all data", lofo[v])))
+    for v in vendors:
+        print(f"\n### {v}: per target chip, leave-one-chip-out\n")
+        print(per_chip_table(loco[v]))
 
 
 if __name__ == "__main__":

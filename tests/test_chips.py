@@ -26,21 +26,26 @@ REFERENCE_PAGE = Path(__file__).resolve().parents[2] / "shared/reference/inferno
 
 def test_every_chip_has_the_figures_a_projection_needs():
     chips = load_chips()
-    assert len(chips) >= 45
+    assert len(chips) >= 140
     for chip in chips.values():
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", chip.id), chip.id
         assert chip.bandwidth_gbs > 0 and chip.gpu_cores > 0, chip.id
         assert chip.memory_gb and all(m > 0 for m in chip.memory_gb), chip.id
         assert chip.source("bandwidth_gbs") and chip.source("gpu_cores"), chip.id
-        assert chip.vendor in ("apple", "nvidia", "amd") and chip.backend in ("metal", "cuda", "hip")
+        assert chip.vendor in ("apple", "nvidia", "amd", "intel", "cpu")
+        assert chip.backend in ("metal", "cuda", "hip", "sycl", "vulkan", "cpu")
+        assert chip.memory_class in ("hbm", "gddr", "lpddr", "ddr") and chip.memory_type, chip.id
         if chip.vendor == "apple" and chip.family != "m5":
             # Decode's fixed-cost term and prompt processing scale with compute.
             assert chip.fp32_tflops, chip.id
             # fp32_tflops is cores x 128 ALUs x 2 x clock, to within Apple's own rounding.
             derived = chip.gpu_cores * 256 * chip.gpu_clock_mhz / 1e6
             assert chip.fp32_tflops == pytest.approx(derived, rel=0.03), chip.id
-        if chip.vendor != "apple":
-            assert chip.matrix_tflops, chip.id
+        if chip.vendor not in ("apple", "cpu"):
+            assert chip.matrix_tflops and chip.fp32_tflops, chip.id
+        if chip.vendor == "cpu":
+            # A CPU entry is a memory configuration: bandwidth = channels x 8 bytes x MT/s.
+            assert chip.bandwidth_gbs == pytest.approx(chip.memory_channels * 8 * chip.memory_mts / 1000)
 
 
 def test_variant_ids_carry_their_core_count_and_the_bare_id_is_the_top_part():
@@ -146,3 +151,66 @@ def test_bits_per_weight_of_common_gguf_types():
     assert quants["Q8_0"] > quants["Q6_K"] > quants["Q5_K_M"] > quants["Q4_K_M"] > quants["Q3_K_M"] > quants["Q2_K"]
     with pytest.raises(BenchkitError):
         bits_per_weight("Q9_X")
+
+
+def test_the_issue_s_chip_list_is_covered():
+    """Issue 12: the GPUs people own, from Turing on, AMD, Intel Arc, Apple and CPUs."""
+    chips = load_chips()
+    for chip_id in ("rtx2060", "rtx2080ti", "rtx3060", "rtx3070", "rtx3080", "rtx4060", "rtx4070",
+                    "rtx4080", "rtx5070", "rtx5080", "rtxa4000", "rtxa6000", "rtx4000ada",
+                    "rtx6000ada", "t4", "v100", "a10", "a30", "a40", "l4", "l40", "l40s", "b200",
+                    "gb10", "jetson-agx-orin-64gb", "rx6800xt", "rx7600", "rx7800xt", "rx9070xt",
+                    "w7900", "mi210", "mi250", "mi325x", "ryzen-ai-max-395", "arc-a770", "arc-b580",
+                    "cpu-ddr5-6000-2ch", "cpu-ddr5-4800-12ch"):
+        assert chip_id in chips, chip_id
+    families = {c.family for c in chips.values() if c.vendor == "nvidia"}
+    assert {"turing", "volta", "ampere", "ada", "hopper", "blackwell"} <= families
+    assert {c.memory_class for c in chips.values()} == {"hbm", "gddr", "lpddr", "ddr"}
+
+
+@pytest.mark.parametrize("chip_id,figures", [
+    # datasheet totals the per-SM derivation must reproduce (dense matrix figures)
+    ("rtx4090", {"fp32_tflops": 82.6, "matrix_tflops": 330.3, "int8_matrix_tops": 660.6}),
+    ("rtx3090", {"fp32_tflops": 35.6, "matrix_tflops": 142.3}),
+    ("h100", {"matrix_tflops": 989.4, "int8_matrix_tops": 1978.9, "bandwidth_gbs": 3350}),
+    ("a100", {"matrix_tflops": 312, "int8_matrix_tops": 624, "bandwidth_gbs": 2039}),
+    ("arc-a770", {"fp32_tflops": 17.2, "matrix_tflops": 137.6}),
+    ("rx7900xtx", {"fp32_tflops": 61.4, "matrix_tflops": 122.8}),
+    ("ryzen-ai-max-395", {"bandwidth_gbs": 256}),
+    ("gb10", {"bandwidth_gbs": 273}),
+])
+def test_figures_match_vendor_totals(chip_id, figures):
+    chip = get_chip(chip_id)
+    for key, value in figures.items():
+        assert getattr(chip, key) == pytest.approx(value, rel=0.01), (chip_id, key)
+
+
+def test_geforce_bf16_is_half_its_fp16_rate_and_workstation_parts_full():
+    assert get_chip("rtx4090").bf16_matrix_tflops == pytest.approx(get_chip("rtx4090").matrix_tflops / 2, rel=1e-3)
+    assert get_chip("rtx6000ada").bf16_matrix_tflops == pytest.approx(get_chip("rtx6000ada").matrix_tflops)
+
+
+def test_chip_spec_file(tmp_path):
+    from benchkit.chips import load_chip_spec
+
+    spec = tmp_path / "gpu.yaml"
+    spec.write_text("id: my-gpu\nname: My GPU\nbackend: cuda\nmemory_type: GDDR7\n"
+                    "gpu_cores: 60\nbandwidth_gbs: 800\nmemory_gb: 16\nfp32_tflops: 38\n"
+                    "matrix_tflops: 150\n", encoding="utf-8")
+    chip = load_chip_spec(spec)
+    assert (chip.vendor, chip.memory_class, chip.memory_gb) == ("nvidia", "gddr", (16.0,))
+    assert str(spec) in chip.source("bandwidth_gbs")
+    for text, field in (("bandwidth_gbs: fast", "bandwidth_gbs"),
+                        ("memory_type: SRAM", "memory_type"),
+                        ("bandwith_gbs: 800", "bandwith_gbs")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(spec.read_text().replace("bandwidth_gbs: 800", text)
+                       if "memory_type" not in text else
+                       spec.read_text().replace("memory_type: GDDR7", text), encoding="utf-8")
+        with pytest.raises(BenchkitError) as exc:
+            load_chip_spec(bad)
+        assert exc.value.file == str(bad) and exc.value.field == field, (text, exc.value)
+    clash = tmp_path / "clash.yaml"
+    clash.write_text(spec.read_text().replace("my-gpu", "h100"), encoding="utf-8")
+    with pytest.raises(BenchkitError, match="already"):
+        load_chip_spec(clash)

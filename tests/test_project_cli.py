@@ -128,7 +128,7 @@ def test_anchor_from_results_folder_and_validate(smollm2_result, tmp_path):
     (["--anchor", "m4maxx", "--tg", "198"], ["--anchor", "m4max"]),
     (["--anchor", "m4max", "--tg", "-5"], ["--tg"]),
     (["--anchor", "m4max", "--tg", "0", "--method", "bandwidth"], ["--tg"]),
-    (["--anchor", "m4max", "--tg", "100", "--model-gb", "900"], ["--model-gb", "does not fit"]),
+    (["--anchor", "m4max", "--tg", "100", "--model-gb", "2000"], ["--model-gb", "does not fit"]),
     (["--anchor", "m4max", "--tg", "198"], ["--model-gb"]),
     (["--anchor", "m1"], ["--tg", "--from", "results/"]),
     (["--anchor", "m4max", "--tg", "100", "--model-gb", "1", "--sizes", "1,x"], ["--sizes"]),
