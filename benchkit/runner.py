@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchkit import __version__
+from benchkit import __version__, telemetry
 from benchkit.engines.base import AutoWarmup, Engine, ModelFile
 from benchkit.errors import BenchkitError
 from benchkit.gguf_info import GGUFInfo, read_gguf_info, sha256_file
@@ -218,6 +218,8 @@ class _Recorder:
         self.load: dict[str, Any] | None = None
         self.info: dict[str, Any] = {}
         self.case: dict[str, Any] | None = None
+        self.pid: int | None = None
+        self.sampler: telemetry.Sampler | None = None
 
     def configure(self, model: PreparedModel, engine: Engine, workloads: list[Workload]) -> None:
         self.model, self.engine, self.workloads = model, engine, workloads
@@ -243,6 +245,7 @@ class _Recorder:
         self.load = {"seconds": e["load_seconds"],
                      "rss_after_load_bytes": e["rss_after_load_bytes"], "peak_rss_bytes": None}
         self.info = e["facts"] or {}
+        self.pid = e.get("pid")
 
     def _open_failed(self, e: dict[str, Any]) -> None:
         for i in range(len(self.workloads)):
@@ -256,10 +259,13 @@ class _Recorder:
             case["engine"]["n_ctx"] = e["n_ctx"]
         self.bar.start(case, self.suite.warmup if isinstance(self.suite.warmup, int) else 0,
                        self.suite.iterations)
+        self.sampler = telemetry.Sampler(pid=self.pid).start()
 
     def _iteration(self, e: dict[str, Any]) -> None:
         if e["warmup"]:
             self.bar.step(None)
+            if self.sampler is not None:
+                self.sampler.begin_timed()     # the window starts after the last warmup
             return
         if self.case is not None and "it" in e:
             self.case["iterations"].append(e["it"])
@@ -268,6 +274,7 @@ class _Recorder:
     def _case_done(self, e: dict[str, Any]) -> None:
         case = self.case or self._new(e["i"])
         case["iterations"] = e["iterations"]
+        self._telemetry(case)
         case["engine_info"].update(e["facts"] or {})
         if case["load"] is not None:
             case["load"]["peak_rss_bytes"] = e["peak_rss_bytes"]
@@ -278,6 +285,7 @@ class _Recorder:
     def _case_failed(self, e: dict[str, Any]) -> None:
         case = self.case if self.case is not None else self._new(e["i"])
         case.update(status="failed", error=e["error"])
+        self._telemetry(case)
         _summarise(case, self.workloads[e["i"]])
         self.case = None
         self.add(case)
@@ -287,11 +295,22 @@ class _Recorder:
         case, self.case = self.case, None
         if case is None:
             return
+        self._telemetry(case)
         n = len(case["iterations"])
         case.update(status="partial",
                     error=f"{why} after {n} of {self.suite.iterations} timed iterations")
         _summarise(case, self.workloads[self._index(case)])
         self.add(case)
+
+    def _telemetry(self, case: dict[str, Any]) -> None:
+        """Stop the case's sampler; its figures and warnings go into the case."""
+        sampler, self.sampler = self.sampler, None
+        if sampler is None:
+            return
+        its = case["iterations"]
+        case["telemetry"] = sampler.finish(tokens=sum(it["tokens"] for it in its) or None,
+                                           seconds=sum(it["seconds"] for it in its) or None)
+        case["warnings"].extend(telemetry.warnings(case["telemetry"]))
 
     def _index(self, case: dict[str, Any]) -> int:
         return next(i for i, w in enumerate(self.workloads) if w.test == case["test"])

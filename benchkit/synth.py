@@ -627,7 +627,9 @@ def _free_bytes(folder: Path, override: int | None) -> int:
 
 
 def _gib(n: int) -> str:
-    return f"{n / _GIB:.2f} GiB" if n >= _GIB else f"{n / _MIB:.1f} MiB"
+    from benchkit.units import fmt_bytes
+
+    return fmt_bytes(n)
 
 
 # --------------------------------------------------------------------------- quantize
@@ -777,92 +779,17 @@ class Header:
     complete: bool                                      # the data region fits in the file
 
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
-
-
 def read_header(path: str | os.PathLike[str]) -> Header:
-    """Parse a GGUF header in milliseconds (gguf-py's reader takes seconds on a large
-    vocabulary, because it builds an object per token): enough for the cache check,
-    the tensor signature and the model buffer size."""
-    import mmap
-    import struct
+    """The header as the stand-in code needs it, from benchkit.gguf_info's reader (a few
+    milliseconds; the big tokenizer arrays are skipped): for the cache check, the tensor
+    signature and the model buffer size."""
+    from benchkit.gguf_info import LongArray
+    from benchkit.gguf_info import read_header as read
 
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    p = str(path)
-    try:
-        with open(p, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as exc:
-        raise BenchkitError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
-                            file=p) from None
-    try:
-        if buf[:4] != b"GGUF":
-            raise BenchkitError("not a GGUF file", file=p)
-        (version,) = struct.unpack_from("<I", buf, 4)
-        if version < 2:
-            raise BenchkitError(f"GGUF version {version} is too old to read", file=p)
-        pos = 8
-        n_tensors, n_kv = struct.unpack_from("<QQ", buf, pos)
-        pos += 16
-
-        def string() -> str:
-            nonlocal pos
-            (n,) = struct.unpack_from("<Q", buf, pos)
-            pos += 8 + n
-            return bytes(buf[pos - n:pos]).decode("utf-8", "replace")
-
-        def skip(vtype: int) -> Any:
-            nonlocal pos
-            if vtype in _SCALARS:
-                fmt = _SCALARS[vtype]
-                (v,) = struct.unpack_from(fmt, buf, pos)
-                pos += struct.calcsize(fmt)
-                return v
-            if vtype == 8:
-                return string()
-            if vtype == 9:
-                sub, count = struct.unpack_from("<IQ", buf, pos)
-                pos += 12
-                if sub in _SCALARS:
-                    pos += count * struct.calcsize(_SCALARS[sub])
-                else:
-                    for _ in range(count):
-                        skip(sub)
-                return None
-            raise ValueError(f"unknown GGUF value type {vtype}")
-
-        meta: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = string()
-            (vtype,) = struct.unpack_from("<I", buf, pos)
-            pos += 4
-            value = skip(vtype)
-            if vtype != 9:
-                meta[key] = value
-        tensors, spans = [], []
-        for _ in range(n_tensors):
-            name = string()
-            (n_dims,) = struct.unpack_from("<I", buf, pos)
-            dims = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
-            ttype, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
-            pos += 4 + 8 * n_dims + 12
-            qtype = GGMLQuantizationType(ttype)
-            block, type_size = GGML_QUANT_SIZES[qtype]
-            nbytes = math.prod(dims) // block * type_size
-            tensors.append((name, tuple(int(d) for d in dims), qtype.name))
-            spans.append((offset, offset + nbytes))
-    except (struct.error, ValueError, UnicodeDecodeError, KeyError) as exc:
-        raise BenchkitError(f"truncated or corrupt GGUF header ({exc})", file=p) from None
-    finally:
-        buf.close()
-    align = int(meta.get("general.alignment", ALIGNMENT))
-    data_start = (pos + align - 1) // align * align
-    end = max((e for _, e in spans), default=0)
-    span = end - min(s for s, _ in spans) if spans else 0
-    return Header(meta, tensors, span, size, data_start + end <= size)
+    h = read(path)
+    meta = {k: v for k, v in h.metadata.items() if not isinstance(v, (list, LongArray))}
+    return Header(meta, [(t.name, t.shape, t.type) for t in h.tensors], h.tensor_span,
+                  h.size_bytes, h.complete)
 
 
 # --------------------------------------------------------------------------- inspect / list
@@ -897,16 +824,9 @@ def inspect_model(path: str | os.PathLike[str], *, sha256: bool = True) -> dict[
 
 def _file_type(raw: Any, tensors: list[tuple[str, tuple[int, ...], str]]) -> str | None:
     """general.file_type as llama.cpp names it (Q4_K_M...), as benchkit.gguf_info does."""
-    from gguf import LlamaFileType
+    from benchkit.gguf_info import file_type_name
 
-    if raw is None:
-        hist = type_histogram(t for t in tensors if len(t[1]) >= 2)
-        return next(iter(hist), None)
-    try:
-        name = LlamaFileType(int(raw)).name
-    except ValueError:
-        return f"file_type_{int(raw)}"
-    return {"ALL_F32": "F32"}.get(name, name.removeprefix("MOSTLY_"))
+    return file_type_name(raw, tensors)
 
 
 def cached_standins() -> list[dict[str, Any]]:

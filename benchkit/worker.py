@@ -64,7 +64,7 @@ def execute(job: Job, sink: Sink) -> None:
         return
     try:
         sink({"type": "opened", "load_seconds": session.load_seconds,
-              "facts": session.facts(), "rss_after_load_bytes": _rss()})
+              "facts": session.facts(), "rss_after_load_bytes": _rss(), "pid": os.getpid()})
         for k, workload in enumerate(job.workloads):
             _measure_one(session, workload, job, job.first + k, sink)
     finally:
