@@ -276,6 +276,7 @@ class _Recorder:
         case["iterations"] = e["iterations"]
         self._telemetry(case)
         case["engine_info"].update(e["facts"] or {})
+        case["warnings"].extend(e.get("warnings") or [])
         if case["load"] is not None:
             case["load"]["peak_rss_bytes"] = e["peak_rss_bytes"]
         _settle(case, self.workloads[e["i"]], e)

@@ -82,6 +82,7 @@ def _measure_one(session: Any, workload: Workload, job: Job, i: int, sink: Sink)
         sink({"type": "case_done", "i": i, "facts": session.facts(),
               "iterations": [it.to_dict() for it in timed],
               "warmups_used": session.warmups_used,
+              "warnings": getattr(session, "take_warnings", list)(),
               "first_iteration": first.to_dict() if first is not None else None,
               "peak_rss_bytes": _peak_rss()})
     except BenchkitError as exc:
