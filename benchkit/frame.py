@@ -103,6 +103,8 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     placement = case.get("placement") or {}
     kind = placement.get("device_kind") or (
         "gpu" if (placement.get("layers_offloaded") or 0) > 0 else "cpu")
+    if not case.get("placement") and engine.get("kind") in SERVERS_ELSEWHERE:
+        kind = "unknown"        # a server benchkit did not start placed the model itself
     row = {
         "case_index": case.get("index"), "status": case.get("status"),
         "error": case.get("error"), "test": case.get("test"),
@@ -135,6 +137,10 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         row["device_name"] = env["env_cpu_model"]
         row["device_id"] = cpu_slug(env["env_cpu_model"])
     return row
+
+
+# Engines whose server benchkit does not start: where they put the model is not known.
+SERVERS_ELSEWHERE = ("openai", "ollama")
 
 
 def _setting(value: Any) -> Any:

@@ -14,13 +14,13 @@ page says so instead of inventing one.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchkit.errors import BenchkitError
+from benchkit.units import fmt_bytes, fmt_mib, fmt_ms, fmt_params, fmt_pct, fmt_tps  # noqa: F401
 # Engine settings that define a configuration: cases that share them (and the model
 # and the run) are one row of the metrics table.
 from benchkit.frame import ENGINE_SETTINGS
@@ -93,37 +93,6 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def fmt_tps(x: float | None) -> str:
-    """tok/s with the precision a reader can use: 198.1, 1,234."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:,.1f}" if abs(x) < 1000 else f"{x:,.0f}"
-
-
-def fmt_ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    ms = seconds * 1000
-    return f"{ms:,.2f} ms" if ms < 100 else f"{ms:,.0f} ms"
-
-
-def fmt_pct(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def fmt_mib(x: float | None) -> str:
-    return "—" if x is None else f"{x:,.2f} MiB"
-
-
-def fmt_bytes(n: float | None) -> str:
-    """Bytes in the unit people quote: MB for model files, GiB for memory."""
-    if n is None:
-        return "—"
-    if n >= 2 ** 30:
-        return f"{n / 2 ** 30:,.1f} GiB"
-    return f"{n / 1e6:,.1f} MB"
-
-
 def spread_text(row: Any) -> str:
     """'± 1.2 (CV 2.9%, n=5)': the spread that goes with every median."""
     sd, cv, n = _num(row.get("tps_stdev")), _num(row.get("tps_cv")), _clean(row.get("n"))
@@ -174,6 +143,13 @@ class Config:
     @property
     def placement_text(self) -> str:
         """Where the layers ran, in words."""
+        if self.device_kind == "unknown":
+            return "as the server placed it"
+        if self.device_kind == "gpu" and self.layers_offloaded is None:
+            # the engine did not say how many layers (llama-bench, llama-server)
+            ngl = self.engine.get("n_gpu_layers")
+            asked = "all layers" if ngl is not None and ngl < 0 else f"n_gpu_layers {ngl}"
+            return f"{asked} on {self.device_name or 'GPU'} (asked)"
         if self.device_kind != "gpu" or not self.layers_offloaded:
             return "CPU only"
         where = self.device_name or "GPU"
@@ -206,6 +182,9 @@ class Config:
 
     @property
     def is_cpu_only(self) -> bool:
+        if self.device_kind == "unknown" or (self.device_kind == "gpu"
+                                             and self.layers_offloaded is None):
+            return False
         return self.device_kind != "gpu" or not self.layers_offloaded
 
 
@@ -376,7 +355,7 @@ def summary(configs: list[Config], df) -> dict[str, Any]:
         models.append({
             "name": first["model_name"], "quant": _clean(first.get("model_quant")) or "—",
             "size": fmt_bytes(_num(first.get("model_size_bytes"))),
-            "params": _params_text(_num(first.get("model_params"))),
+            "params": fmt_params(_num(first.get("model_params"))),
             "arch": _clean(first.get("model_arch")) or "—",
             "synthetic": bool(_clean(first.get("model_synthetic"))),
             "sha256": _clean(sha)})
@@ -387,12 +366,6 @@ def summary(configs: list[Config], df) -> dict[str, Any]:
             "all_cpu": all(c.is_cpu_only for c in configs),
             "models": models, "hardware": devices, "tests": tests,
             "n_configs": len(configs), "suites": list(dict.fromkeys(df["suite"]))}
-
-
-def _params_text(n: float | None) -> str:
-    if not n:
-        return "—"
-    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
 
 
 def _hardware_text(row: Any) -> str:

@@ -23,7 +23,7 @@ from conftest import run_benchkit
 # placement and decode figures. Projections are always present: on a CPU-only machine the
 # section says why there is no projection instead of inventing a peak bandwidth.
 SECTIONS = ["Summary", "Performance metrics", "Benchmark detail",
-            "Resource utilisation and layer distribution", "Achieved memory bandwidth",
+            "Power, energy and utilisation", "Resource utilisation and layer distribution", "Achieved memory bandwidth",
             "Projections for other chips", "Environment", "Methodology"]
 
 

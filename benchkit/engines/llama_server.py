@@ -185,6 +185,24 @@ class ServerSession(Session):
             "start_seconds": self.server.start_seconds,
         }
 
+    def placement(self) -> dict[str, Any] | None:
+        """Where the layers went, as far as it can be known: llama-server prints no
+        buffer or offload lines at its default verbosity (and a verbose server logs every
+        token, which would cost decode time), so this is -ngl on a build that can offload,
+        labelled as such."""
+        try:
+            import llama_cpp
+
+            gpu_build = bool(llama_cpp.llama_supports_gpu_offload())
+        except Exception:  # noqa: BLE001 - no in-process llama.cpp to ask
+            gpu_build = False
+        on_gpu = gpu_build and self.options.n_gpu_layers != 0
+        return {"device_kind": "gpu" if on_gpu else "cpu",
+                "n_gpu_layers_requested": self.options.n_gpu_layers,
+                "gpu_offload_supported": gpu_build, "buffers": [],
+                "note": "llama-server does not report where layers went; from -ngl and "
+                        "whether this llama.cpp build can offload"}
+
     # --- measuring
 
     def prepare(self, workload: Workload) -> list[str]:
