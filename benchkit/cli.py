@@ -14,6 +14,7 @@ import click
 
 from benchkit import __version__
 from benchkit.errors import BenchkitError
+from benchkit.textsafe import terminal
 
 # name -> "module:attribute"; the order here is the order `--help` lists them in.
 COMMANDS = {
@@ -25,6 +26,8 @@ COMMANDS = {
     "submit": "benchkit.commands.community:submit",
     "validate": "benchkit.commands.community:validate",
     "site": "benchkit.commands.community:site",
+    "engines": "benchkit.commands.engines:engines",
+    "import": "benchkit.commands.import_:import_",
 }
 
 
@@ -61,8 +64,8 @@ def main() -> None:
     try:
         code = cli.main(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except BenchkitError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except BenchkitError as exc:   # one line, whatever text from a file the message quotes
+        click.echo(f"error: {terminal(exc, one_line=True)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -26,11 +26,13 @@ import math
 import os
 import re
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from benchkit.errors import BenchkitError
+from benchkit.units import fmt_bytes
 from benchkit.stats import CV_LIMIT
 
 COMMUNITY_DIR = Path("results") / "community"
@@ -40,6 +42,9 @@ MIN_ITERATIONS = 3               # fewer timed iterations give no usable spread
 SUMMARY_RTOL = 1e-6              # summary figures must be those the iterations give
 TPS_RTOL = 0.01                  # an iteration's tps must be its tokens / seconds
 DECODE_TESTS = ("tg", "chat")    # workload kinds whose tok/s is a decode rate
+NEAR_RTOL = 1e-6                 # iterations this close to another file's are a copy, not a run
+MAX_SLUG = 80                    # path components: a 300-character model name is cut (+ hash)
+CPU_SOCKETS = 2                  # the CPU ceiling: two sockets of the fastest CPU memory known
 
 EXIT_OK, EXIT_WARNINGS, EXIT_REJECTED = 0, 1, 2
 
@@ -59,7 +64,10 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.level}: {BenchkitError(self.message, file=self.file, field=self.field)}"
+        from benchkit.textsafe import terminal   # messages quote the file's own text
+
+        line = f"{self.level}: {BenchkitError(self.message, file=self.file, field=self.field)}"
+        return terminal(line, one_line=True)
 
 
 @dataclass
@@ -286,7 +294,11 @@ def fingerprint(doc: dict[str, Any]) -> str:
 def slug(text: str) -> str:
     """Lowercase letters, digits, '.', '_' and '-' only: safe in a path and a URL."""
     out = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
-    return re.sub(r"-{2,}", "-", out) or "unknown"
+    out = re.sub(r"-{2,}", "-", out) or "unknown"
+    if len(out) > MAX_SLUG:     # a path component must stay short: cut, and keep it unique
+        digest = hashlib.sha256(out.encode("utf-8")).hexdigest()[:8]
+        out = f"{out[:MAX_SLUG - 9].rstrip('-.')}-{digest}"
+    return out
 
 
 def model_slug(model: dict[str, Any]) -> str:
@@ -301,7 +313,7 @@ def model_slug(model: dict[str, Any]) -> str:
         out = f"{out}-{quant}"
     if model.get("synthetic") and "synthetic" not in out:
         out = f"{out}-synthetic"
-    return out
+    return slug(out)
 
 
 def ran_on_gpu(case: dict[str, Any]) -> bool:
@@ -330,7 +342,7 @@ def work_chip(doc: dict[str, Any]) -> str:
             return slug(str(chip["id"]))
         if chip.get("name"):
             return slug(str(chip["name"]))
-    return cpu_slug((env.get("cpu") or {}).get("model"))
+    return slug(cpu_slug(str((env.get("cpu") or {}).get("model") or "")))
 
 
 def community_relpath(doc: dict[str, Any]) -> PurePosixPath:
@@ -370,11 +382,11 @@ def check_file(path: str | os.PathLike[str], standards: dict[str, StandardSuite]
 
     shown = _shown(path)
     verdict = Verdict(shown)
-    try:
-        size = Path(path).stat().st_size
-    except OSError:
-        verdict.add(ERROR, None, "no such file")
+    problem = file_problem(Path(path))
+    if problem:
+        verdict.add(ERROR, None, problem)
         return verdict
+    size = Path(path).stat().st_size
     if size > MAX_BYTES:
         verdict.add(ERROR, None, f"file is too large: {size:,} bytes (at most {MAX_BYTES:,}); "
                                  "a standard-suite result is tens of KB")
@@ -389,6 +401,36 @@ def check_file(path: str | os.PathLike[str], standards: dict[str, StandardSuite]
     verdict.doc = doc
     check_document(doc, verdict, standards)
     return verdict
+
+
+def file_problem(path: Path) -> str | None:
+    """Why `path` cannot be a community file, or None: it must be a regular file reached
+    without a link. A link under results/community/ would publish a file from anywhere
+    (a link to /dev/zero would be read forever); a FIFO would block the reader."""
+    from benchkit.safeio import file_kind
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISLNK(st.st_mode):
+        return ("a symbolic link: community results must be regular files inside the "
+                "tree, not links")
+    kind = file_kind(st.st_mode)
+    if kind:
+        return f"{kind}, not a regular file: community results must be regular files"
+    absolute = Path(os.path.abspath(path))
+    root = next((p for p in absolute.parents if p.name == "community"), None)
+    if root is not None:
+        for folder in absolute.parents:
+            if folder.is_symlink():
+                return (f"reached through a linked folder ({_shown(folder)}): community "
+                        "results must lie inside the tree")
+            if folder == root:
+                break
+    return None
 
 
 def _schema_problems(doc: dict[str, Any], verdict: Verdict) -> bool:
@@ -519,17 +561,58 @@ def _check_bandwidth(case: dict[str, Any], where: str, doc: dict[str, Any],
     if not size or not tps:
         return
     chip_id = work_chip(doc)
-    chip = _chip(chip_id)
-    if chip is None or not getattr(chip, "bandwidth_gbs", None):
-        verdict.add(NOTE, f"{where}.summary.tps_median", f"{chip_id!r} is not in the chip "
-                    "database: the decode figure cannot be checked against its memory "
-                    "bandwidth")
+    ceiling = bandwidth_ceiling(chip_id, doc)
+    if ceiling is None:
+        verdict.add(NOTE, f"{where}.summary.tps_median", "the chip database is not "
+                    "available: the decode figure cannot be checked")
         return
+    limit, basis, known = ceiling
+    if not known:
+        verdict.add(NOTE, f"{where}.summary.tps_median", f"{chip_id!r} is not in the chip "
+                    "database: the decode figure cannot be checked against its own memory "
+                    f"bandwidth, only against {basis}")
     needed = float(tps) * float(size) / 1e9
-    if needed > float(chip.bandwidth_gbs):
+    if needed > limit:
         verdict.add(ERROR, f"{where}.summary.tps_median", f"physically impossible: "
-                    f"{float(tps):.1f} tok/s x {size / 1e6:.1f} MB = {needed:,.0f} GB/s, above "
-                    f"the {chip.bandwidth_gbs:,.0f} GB/s peak memory bandwidth of {chip.name}")
+                    f"{float(tps):,.1f} tok/s x {fmt_bytes(size)} = {needed:,.0f} GB/s, "
+                    f"above {basis}")
+
+
+def bandwidth_ceiling(chip_id: str, doc: dict[str, Any]) -> tuple[float, str, bool] | None:
+    """(GB/s no decode on this chip can exceed, what that figure is, whether the chip is in
+    the database); None without a database.
+
+    Every chip gets a ceiling. A known chip: its peak bandwidth (times the GPUs in the
+    machine, which a row split can read at once). A CPU the database does not list: two
+    sockets of the fastest CPU memory configuration in the database. An unknown GPU:
+    the fastest chip in the database. The last two are generous (they refuse only what
+    no hardware does), but a figure beyond them is not a measurement.
+    """
+    try:
+        from benchkit.chips import load_chips
+
+        chips = load_chips()
+    except (ImportError, BenchkitError):
+        return None
+    is_cpu = chip_id.startswith("cpu-")
+    gpus = (doc.get("environment") or {}).get("gpus") or []
+    n_gpus = len(gpus) if not is_cpu and len(gpus) > 1 else 1
+    times = f" x {n_gpus} GPUs" if n_gpus > 1 else ""
+    chip = _chip(chip_id)
+    if chip is not None and getattr(chip, "bandwidth_gbs", None):
+        return (float(chip.bandwidth_gbs) * n_gpus, f"the {chip.bandwidth_gbs:,.0f} GB/s "
+                f"peak memory bandwidth of {chip.name}{times}", True)
+    pool = [c for c in chips.values() if (c.vendor == "cpu") == is_cpu and c.bandwidth_gbs]
+    if not pool:
+        return None
+    best = max(pool, key=lambda c: c.bandwidth_gbs)
+    if is_cpu:
+        limit = float(best.bandwidth_gbs) * CPU_SOCKETS
+        return (limit, f"{limit:,.0f} GB/s ({CPU_SOCKETS} sockets of the fastest CPU memory "
+                f"in the chip database, {best.name} at {best.bandwidth_gbs:,.0f} GB/s each)",
+                False)
+    return (float(best.bandwidth_gbs) * n_gpus, f"the {best.bandwidth_gbs:,.0f} GB/s of the "
+            f"fastest chip in the database ({best.name}){times}", False)
 
 
 def _chip(chip_id: str) -> Any:
@@ -602,7 +685,11 @@ def _check_notes(doc: dict[str, Any], verdict: Verdict) -> None:
 
 def _check_set(verdicts: list[Verdict]) -> None:
     """Checks across files: the path matches the content, and no run is filed twice."""
-    known: dict[Path, str] = {}
+    known: dict[Path, Measured | None] = {}
+    # of two copies both validated here, the earlier run (then path) is the original
+    order = {Path(os.path.abspath(v.file)): (str(v.doc.get("started_at") or ""),
+                                             os.path.abspath(v.file))
+             for v in verdicts if v.doc is not None}
     for v in verdicts:
         if v.doc is None:
             continue
@@ -617,22 +704,80 @@ def _check_set(verdicts: list[Verdict]) -> None:
         if actual != expected:
             v.add(ERROR, None, f"path does not match the content: expected "
                   f"{_shown(root / expected)}")
-        mine = fingerprint(v.doc)
-        for other in sorted(root.rglob("*.json")):
-            if other.resolve() == path.resolve():
-                continue
-            theirs = known.get(other.resolve())
-            if theirs is None:
-                theirs = known[other.resolve()] = _fingerprint_file(other)
-            if theirs == mine:
-                v.add(ERROR, None, f"duplicate: the same measurements as {_shown(other)}")
+        mine = order[Path(os.path.abspath(v.file))]
+        copies = {p for p, key in order.items() if key > mine}
+        for problem in duplicate_problems(v.doc, path, root, known, copies=copies):
+            v.add(ERROR, None, problem)
 
 
-def _fingerprint_file(path: Path) -> str:
+@dataclass(frozen=True)
+class Measured:
+    """What duplicate checks compare: the exact measurements, and what was measured (model
+    files, chip, tests and engine settings) with every iteration's tok/s."""
+
+    fingerprint: str
+    identity: str
+    series: tuple[tuple[float, ...], ...]
+
+
+def measured(doc: dict[str, Any]) -> Measured:
+    cases = doc.get("cases") or []
+    identity = json.dumps([work_chip(doc),
+                           sorted({str(c["model"].get("sha256") or c["model"].get("name"))
+                                   for c in cases}),
+                           [[c.get("test"), c.get("engine")] for c in cases]],
+                          sort_keys=True, default=str)
+    series = tuple(tuple(float(it["tps"]) for it in c.get("iterations") or []) for c in cases)
+    return Measured(fingerprint(doc), identity, series)
+
+
+def _measured_file(path: Path) -> Measured | None:
+    """The measurements of another file of the data set; None when it is not one (it is
+    judged on its own; here it only must not hang, exhaust memory or crash the check)."""
+    from benchkit.safeio import read_json_file
+
+    if file_problem(path):
+        return None
     try:
-        return fingerprint(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return ""
+        doc = read_json_file(path, MAX_BYTES, "result file")
+        return measured(doc) if isinstance(doc, dict) else None
+    except (BenchkitError, AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def duplicate_problems(doc: dict[str, Any], path: Path, root: Path,
+                       cache: dict[Path, Measured | None] | None = None,
+                       copies: set[Path] | frozenset[Path] = frozenset()) -> list[str]:
+    """Files under `root` (other than `path`) with the same measurements, or with every
+    iteration within NEAR_RTOL of this file's on the same model, chip and settings: a
+    copy with its figures nudged is the same run, not a second one. Files in `copies`
+    (absolute paths) are the copies of this one, reported on their own verdicts."""
+    cache = {} if cache is None else cache
+    mine = measured(doc)
+    out = []
+    for other in sorted(root.rglob("*.json")):
+        key = Path(os.path.abspath(other))
+        if key == Path(os.path.abspath(path)) or key in copies:
+            continue
+        if key not in cache:
+            cache[key] = _measured_file(other)
+        theirs = cache[key]
+        if theirs is None:
+            continue
+        if theirs.fingerprint == mine.fingerprint:
+            out.append(f"duplicate: the same measurements as {_shown(other)}")
+        elif theirs.identity == mine.identity and _near(mine.series, theirs.series):
+            out.append(f"near-duplicate of {_shown(other)}: the same model, chip and "
+                       f"settings, and every iteration within {NEAR_RTOL:g} of its figures "
+                       "(a copy with its figures nudged is not a new run)")
+    return out
+
+
+def _near(a: tuple[tuple[float, ...], ...], b: tuple[tuple[float, ...], ...]) -> bool:
+    if len(a) != len(b) or not any(a) or any(len(x) != len(y) for x, y in zip(a, b)):
+        return False
+    return all(math.isclose(x, y, rel_tol=NEAR_RTOL, abs_tol=0.0)
+               for xs, ys in zip(a, b) for x, y in zip(xs, ys))
 
 
 def community_root(path: Path) -> Path | None:
@@ -667,6 +812,7 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
     the optional free-text `notes`.
     """
     from benchkit.result import dumps, read_result, write_result
+    from benchkit.safeio import read_bounded_bytes
 
     doc = read_result(result)
     if notes is not None and len(notes) > MAX_NOTES:
@@ -684,8 +830,9 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
     if not verdict.accepted:
         return Submission(target, "rejected", verdict, removed, clean)
     new_bytes = dumps(clean).encode("utf-8")
-    if target.is_file():
-        status = "unchanged" if target.read_bytes() == new_bytes else "updated"
+    if target.is_file() and not file_problem(target):
+        old = read_bounded_bytes(target, MAX_BYTES, "community file")
+        status = "unchanged" if old == new_bytes else "updated"
     else:
         status = "written"
     if status != "unchanged":
@@ -696,11 +843,8 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
 def _check_duplicate(doc: dict[str, Any], target: Path, root: Path, verdict: Verdict) -> None:
     if not root.is_dir():
         return
-    mine = fingerprint(doc)
-    for other in sorted(root.rglob("*.json")):
-        if other.resolve() != target.resolve() and _fingerprint_file(other) == mine:
-            verdict.add(ERROR, None, f"duplicate: the same measurements are already filed as "
-                        f"{_shown(other)}")
+    for problem in duplicate_problems(doc, target, root):
+        verdict.add(ERROR, None, problem)
 
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchkit.errors import BenchkitError
-from benchkit.report import ENGINE_SETTINGS, fmt_tps
+from benchkit.report import ENGINE_SETTINGS, fmt_ms, fmt_tps
+from benchkit.workloads.serve import compare_figures
 
 STATS = ("median", "mean")
 TESTS = ("welch", "mannwhitney")
@@ -64,6 +65,7 @@ class Pair:
     pvalue: float | None
     verdict: str              # slower | faster | no change | too few iterations
     differing: dict[str, list[Any]] = field(default_factory=dict)   # ignored settings
+    serve: dict[str, Any] | None = None   # serve levels: output tok/s, p99 TTFT, both sides
 
 
 @dataclass
@@ -247,7 +249,8 @@ def _pair(brow: Any, nrow: Any, key: tuple, stat: str, test: str, alpha: float,
                  if str(_clean(brow.get(k))) != str(_clean(nrow.get(k)))}
     return Pair(model=brow["model_name"], test=brow["test"], settings=dict(key[2]),
                 base=b, new=n, ratio=ratio, change_pct=change, pvalue=p,
-                verdict=verdict(change, p, alpha, min_change), differing=differing)
+                verdict=verdict(change, p, alpha, min_change), differing=differing,
+                serve=compare_figures(brow, nrow))
 
 
 def _unmatched(side: str, row: Any, key: tuple, other: dict[tuple, Any],
@@ -333,9 +336,12 @@ def _settings_cell(pair: Pair, keys: Sequence[str] | None = None) -> str:
 
 def regression_text(p: Pair, fail_above: float) -> str:
     """One stderr line per regression that fails a --fail-above check."""
-    return (f"regression: {p.model} {p.test} ({_settings_text(tuple(p.settings.items()))}) "
-            f"{p.change_pct:+.1f}% on {len(p.new.values)} vs {len(p.base.values)} iterations "
-            f"(p {_p_text(p.pvalue)}), beyond the allowed -{fail_above:g}%")
+    from benchkit.textsafe import terminal
+
+    return terminal(
+        f"regression: {p.model} {p.test} ({_settings_text(tuple(p.settings.items()))}) "
+        f"{p.change_pct:+.1f}% on {len(p.new.values)} vs {len(p.base.values)} iterations "
+        f"(p {_p_text(p.pvalue)}), beyond the allowed -{fail_above:g}%", one_line=True)
 
 
 def legend(c: Comparison) -> str:
@@ -348,10 +354,12 @@ def legend(c: Comparison) -> str:
 
 def render(c: Comparison, fmt: str = "md") -> str:
     """The comparison as a Markdown table (with notes), CSV rows or a JSON document."""
+    from benchkit.textsafe import terminal     # result text printed: no escape sequences
+
     if fmt == "json":
-        return json.dumps(to_dict(c), indent=2, ensure_ascii=False) + "\n"
+        return terminal(json.dumps(to_dict(c), indent=2, ensure_ascii=False) + "\n")
     if fmt == "csv":
-        return _csv(c)
+        return terminal(_csv(c))
     if fmt != "md":
         raise BenchkitError(f"unknown format {fmt!r} (use md, csv or json)", field="--format")
     lines = [f"BASE: {c.base_file}", f"NEW:  {c.new_file}", ""]
@@ -367,6 +375,7 @@ def render(c: Comparison, fmt: str = "md") -> str:
                 f"**{p.verdict}**" if p.verdict in ("slower", "faster") else p.verdict, ""
             ]).strip())
         lines += ["", f"Settings shared by every row: {_common(c)}.", legend(c)]
+        lines += _serve_lines(c)
     else:
         lines.append("No case of BASE matches a case of NEW.")
     if c.unmatched:
@@ -375,11 +384,39 @@ def render(c: Comparison, fmt: str = "md") -> str:
                   for u in c.unmatched]
     if c.notes:
         lines += [""] + [f"Note: {n}" for n in c.notes]
-    return "\n".join(lines) + "\n"
+    return terminal("\n".join(lines) + "\n")
+
+
+def _serve_lines(c: Comparison) -> list[str]:
+    """Serve levels also compare on what a served user sees: output tok/s of the level
+    and p99 time to first token (one figure per level each: changes, no test)."""
+    rows = [p for p in c.pairs if p.serve]
+    if not rows:
+        return []
+    lines = ["", "| Model | Test | Settings | Output tok/s base → new | Change | p99 TTFT "
+             "base → new | Change |", "|---|---|---|---|---|---|---|"]
+    for p in rows:
+        s = p.serve
+        lines.append(" | ".join([
+            "", _md(p.model), p.test, _md(_settings_cell(p, _varying(c))),
+            f"{fmt_tps(s['base']['output_tps'])} → {fmt_tps(s['new']['output_tps'])}",
+            _pct(s["output_tps_change_pct"]),
+            f"{fmt_ms(s['base']['ttft_p99_s'])} → {fmt_ms(s['new']['ttft_p99_s'])}",
+            _pct(s["ttft_p99_s_change_pct"]), ""]).strip())
+    return lines + ["", "Serve levels: output tok/s is every output token of the level over "
+                    "its wall time, p99 TTFT the 99th percentile of time to first token; "
+                    "one figure per level, so no significance test applies (the table "
+                    "above tests per-request tok/s)."]
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.1f}%"
 
 
 def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    from benchkit.textsafe import md_cell
+
+    return md_cell(text)
 
 
 def _csv(c: Comparison) -> str:

@@ -13,6 +13,8 @@ import io
 import json
 from typing import Any
 
+from benchkit.units import fmt_bytes, fmt_params
+
 FORMATS = ("md", "csv", "json", "jsonl")
 
 _MD_HEADER = ("model", "size", "params", "engine", "backend", "ngl", "threads", "test",
@@ -27,8 +29,8 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for case in doc.get("cases", []):
         model, summary = case["model"], case.get("summary") or {}
-        placement = case.get("placement") or {}
-        on_gpu = placement.get("device_kind") == "gpu"
+        placement = case.get("placement")
+        on_gpu = (placement or {}).get("device_kind") == "gpu"
         out.append({
             "model": model.get("name"),
             "quantization": model.get("quantization"),
@@ -37,7 +39,8 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "synthetic": model.get("synthetic"),
             "engine": case["engine"].get("kind"),
             "clock": _clock(case),
-            "backend": backend if on_gpu else "cpu",
+            # a server benchkit did not start, or a case never measured: placement unknown
+            "backend": (backend if on_gpu else "cpu") if placement else None,
             "n_gpu_layers": case["engine"].get("n_gpu_layers"),
             "n_threads": case["engine"].get("n_threads"),
             "test": case["test"],
@@ -101,8 +104,8 @@ def _md_row(r: dict[str, Any]) -> list[str]:
     else:
         tps = f"{r['tps_mean']:.2f} ± {r['tps_stdev']:.2f}"
     ttft = f"{r['ttft_median_s'] * 1000:.1f}" if r["ttft_median_s"] is not None else ""
-    return [name, _size(r["size_bytes"]), _params(r["n_params"]), r["engine"] or "",
-            _backend(r["backend"]), _blank(r["n_gpu_layers"]), _blank(r["n_threads"]),
+    return [name, fmt_bytes(r["size_bytes"]), fmt_params(r["n_params"]), r["engine"] or "",
+            _backend(r["backend"]) if r["backend"] else "", _blank(r["n_gpu_layers"]), _blank(r["n_threads"]),
             r["test"], tps,
             str(r["n"] or 0), ttft]
 
@@ -115,18 +118,6 @@ def _blank(value: Any) -> str:
 def _clock(case: dict[str, Any]) -> str | None:
     clocks = {it.get("clock", "client") for it in case.get("iterations") or []}
     return ",".join(sorted(clocks)) or None
-
-
-def _size(n: int | None) -> str:
-    if not n:
-        return ""
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.2f} MiB"
-
-
-def _params(n: int | None) -> str:
-    if not n:
-        return ""
-    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
 
 
 def _backend(name: str) -> str:

@@ -23,7 +23,7 @@ COLUMNS = [
     "file", "run_id", "run_status", "partial", "started_at", "suite",
     # case
     "case_index", "status", "error", "test", "workload_kind", "n_prompt", "n_gen", "depth",
-    "warmup",
+    "warmup", "warmup_used",
     # model
     "model_name", "model_size_bytes", "model_sha256", "model_arch", "model_params",
     "model_quant", "model_layers", "model_synthetic",
@@ -110,7 +110,7 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         "error": case.get("error"), "test": case.get("test"),
         "workload_kind": workload.get("kind"), "n_prompt": workload.get("n_prompt"),
         "n_gen": workload.get("n_gen"), "depth": workload.get("depth") or 0,
-        "warmup": case.get("warmup"),
+        "warmup": case.get("warmup"), "warmup_used": case.get("warmup_used"),
         "model_name": model.get("name"), "model_size_bytes": model.get("size_bytes"),
         "model_sha256": model.get("sha256"), "model_arch": model.get("architecture"),
         "model_params": model.get("n_params"), "model_quant": model.get("quantization"),

@@ -339,9 +339,13 @@ def summary(configs: list[Config], df) -> dict[str, Any]:
     """The headline: the best decode figure, and its speedup over the CPU-only run."""
     with_decode = [c for c in configs if c.decode is not None]
     pool = with_decode or configs
-    best = max(pool, key=lambda c: _num((c.decode if with_decode else c.prompt or
-                                         next(iter(c.rows.values())))["tps_median"]) or 0)
-    best_row = best.decode if with_decode else (best.prompt or next(iter(best.rows.values())))
+    def headline(c: Config) -> Any:      # rows are pandas Series: no `or` between them
+        if with_decode:
+            return c.decode
+        return c.prompt if c.prompt is not None else next(iter(c.rows.values()))
+
+    best = max(pool, key=lambda c: _num(headline(c)["tps_median"]) or 0)
+    best_row = headline(best)
     base = best.baseline
     speedup = None
     if base is not None and base is not best and not (best.is_cpu_only and base.is_cpu_only):
@@ -401,7 +405,7 @@ def detail(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
             n = len(its)
             columns.append({
                 "test": test, "kind": row["workload_kind"], "synthetic": c.synthetic,
-                "iterations": n, "warmup": _clean(row.get("warmup")),
+                "iterations": n, "warmup": _warmup_text(row),
                 "total_tokens": f"{tokens:,}",
                 "total_time": f"{seconds:,.3f} s",
                 "throughput": fmt_tps(tokens / seconds if seconds else None),
@@ -423,6 +427,14 @@ def detail(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
         out.append({"label": c.label, "synthetic": c.synthetic, "columns": columns,
                     "model": c.model_name})
     return out
+
+
+def _warmup_text(row: Any) -> Any:
+    """The warmup as asked, and for `auto` how many it took."""
+    asked, used = _clean(row.get("warmup")), _clean(row.get("warmup_used"))
+    if asked == "auto":
+        return f"auto, {int(used)} used" if used is not None else "auto"
+    return asked
 
 
 def _ci_text(row: Any) -> str:
@@ -518,9 +530,15 @@ def environments(docs: dict) -> list[dict[str, Any]]:
 def methodology(df) -> dict[str, Any]:
     """Warmup and iteration counts as run (they may differ between cases)."""
     ok = df[df["status"] == "ok"]
-    warm = sorted({int(w) for w in ok["warmup"].dropna()}) if "warmup" in ok else []
+    asked = list(ok["warmup"].dropna()) if "warmup" in ok else []
+    warm = sorted({int(w) for w in asked if w != "auto"})
+    used = sorted({int(u) for u in ok["warmup_used"].dropna()}) if "warmup_used" in ok else []
+    text = _range_text(warm)
+    if "auto" in asked:      # warmup: auto, with the counts it took
+        auto = f"auto (until the last 3 agreed within 2%; {_range_text(used)} used)"
+        text = auto if not warm else f"{text}, or {auto}"
     iters = sorted({int(n) for n in ok["n"].dropna()})
-    return {"warmup": _range_text(warm), "iterations": _range_text(iters)}
+    return {"warmup": text, "iterations": _range_text(iters)}
 
 
 def _range_text(values: list[int]) -> str:

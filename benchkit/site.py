@@ -27,6 +27,7 @@ from typing import Any
 
 from benchkit import __version__
 from benchkit.errors import BenchkitError
+from benchkit.units import fmt_bytes, fmt_mib, fmt_tps
 
 MARKER = ".benchkit-site"        # marks a folder this module may wipe and rebuild
 TEMPLATES = "templates/site"
@@ -103,10 +104,18 @@ def render(entries: list[Entry]) -> dict[str, bytes]:
              results=[_result_row(e) for e in sorted(mine, key=lambda e: (e.model, e.id))])
     for e in entries:
         page(f"results/{e.id}.html", "result.html.j2", r=_result_page(e))
-        files[f"results/{e.id}.json"] = Path(e.file).read_bytes()
+        files[f"results/{e.id}.json"] = _published_bytes(e.file)
     files["style.css"] = _template_bytes("style.css")
     files[MARKER] = b"written by benchkit site; the folder is rebuilt on every run\n"
     return files
+
+
+def _published_bytes(file: str) -> bytes:
+    """The accepted file's bytes, read as validate read it: a regular file, bounded."""
+    from benchkit.community import MAX_BYTES
+    from benchkit.safeio import read_bounded_bytes
+
+    return read_bounded_bytes(file, MAX_BYTES, "result file")
 
 
 def _jinja() -> Any:
@@ -154,7 +163,7 @@ def _models(entries: list[Entry]) -> list[dict[str, Any]]:
             "slug": slug_, "name": str(model.get("name") or slug_),
             "short": _short(str(model.get("name") or slug_)),
             "quant": model.get("quantization") or "?",
-            "size": _mib(model.get("size_bytes")),
+            "size": fmt_bytes(model.get("size_bytes")),
             "sha256": (str(model.get("sha256") or "")[:16] + "…") if model.get("sha256") else "",
             "synthetic": bool(model.get("synthetic")),
             "suites": sorted({str(e.doc["suite"]["name"]) for e in mine}),
@@ -315,7 +324,7 @@ def _result_row(e: Entry) -> dict[str, Any]:
             "started_at": e.doc.get("started_at") or "",
             "tg": _fig(_pooled([e], "tg")), "pp": _fig(_pooled([e], "pp")),
             "backend": env.get("backend"), "os": _os(env),
-            "memory": _gib(env.get("memory_bytes"))}
+            "memory": fmt_bytes(env.get("memory_bytes"))}
 
 
 def _result_page(e: Entry) -> dict[str, Any]:
@@ -339,7 +348,7 @@ def _case_row(c: dict[str, Any]) -> dict[str, Any]:
 
     def buf(kind: str) -> str:
         sizes = [b["mib"] for b in buffers if b.get("kind") == kind and b.get("mib") is not None]
-        return f"{sum(sizes):,.2f} MiB" if sizes else "—"
+        return fmt_mib(sum(sizes)) if sizes else "—"
 
     return {
         "test": c["test"], "n": s.get("n"), "warmup": c.get("warmup", "—"),
@@ -359,7 +368,7 @@ def _case_row(c: dict[str, Any]) -> dict[str, Any]:
 
 def _env_facts(doc: dict[str, Any], env: dict[str, Any]) -> list[tuple[str, str]]:
     chip, cpu = env.get("chip") or {}, env.get("cpu") or {}
-    gpus = "; ".join(f"{g.get('name')} ({_gib(g.get('memory_bytes'))})"
+    gpus = "; ".join(f"{g.get('name')} ({fmt_bytes(g.get('memory_bytes'))})"
                      for g in env.get("gpus") or []) or "none"
     versions = env.get("versions") or {}
     return [
@@ -369,7 +378,7 @@ def _env_facts(doc: dict[str, Any], env: dict[str, Any]) -> list[tuple[str, str]
         ("backend", str(env.get("backend"))),
         ("CPU", f"{cpu.get('model') or '?'}, {cpu.get('cores_physical') or '?'} physical / "
                 f"{cpu.get('cores_logical') or '?'} logical cores, {cpu.get('arch') or '?'}"),
-        ("memory", _gib(env.get("memory_bytes"))),
+        ("memory", fmt_bytes(env.get("memory_bytes"))),
         ("OS", _os(env)),
         ("llama.cpp system info", str(env.get("llama_cpp_system_info") or "—")),
         ("versions", f"benchkit {versions.get('benchkit')}, llama-cpp-python "
@@ -384,7 +393,7 @@ def _model_facts(model: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("file", str(model.get("name"))),
         ("source", ", ".join(f"{k}: {v}" for k, v in sorted(source.items())) or "—"),
-        ("size", f"{model.get('size_bytes'):,} bytes ({_mib(model.get('size_bytes'))})"
+        ("size", f"{model.get('size_bytes'):,} bytes ({fmt_bytes(model.get('size_bytes'))})"
                  if model.get("size_bytes") else "—"),
         ("sha256", str(model.get("sha256") or "—")),
         ("architecture", str(model.get("architecture") or "—")),
@@ -458,22 +467,13 @@ def _fig(values: list[float]) -> dict[str, str] | None:
 
 
 def _tps(value: Any) -> str:
-    """tok/s with one decimal: fixed precision keeps the bytes stable across builds."""
-    if value is None:
-        return "—"
-    return f"{float(value):,.1f}"
+    return fmt_tps(None if value is None else float(value))
 
 
 def _pct(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1%}"
 
 
-def _mib(value: Any) -> str:
-    return f"{value / 2**20:,.2f} MiB" if value else "—"
-
-
-def _gib(value: Any) -> str:
-    return f"{value / 2**30:,.1f} GiB" if value else "—"
 
 
 def _os(env: dict[str, Any]) -> str:

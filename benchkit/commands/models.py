@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from benchkit.units import fmt_bytes, fmt_mib, fmt_params
+
 
 @click.group("models")
 def models() -> None:
@@ -63,7 +65,7 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
                         announce=True)
     verb = "cached" if result.cached else f"wrote in {result.seconds:.1f} s"
     click.echo(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
-               f"{result.size_bytes / 2**20:.2f} MiB", err=True)
+               f"{fmt_bytes(result.size_bytes)}", err=True)
     click.echo(str(result.path))
 
 
@@ -84,10 +86,10 @@ def list_models(as_json: bool) -> None:
     click.echo(f"\nquant types: {', '.join(doc['quant_types'])}")
     click.echo(f"\nstand-ins in {doc['cache_dir']}:")
     click.echo(_table([[c["file"].rsplit("/", 1)[-1], c["preset"] or "-", c["quant"] or "-",
-                        _mib(c["size_bytes"])] for c in doc["cached"]],
+                        fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
                       ["file", "preset", "quant", "size"]) if doc["cached"] else "  (none)")
     click.echo("\nGGUF files in the Hugging Face cache:")
-    click.echo(_table([[h["ref"], _mib(h["size_bytes"])] for h in doc["hub_cache"]],
+    click.echo(_table([[h["ref"], fmt_bytes(h["size_bytes"])] for h in doc["hub_cache"]],
                       ["ref", "size"]) if doc["hub_cache"] else "  (none)")
 
 
@@ -97,8 +99,10 @@ def list_models(as_json: bool) -> None:
 @click.option("--no-sha256", is_flag=True, help="Skip hashing the file (slow for big models).")
 def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
     """What a GGUF file is: architecture, parameters, types, size, sha256, synthetic or not."""
+    from benchkit.safeio import require_regular_file
     from benchkit.synth import inspect_model
 
+    require_regular_file(file, "model file")    # a FIFO would block the read forever
     doc = inspect_model(file, sha256=not no_sha256)
     click.echo(json.dumps(doc, indent=2) if as_json else _inspect_text(doc))
 
@@ -117,7 +121,7 @@ def pull(ref: str, progress: bool) -> None:
 
     pulled = pull_ref(ref, progress=progress)
     state = "downloaded" if pulled.downloaded else "already cached"
-    click.echo(f"{state}: {pulled.ref}, {_mib(pulled.size_bytes)}, {pulled.verified}"
+    click.echo(f"{state}: {pulled.ref}, {fmt_bytes(pulled.size_bytes)}, {pulled.verified}"
                + (f" ({pulled.sha256})" if pulled.sha256 else ""), err=True)
     click.echo(str(pulled.path))
 
@@ -129,7 +133,7 @@ def _presets_text(rows: list[dict[str, Any]]) -> str:
             "ctx", "params"]
     body = [[r["preset"], r["model"], r["architecture"], r["n_layers"], r["n_embd"], r["n_ff"],
              r["n_head"], r["n_head_kv"], r["n_vocab"], r["n_ctx_train"],
-             _params(r["n_params"])] for r in rows]
+             fmt_params(r["n_params"])] for r in rows]
     return "presets (benchkit models synth PRESET --quant TYPE):\n" + _table(body, head)
 
 
@@ -144,11 +148,11 @@ def _inspect_text(d: dict[str, Any]) -> str:
     rows = [
         ("file", d["file"]), ("name", d["name"] or "-"),
         ("architecture", d["architecture"] or "-"),
-        ("parameters", f"{_params(d['n_params'])} ({d['n_params']:,})"),
+        ("parameters", f"{fmt_params(d['n_params'])} ({d['n_params']:,})"),
         ("file type", d["file_type"] or "-"), ("layers", d["n_layers"] or "-"),
         ("context", f"{d['context_length']} tokens (training)" if d["context_length"] else "-"),
-        ("size", f"{d['size_bytes']:,} bytes ({_mib(d['size_bytes'])}); tensor data "
-                 f"{d['model_buffer_mib']:.2f} MiB"),
+        ("size", f"{d['size_bytes']:,} bytes ({fmt_bytes(d['size_bytes'])}); tensor data "
+                 f"{fmt_mib(d['model_buffer_mib'])}"),
         ("tensors", f"{d['n_tensors']}: {types}"),
         ("signature", f"{d['signature']} (names, shapes and types)"),
         ("sha256", d["sha256"] or "(not computed)"), ("synthetic", synthetic),
@@ -161,11 +165,3 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
     return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
                      for r in cells)
-
-
-def _params(n: int) -> str:
-    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

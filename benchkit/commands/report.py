@@ -7,9 +7,12 @@ import click
 
 @click.command()
 @click.argument("results", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "both"]), default="both",
+@click.option("--format", "fmt", type=click.Choice(
+                  ["md", "html", "both", "llama-bench-json", "llama-bench-jsonl",
+                   "llama-bench-csv", "llama-bench-sql", "llama-bench-md"]), default="both",
               show_default=True, help="Markdown (with chart images beside it), one HTML file, "
-                                      "or both.")
+                                      "or both; llama-bench-* writes PATH.json|jsonl|csv|sql|md "
+                                      "as llama-bench -o would.")
 @click.option("-o", "--output", "output", metavar="PATH",
               help="Output path without extension: writes PATH.md (+ PATH-*.svg) and/or "
                    "PATH.html; a folder gets <result name>.* inside. Default: "
@@ -29,6 +32,21 @@ def report(results: tuple[str, ...], fmt: str, output: str | None, title: str | 
     from benchkit.report import default_output, write_report
 
     out = default_output(results, output)
+    if fmt.startswith("llama-bench-"):
+        click.echo(f"wrote {_llama_bench(results, out, fmt)}")
+        return
     written = write_report(results, out, fmt=fmt, method=method, title=title)
     for path in written.paths:
         click.echo(f"wrote {path}")
+
+
+def _llama_bench(results: tuple[str, ...], out, fmt: str):
+    """The results as llama-bench's own output format, for tools that read it."""
+    from benchkit import llama_bench_format
+    from benchkit.report import load
+
+    _, docs = load(results)
+    path = out.with_name(out.name + llama_bench_format.extension(fmt))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(llama_bench_format.write_all(list(docs.values()), fmt), encoding="utf-8")
+    return path

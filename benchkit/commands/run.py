@@ -75,7 +75,12 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
                    f"and the one in progress, marked partial; continue with --resume",
                    err=True)
         sys.exit(exc.exit_code)
-    click.echo(format_table(outcome.doc, fmt), nl=False)
+    if fmt.startswith("llama-bench-"):
+        from benchkit import llama_bench_format
+
+        click.echo(llama_bench_format.write(outcome.doc, fmt), nl=False)
+    else:
+        click.echo(format_table(outcome.doc, fmt), nl=False)
     click.echo(f"wrote {display_path(outcome.path)}", err=True)
     if outcome.failed:
         first = outcome.failed[0]
