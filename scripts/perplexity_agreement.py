@@ -65,15 +65,17 @@ def model_path(name: str) -> Path:
 
 
 def wait_for_tool(explicit: str | None, wait_s: float) -> Path:
-    """llama-perplexity from `benchkit engines build` (or --llama-perplexity); waits up to
-    wait_s for a build in progress to finish."""
+    """llama-perplexity built by `benchkit engines build` as the installed llama-cpp-python
+    was (or --llama-perplexity); waits up to wait_s for a build in progress to finish."""
     from benchkit.engines.build import find_tool
     from benchkit.errors import BenchkitError
+    from benchkit.workloads.ppl import llama_perplexity_tool
 
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return find_tool("llama-perplexity", explicit)
+            return find_tool("llama-perplexity", explicit) if explicit else \
+                llama_perplexity_tool()
         except BenchkitError as e:
             if time.monotonic() >= deadline:
                 sys.exit(f"error: {e}")

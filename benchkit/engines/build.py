@@ -430,6 +430,10 @@ def cached_tool(name: str) -> Path | None:
     if wheel is not None:
         builds = [b for b in builds
                   if b.llama_cpp_python == wheel.version and b.backend == wheel.backend]
+        # the build made with exactly the wheel's own flags first: one made with extra CMake
+        # arguments (e.g. without AVX-512) is another build and computes other figures
+        plain = [*BASE_CMAKE_ARGS, *wheel.cmake_args]
+        builds.sort(key=lambda b: b.cmake_args != plain)
     for b in builds:
         path = Path(b.bin) / _exe(name)
         if path.is_file() and os.access(path, os.X_OK):

@@ -752,3 +752,34 @@ def _vocab_error(w: PplWorkload, name: str, why: str) -> BenchkitError:
         else "kld.reference"
     return w.where.error(f"the reference {name} cannot serve as a KL-divergence reference: "
                          f"{why}", key)
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def llama_perplexity_tool() -> Path:
+    """llama-perplexity built as the installed llama-cpp-python was (its backend, no extra
+    CMake switches: `benchkit engines build` without any), for checks of agreement.
+
+    A build with other switches computes other logits: an AVX2-only build of the same
+    source gave SmolLM2 a perplexity 0.8% higher at n_ctx 64 than this engine and the
+    default build, which agree to the last printed digit. $BENCHKIT_LLAMA_PERPLEXITY or
+    PATH still win, as in benchkit.engines.build.find_tool.
+    """
+    import shutil
+
+    from benchkit.engines import build
+
+    name = "llama-perplexity"
+    if os.environ.get(build.env_var(name)) or shutil.which(name):
+        return build.find_tool(name)
+    wheel = build.wheel_build()
+    want = [*build.BASE_CMAKE_ARGS, *wheel.cmake_args]
+    for b in build.cached_builds():
+        path = Path(b.tools.get(name) or Path(b.bin) / name)
+        if (b.llama_cpp_python, b.backend, list(b.cmake_args)) == (
+                wheel.version, wheel.backend, want) and path.is_file():
+            return path
+    raise BenchkitError(f"no {name} built as the installed llama-cpp-python {wheel.version} "
+                        f"({wheel.backend}) was: run `benchkit engines build` (with no extra "
+                        f"CMake switches), or set ${build.env_var(name)}")
