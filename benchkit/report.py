@@ -839,7 +839,23 @@ def _env(autoescape: bool):
         # Markdown passes raw HTML through: no value may open a tag there either
         finalize=None if autoescape else _md_text)
     env.filters["cell"] = md_cell
+    if not autoescape:
+        env.globals["chart"] = jinja2.pass_context(_md_chart)
     return env
+
+
+def _md_chart(ctx: Any, name: str) -> Any:
+    """A chart in Markdown: its image line and caption. A function rather than a template
+    macro, because a macro's output would pass through `_md_text` again and lose its
+    image syntax; this one returns text already safe (the title and caption escaped)."""
+    from benchkit.textsafe import MdSafe, md_text
+
+    images, charts = ctx.get("images") or {}, ctx.get("charts") or {}
+    if name not in images:
+        return MdSafe("")
+    chart = charts[name]
+    return MdSafe(f"\n![{md_text(chart['title'])}]({images[name]})\n\n"
+                  f"*{md_text(chart['caption'])}*\n")
 
 
 def _md_text(value: Any) -> Any:

@@ -7,8 +7,11 @@ of each batch. The rule, applied to one engine configuration's levels in order o
 (concurrency, or offered rate for an open loop):
 
     a step from level a to the next level b is saturated when output tok/s rose by less
-    than GAIN_MIN (10%) while p99 TTFT rose by more than TTFT_GROWTH_MIN (50%);
+    than GAIN_MIN (10%) while p99 TTFT rose by more than TTFT_GROWTH_MIN (50%), and no
+    later level's output tok/s exceeds level a's by GAIN_MIN or more;
     the knee is level a of the first saturated step.
+The last condition keeps a dip on the way up (a server slower at 4 requests than at 2 and
+faster again at 16, as llama-server on a GPU) from being taken for the knee.
 
 Both conditions are needed: throughput flat with latency flat is a server the load did not
 reach yet, and latency up with throughput up is the price of batching, not saturation.
@@ -24,7 +27,8 @@ from typing import Any, Sequence
 GAIN_MIN = 0.10            # output tok/s gain below this...
 TTFT_GROWTH_MIN = 0.50     # ...while p99 TTFT grows by more than this: saturated
 RULE = (f"the knee is the last level before the first step whose output tok/s gain is "
-        f"below {GAIN_MIN:.0%} while its p99 TTFT grows by more than {TTFT_GROWTH_MIN:.0%}")
+        f"below {GAIN_MIN:.0%} while its p99 TTFT grows by more than {TTFT_GROWTH_MIN:.0%}, "
+        f"with no later level {GAIN_MIN:.0%} or more above it")
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,9 @@ def knee(levels: Sequence[Level]) -> Knee:
     ordered = sorted((lv for lv in levels if lv.output_tps is not None
                       and lv.ttft_p99_s is not None), key=lambda lv: lv.load)
     steps = tuple(Step(a, b) for a, b in zip(ordered, ordered[1:]))
-    for s in steps:
-        if s.saturated:
+    for i, s in enumerate(steps):
+        later = max((lv.output_tps for lv in ordered[i + 1:]), default=0.0)
+        if s.saturated and later < s.a.output_tps * (1 + GAIN_MIN):
             return Knee(True, s.a, s, steps)
     return Knee(False, None, steps[-1] if steps else None, steps)
 
