@@ -72,11 +72,20 @@ class Problem:
 
 @dataclass
 class Verdict:
-    """What validate concluded about one file; `doc` is None when it could not be read."""
+    """What validate concluded about one file; `doc` is None when it could not be read.
+    `written` is the document as the file holds it (its id hashes that content; `doc` is
+    upgraded to the current format)."""
 
     file: str
     problems: list[Problem] = field(default_factory=list)
     doc: dict[str, Any] | None = None
+    written: dict[str, Any] | None = None
+
+    @property
+    def relpath(self) -> PurePosixPath | None:
+        """The path the content files under (None when the file could not be read)."""
+        content = self.written if self.written is not None else self.doc
+        return community_relpath(content) if content is not None else None
 
     def add(self, level: str, field_: str | None, message: str) -> None:
         self.problems.append(Problem(level, self.file, field_, message))
@@ -399,8 +408,20 @@ def check_file(path: str | os.PathLike[str], standards: dict[str, StandardSuite]
     if _schema_problems(doc, verdict):
         return verdict
     verdict.doc = doc
+    verdict.written = _as_written(Path(path))
     check_document(doc, verdict, standards)
     return verdict
+
+
+def _as_written(path: Path) -> dict[str, Any] | None:
+    """The file's document before any upgrade: what its content id was computed from."""
+    from benchkit.safeio import read_json_file
+
+    try:
+        doc = read_json_file(path, MAX_BYTES, "result file")
+    except BenchkitError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def file_problem(path: Path) -> str | None:
@@ -699,7 +720,7 @@ def _check_set(verdicts: list[Verdict]) -> None:
             v.add(NOTE, None, "not under a community/ folder: path not checked "
                   "(`benchkit submit` files it)")
             continue
-        expected = community_relpath(v.doc)
+        expected = v.relpath
         actual = PurePosixPath(*path.resolve().relative_to(root.resolve()).parts)
         if actual != expected:
             v.add(ERROR, None, f"path does not match the content: expected "
@@ -734,13 +755,14 @@ def measured(doc: dict[str, Any]) -> Measured:
 def _measured_file(path: Path) -> Measured | None:
     """The measurements of another file of the data set; None when it is not one (it is
     judged on its own; here it only must not hang, exhaust memory or crash the check)."""
+    from benchkit.result import upgrade
     from benchkit.safeio import read_json_file
 
     if file_problem(path):
         return None
     try:
         doc = read_json_file(path, MAX_BYTES, "result file")
-        return measured(doc) if isinstance(doc, dict) else None
+        return measured(upgrade(doc)) if isinstance(doc, dict) else None
     except (BenchkitError, AttributeError, KeyError, TypeError, ValueError):
         return None
 

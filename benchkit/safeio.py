@@ -22,7 +22,6 @@ import math
 import os
 import stat
 import sys
-from pathlib import Path
 from typing import Any
 
 from benchkit.errors import BenchkitError
@@ -232,23 +231,9 @@ def _prescan(events: Any, file: str | None, max_depth: int, max_nodes: int) -> N
             open_[-1][1] += size
 
 
-def read_yaml_file(path: str | os.PathLike[str], limit: int, what: str,
-                   file: str | None = None) -> tuple[Any, Any]:
-    """read_bounded + yaml_load_bounded: (node tree, data) of a YAML file."""
-    return yaml_load_bounded(read_bounded(path, limit, what, file), file or str(path))
-
-
 def read_json_file(path: str | os.PathLike[str], limit: int, what: str,
                    file: str | None = None) -> Any:
     """read_bounded + json_loads_bounded: the document of a JSON file."""
     shown = file or str(path)
     return json_loads_bounded(read_bounded(path, limit, what, shown), shown)
 
-
-def is_inside(path: Path, root: Path) -> bool:
-    """Whether `path`, every link resolved, lies inside `root` (resolved too)."""
-    try:
-        path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError, RuntimeError):
-        return False
-    return True

@@ -69,6 +69,22 @@ LOAD = {"seconds": SECONDS, "rss_after_load_bytes": BYTES, "peak_rss_bytes": BYT
 PLACEMENT = {"layers_offloaded": COUNT, "layers_total": COUNT, "n_ctx": COUNT}
 WORKLOAD = {"n_prompt": COUNT, "n_gen": COUNT, "depth": COUNT}
 ENVIRONMENT = {"memory_bytes": BYTES}
+# case.telemetry, as benchkit.telemetry writes it and its report section reads it
+TELEMETRY = {"interval_s": SECONDS, "window_s": SECONDS, "seconds": SECONDS,
+             "samples": COUNT, "tokens": COUNT}
+PERCENT = Bound("%", 1e6)
+ENERGY = {"energy_j": Bound("J", 1e15), "power_w_mean": Bound("W", 1e7),
+          "joules_per_token": Bound("J", 1e15), "tokens_per_joule": Bound("tokens/J", 1e15)}
+TELEMETRY_BLOCKS = {
+    "cpu": {"cpu_seconds": SECONDS, "wall_seconds": SECONDS, "percent": PERCENT,
+            "logical_cores": COUNT},
+    "memory": {"rss_start_bytes": BYTES, "rss_end_bytes": BYTES, "peak_rss_bytes": BYTES,
+               "peak_tree_rss_bytes": BYTES, "children": COUNT},
+    "nvidia": ENERGY, "rapl": ENERGY, "powermetrics": ENERGY,
+}
+GPU_MEMORY = {"peak_bytes": BYTES, "delta_bytes": Bound("bytes", MAX_BYTES, True, -MAX_BYTES)}
+DEVICE_STATS = {"util_percent": PERCENT, "sm_clock_busy_mhz": Bound("MHz", 1e6),
+                "temperature_c": Bound("°C", 1e4, low=-300)}
 CPU = {"cores_physical": COUNT, "cores_logical": COUNT}
 
 # Containers the readers iterate: where present and not null, each must be this type.
@@ -120,6 +136,23 @@ def _missing_figures(doc: Any) -> Iterator[tuple[str, str]]:
                 if isinstance(buf, dict) and buf.get("mib") is None:
                     yield (f"cases.{i}.placement.buffers.{j}.mib",
                            "missing: a buffer has its size in MiB")
+        yield from _missing_device_figures(case.get("telemetry"), f"cases.{i}.telemetry")
+
+
+def _missing_device_figures(tel: Any, where: str) -> Iterator[tuple[str, str]]:
+    """A GPU in the telemetry has its index, and each statistic its min, max and mean."""
+    nvidia = tel.get("nvidia") if isinstance(tel, dict) else None
+    for j, device in _items(nvidia.get("devices") if isinstance(nvidia, dict) else None):
+        if not isinstance(device, dict):
+            continue
+        here = f"{where}.nvidia.devices.{j}"
+        if device.get("index") is None:
+            yield f"{here}.index", "missing: a GPU's telemetry names its index"
+        for key in DEVICE_STATS:
+            stats = device.get(key)
+            for part in ("min", "max", "mean"):
+                if isinstance(stats, dict) and stats.get(part) is None:
+                    yield f"{here}.{key}.{part}", f"missing: a statistic has its {part}"
 
 
 def judge(value: Any, bound: Bound) -> str | None:
@@ -182,6 +215,30 @@ def _case_figures(case: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
             for k, value in _items(latencies):
                 yield f"{here}.token_latencies_s.{k}", value, SECONDS
     yield from _fields(case.get("summary"), SUMMARY, f"{where}.summary")
+    yield from _telemetry_figures(case.get("telemetry"), f"{where}.telemetry")
+
+
+def _telemetry_figures(tel: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
+    if not isinstance(tel, dict):
+        return
+    yield from _fields(tel, TELEMETRY, where)
+    for block, spec in TELEMETRY_BLOCKS.items():
+        yield from _fields(tel.get(block), spec, f"{where}.{block}")
+    memory = tel.get("memory")
+    if isinstance(memory, dict):
+        yield from _fields(memory.get("gpu"), GPU_MEMORY, f"{where}.memory.gpu")
+    nvidia = tel.get("nvidia")
+    for j, device in _items(nvidia.get("devices") if isinstance(nvidia, dict) else None):
+        here = f"{where}.nvidia.devices.{j}"
+        yield from _fields(device, {"index": COUNT, "samples": COUNT}, here)
+        for key, bound in DEVICE_STATS.items():
+            stats = device.get(key) if isinstance(device, dict) else None
+            yield from _fields(stats, {"min": bound, "max": bound, "mean": bound},
+                               f"{here}.{key}")
+        reasons = device.get("clock_event_reasons") if isinstance(device, dict) else None
+        if isinstance(reasons, dict):
+            yield from _fields(reasons, dict.fromkeys(reasons, COUNT),
+                               f"{here}.clock_event_reasons")
 
 
 def _order(summary: dict[str, Any], where: str) -> Iterator[tuple[str, str]]:
@@ -214,9 +271,7 @@ def _containers(doc: Any) -> Iterator[tuple[str, Any, type, bool]]:
                 yield f"cases.{i}.{key}", case[key], expected, True
         telemetry = case.get("telemetry")
         if isinstance(telemetry, dict):
-            for key, expected in TELEMETRY_TYPES.items():
-                if key in telemetry:
-                    yield f"cases.{i}.telemetry.{key}", telemetry[key], expected, True
+            yield from _telemetry_containers(telemetry, f"cases.{i}.telemetry")
         placement = case.get("placement")
         if isinstance(placement, dict):
             for key, expected in PLACEMENT_TYPES.items():
@@ -231,6 +286,26 @@ def _containers(doc: Any) -> Iterator[tuple[str, Any, type, bool]]:
             if isinstance(it, dict) and "token_latencies_s" in it:
                 yield (f"cases.{i}.iterations.{j}.token_latencies_s", it["token_latencies_s"],
                        list, True)
+
+
+def _telemetry_containers(tel: dict[str, Any],
+                          where: str) -> Iterator[tuple[str, Any, type, bool]]:
+    for key, expected in TELEMETRY_TYPES.items():
+        if key in tel:
+            yield f"{where}.{key}", tel[key], expected, True
+    memory = tel.get("memory")
+    if isinstance(memory, dict) and "gpu" in memory:
+        yield f"{where}.memory.gpu", memory["gpu"], dict, True
+    nvidia = tel.get("nvidia")
+    if isinstance(nvidia, dict) and "devices" in nvidia:
+        yield f"{where}.nvidia.devices", nvidia["devices"], list, True
+        for j, device in _items(nvidia["devices"]):
+            here = f"{where}.nvidia.devices.{j}"
+            yield here, device, dict, False
+            if isinstance(device, dict):
+                for key in (*DEVICE_STATS, "clock_event_reasons"):
+                    if key in device:
+                        yield f"{here}.{key}", device[key], dict, True
 
 
 def _fields(obj: Any, spec: dict[str, Bound], where: str) -> Iterator[tuple[str, Any, Bound]]:

@@ -61,7 +61,8 @@ def build_site(results_dir: str | os.PathLike[str], output: str | os.PathLike[st
     verdicts = validate_paths([results_dir], suites_dir=suites_dir)
     skipped = [str(next(p for p in v.problems if p.level == ERROR))
                for v in verdicts if not v.accepted]
-    entries = sorted((_entry(v.file, v.doc) for v in verdicts if v.accepted and v.doc),
+    entries = sorted((_entry(v.file, v.doc, v.relpath) for v in verdicts
+                      if v.accepted and v.doc),
                      key=lambda e: (e.model, e.chip, e.id))
     files = render(entries)
     _write(Path(output), files)
@@ -69,10 +70,12 @@ def build_site(results_dir: str | os.PathLike[str], output: str | os.PathLike[st
     return Built(pages=pages, n_results=len(entries), skipped=skipped)
 
 
-def _entry(file: str, doc: dict[str, Any]) -> Entry:
+def _entry(file: str, doc: dict[str, Any], rel: PurePosixPath | None = None) -> Entry:
+    """The entry of an accepted file; `rel` is where its content files it (from the file
+    as written: an older format's file keeps its id after the upgrade on read)."""
     from benchkit.community import community_relpath
 
-    rel = community_relpath(doc)
+    rel = rel or community_relpath(doc)
     return Entry(id=PurePosixPath(rel.name).stem, chip=rel.parts[0], model=rel.parts[1],
                  file=file, doc=doc)
 

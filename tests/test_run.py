@@ -131,7 +131,8 @@ def test_suite_as_run_is_recorded(doc) -> None:
 def test_stdout_is_the_llama_bench_style_table(smollm2_run, doc) -> None:
     out = smollm2_run.stdout.splitlines()
     header = [cell.strip() for cell in out[0].strip("|").split("|")]
-    assert header[:7] == ["model", "size", "params", "backend", "ngl", "threads", "test"]
+    assert header[:8] == ["model", "size", "params", "engine", "backend", "ngl", "threads",
+                          "test"]
     assert "t/s (mean ± sd)" in header and "n" in header
     assert len(out) == 2 + 6
     first = doc["cases"][0]["summary"]

@@ -230,7 +230,7 @@ def test_high_spread_warns_and_strict_fails(doc: dict, tmp_path: Path) -> None:
 
 
 def test_one_bad_file_rejects_the_batch(real: Path, doc: dict, tmp_path: Path) -> None:
-    doc["schema_version"] = 2
+    doc["schema_version"] = 99
     bad = write(doc, tmp_path / "bad.json")
     proc = benchkit("validate", str(real), str(bad))
     assert proc.returncode == 2
