@@ -40,7 +40,6 @@ from conftest import benchkit_cmd, one_error_line, run_benchkit
 
 DOCS = REPO / "docs" / "reliability.md"
 BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"
-NEEDS_WORKERS = pytest.mark.xfail(reason="needs worker processes", strict=False)
 HANG_TIMEOUT = 120          # a subprocess that would hang if a check regressed
 
 
@@ -929,7 +928,6 @@ def _failed_one(proc: subprocess.CompletedProcess[str], doc: dict, failed: list[
     assert proc.returncode == 1 and len(errors) == 1, proc.stderr
 
 
-@NEEDS_WORKERS
 def test_crash_threads(tmp_path: Path, smollm2_model: Path) -> None:
     suite = _write_suite(tmp_path, _suite(
         extra="engines:\n  - {kind: llama-cpp-python, n_threads: [1, 100000]}"), smollm2_model)
@@ -937,7 +935,6 @@ def test_crash_threads(tmp_path: Path, smollm2_model: Path) -> None:
     _failed_one(proc, _only_result(tmp_path / "out"), [1], "")
 
 
-@NEEDS_WORKERS
 def test_crash_block_count(tmp_path: Path, smollm2_model: Path, patched_models: dict) -> None:
     models = (f"  - {{path: {smollm2_model}, name: first}}\n"
               f"  - {{path: {patched_models['blocks:1000000']}, name: absurd}}\n"
@@ -1001,7 +998,6 @@ def _interrupted(doc: dict, proc: subprocess.Popen, name: str) -> None:
     assert all(c["iterations"] for c in doc["cases"] if c["status"] == "ok")
 
 
-@NEEDS_WORKERS
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_signal_leaves_an_interrupted_run(sig: str, tmp_path: Path, smollm2_model: Path) -> None:
@@ -1009,7 +1005,6 @@ def test_signal_leaves_an_interrupted_run(sig: str, tmp_path: Path, smollm2_mode
     _interrupted(doc, proc, sig)
 
 
-@NEEDS_WORKERS
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
 def test_resume_completes_an_interrupted_run(tmp_path: Path, smollm2_model: Path) -> None:
     suite, before, _ = _interrupt(tmp_path, smollm2_model, signal.SIGTERM)
