@@ -163,6 +163,7 @@ def one_round(url: str, streams: int, tokens: int, per_stream: int,
             "errors": len(result.records) - len(ok), "tokens": out_tokens,
             "client_cpu": (c1 - c0) / total, "server_cpu": (s1 - s0) / total,
             "client_us_per_token": 1e6 * (c1 - c0) / max(out_tokens, 1),
+            "ttft_p50_ms": 1e3 * (percentile([r.ttft_s for r in ok], 50) or 0),
             "itl_p50_ms": 1e3 * (percentile(gaps, 50) or 0),
             "itl_p99_ms": 1e3 * (percentile(gaps, 99) or 0),
             "parse_us_per_token": 1e6 * result.parse_s / max(out_tokens, 1)}
@@ -196,13 +197,15 @@ def _fig(values: list[float], fmt: str = ",.0f") -> str:
 def report(title: str, rows: list[tuple[int, dict[str, Any]]], gap_ms: float,
            has_server: bool) -> None:
     print(f"\n{title}")
-    print("| streams | output tok/s | steady tok/s | requests/s | ITL p50 ms | ITL p99 ms "
+    print("| streams | output tok/s | steady tok/s | requests/s | TTFT p50 ms | ITL p50 ms "
+          "| ITL p99 ms "
           "| client CPU (cores) | client CPU µs/token |"
           + (" server CPU (cores) |" if has_server else "") + " parse µs/token | errors |")
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if has_server else "") + "---|---|")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if has_server else "") + "---|---|")
     for streams, m in rows:
         cells = [str(streams), _fig(m["tps"]), _fig(m["steady_tps"]), _fig(m["rps"], ",.1f"),
-                 _fig(m["itl_p50_ms"], ".2f"), _fig(m["itl_p99_ms"], ".2f"),
+                 _fig(m["ttft_p50_ms"], ".2f"), _fig(m["itl_p50_ms"], ".2f"),
+                 _fig(m["itl_p99_ms"], ".2f"),
                  _fig(m["client_cpu"], ".2f"), _fig(m["client_us_per_token"], ".1f")]
         if has_server:
             cells.append(_fig(m["server_cpu"], ".2f"))
