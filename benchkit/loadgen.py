@@ -29,12 +29,14 @@ Only explicit URLs are requested (the endpoint the engine names); nothing is sca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import inspect
 import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchkit.errors import BenchkitError
 
@@ -280,6 +282,13 @@ async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
                  idle_timeout_s: float) -> LevelResult:
     import httpx
 
+    with _fast_pool_locks():
+        return await _level_client(httpx, target, prompts, spec, on_request, idle_timeout_s)
+
+
+async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
+                        on_request: Callable[[RequestRecord | None], None],
+                        idle_timeout_s: float) -> LevelResult:
     from benchkit.interrupts import CtrlC
 
     limits = httpx.Limits(max_connections=spec.pool_size,
@@ -312,6 +321,42 @@ async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
         parse_record(target.protocol, rec)
     return LevelResult(spec=spec, records=records, wall_s=wall, warmup=warm,
                        interrupted=state.stopping, parse_s=time.perf_counter() - t_parse)
+
+
+@contextlib.contextmanager
+def _fast_pool_locks() -> Iterator[None]:
+    """httpcore's connection locks without anyio's extra yield on an uncontended acquire.
+
+    httpcore guards each connection with an anyio Lock whose every acquire, even a free
+    one, yields to the event loop inside a shielded cancel scope. With tens of streams in
+    flight that yield waits behind the other streams' chunks, and a request waited
+    hundreds of milliseconds before its headers were even written (64 streams at 50 tok/s
+    against a server that answers at once, on 2 cores; scripts/loadgen_ceiling.py's TTFT
+    column shows it), against tens with anyio's own `fast_acquire` locks. The locks are
+    the same otherwise; only this level's client (created inside) gets them, and the
+    patch is undone when the level ends.
+    """
+    try:
+        import anyio
+        from httpcore import _synchronization as sync
+    except ImportError:
+        yield
+        return
+    original = sync.AsyncLock.setup
+    if "fast_acquire" not in inspect.signature(anyio.Lock).parameters:
+        yield
+        return
+
+    def setup(self: Any) -> None:
+        original(self)
+        if getattr(self, "_backend", None) == "asyncio":
+            self._anyio_lock = anyio.Lock(fast_acquire=True)
+
+    sync.AsyncLock.setup = setup
+    try:
+        yield
+    finally:
+        sync.AsyncLock.setup = original
 
 
 def _indexes(spec: LoadSpec) -> Iterable[int]:

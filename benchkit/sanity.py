@@ -64,6 +64,22 @@ SUMMARY = {
     "ttft_median_s": SECONDS, "ttft_mean_s": SECONDS, "total_median_s": SECONDS,
     "token_latency_median_s": SECONDS,
 }
+# the ppl workload's summary (benchkit.workloads.ppl, benchkit.quality): what the report's
+# quality section formats
+_BIG = Bound("", 1e30)
+_SIGNED = Bound("", 1e30, low=-1e30)
+QUALITY = {
+    **{k: _BIG for k in ("ppl", "ppl_stderr", "kld_mean", "kld_stderr", "same_top_p",
+                         "same_top_p_stderr", "dp_rms", "dp_rms_stderr", "dp_stderr",
+                         "dp_max_abs", "ppl_base", "ppl_base_stderr", "ppl_ratio",
+                         "ppl_ratio_stderr", "ppl_kld_pass", "ppl_kld_pass_stderr",
+                         "ln_ppl_ratio_stderr")},
+    **{k: _SIGNED for k in ("dp_mean", "ln_ppl_ratio", "ln_ppl_correlation")},
+    **{k: COUNT for k in ("n_ctx", "chunks", "tokens_scored", "tokens_evaluated",
+                          "kld_tokens")},
+}
+QUALITY_TYPES = {"text": str, "text_sha256": str, "kld_percentiles": dict,
+                 "dp_percentiles": dict, "reference": dict}
 MODEL = {"size_bytes": BYTES, "n_params": PARAMS, "n_layers": COUNT}
 LOAD = {"seconds": SECONDS, "rss_after_load_bytes": BYTES, "peak_rss_bytes": BYTES}
 PLACEMENT = {"layers_offloaded": COUNT, "layers_total": COUNT, "n_ctx": COUNT}
@@ -214,7 +230,12 @@ def _case_figures(case: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
             latencies = it.get("token_latencies_s")
             for k, value in _items(latencies):
                 yield f"{here}.token_latencies_s.{k}", value, SECONDS
-    yield from _fields(case.get("summary"), SUMMARY, f"{where}.summary")
+    summary = case.get("summary")
+    yield from _fields(summary, {**SUMMARY, **QUALITY}, f"{where}.summary")
+    for key in ("kld_percentiles", "dp_percentiles"):
+        block = summary.get(key) if isinstance(summary, dict) else None
+        if isinstance(block, dict):
+            yield from _fields(block, dict.fromkeys(block, _SIGNED), f"{where}.summary.{key}")
     yield from _telemetry_figures(case.get("telemetry"), f"{where}.telemetry")
 
 
@@ -272,6 +293,17 @@ def _containers(doc: Any) -> Iterator[tuple[str, Any, type, bool]]:
         telemetry = case.get("telemetry")
         if isinstance(telemetry, dict):
             yield from _telemetry_containers(telemetry, f"cases.{i}.telemetry")
+        summary = case.get("summary")
+        if isinstance(summary, dict):
+            for key, expected in QUALITY_TYPES.items():
+                if key in summary:
+                    yield f"cases.{i}.summary.{key}", summary[key], expected, True
+            reference = summary.get("reference")
+            if isinstance(reference, dict):
+                for key in ("settings", "overrides"):
+                    if key in reference:
+                        yield (f"cases.{i}.summary.reference.{key}", reference[key], dict,
+                               True)
         placement = case.get("placement")
         if isinstance(placement, dict):
             for key, expected in PLACEMENT_TYPES.items():

@@ -27,6 +27,9 @@ from community_support import REPO, load, standard_result
 HOSTILE: tuple[Any, ...] = (None, -1, 0, 1e300, "x", "", [], {}, True, [1, "a"], {"a": None},
                             2**63, -0.5, "\x1b[2J", [[[]]])
 REPORT_EVERY = 9          # report runs on every 9th mutation
+# a real GPU run with telemetry (NVIDIA H200: per-GPU power, clocks, temperatures), whose
+# telemetry the report's section reads
+GPU_RESULT = REPO / "results" / "nvidia-h200-v2" / "20261201T173609Z-telemetry-gpu-4c5be3.json"
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +46,11 @@ def paths(value: Any, here: tuple = ()) -> Iterator[tuple]:
         yield from paths(child, (*here, key))
 
 
-def mutations(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(description, document) for every node, with a value chosen by its position."""
-    for i, path in enumerate(paths(doc)):
+def mutations(doc: dict[str, Any], within: Callable[[tuple], bool] = lambda p: True
+              ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(description, document) for every node (`within` picks which), with a value chosen
+    by its position."""
+    for i, path in enumerate(p for p in paths(doc) if within(p)):
         value = HOSTILE[i % len(HOSTILE)]
         changed = copy.deepcopy(doc)
         target = changed
@@ -118,4 +123,19 @@ def test_no_reader_crashes_on_any_value(real: Path, tmp_path: Path) -> None:
             if crash:
                 crashes.append(f"{name} on {what}: {crash}")
     assert n > 300, "the real result has a few hundred nodes"
+    assert not crashes, f"{len(crashes)} crash(es):\n" + "\n".join(crashes[:40])
+
+
+def test_the_report_survives_any_telemetry_value(tmp_path: Path) -> None:
+    """Every node of the telemetry of a real GPU run, replaced, through `report`."""
+    doc = load(GPU_RESULT)
+    crashes: list[str] = []
+    path = tmp_path / "mutated.json"
+    n = 0
+    for n, (what, changed) in enumerate(mutations(doc, lambda p: "telemetry" in p[:3]), 1):
+        path.write_text(json.dumps(changed), encoding="utf-8")
+        crash = crash_of(report, path)
+        if crash:
+            crashes.append(f"report on {what}: {crash}")
+    assert n > 200, "three cases of telemetry, with a GPU each"
     assert not crashes, f"{len(crashes)} crash(es):\n" + "\n".join(crashes[:40])
