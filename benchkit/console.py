@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+from benchkit.result import clock_of
 from benchkit.units import fmt_bytes, fmt_params
 
 FORMATS = ("md", "csv", "json", "jsonl")
@@ -38,7 +39,7 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "n_params": model.get("n_params"),
             "synthetic": model.get("synthetic"),
             "engine": case["engine"].get("kind"),
-            "clock": _clock(case),
+            "clock": clock_of(case.get("iterations") or []),
             # a server benchkit did not start, or a case never measured: placement unknown
             "backend": (backend if on_gpu else "cpu") if placement else None,
             "n_gpu_layers": case["engine"].get("n_gpu_layers"),
@@ -113,11 +114,6 @@ def _md_row(r: dict[str, Any]) -> list[str]:
 def _blank(value: Any) -> str:
     """A setting an engine does not have (a server's threads) prints as nothing."""
     return "" if value is None else str(value)
-
-
-def _clock(case: dict[str, Any]) -> str | None:
-    clocks = {it.get("clock", "client") for it in case.get("iterations") or []}
-    return ",".join(sorted(clocks)) or None
 
 
 def _backend(name: str) -> str:

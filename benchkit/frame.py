@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from benchkit import engines
 from benchkit.environment import cpu_slug
 from benchkit.errors import BenchkitError
-from benchkit.result import read_result
+from benchkit.result import clock_of, read_result
 
 COLUMNS = [
     # run
@@ -103,7 +103,7 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     placement = case.get("placement") or {}
     kind = placement.get("device_kind") or (
         "gpu" if (placement.get("layers_offloaded") or 0) > 0 else "cpu")
-    if not case.get("placement") and engine.get("kind") in SERVERS_ELSEWHERE:
+    if not case.get("placement") and _serves_elsewhere(engine.get("kind")):
         kind = "unknown"        # a server benchkit did not start placed the model itself
     row = {
         "case_index": case.get("index"), "status": case.get("status"),
@@ -118,7 +118,7 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         **{key: _setting(engine.get(key)) for key in ENGINE_SETTINGS[1:]},
         "engine": engine.get("kind"),
         "engine_layer": (case.get("engine_info") or {}).get("layer"),
-        "clock": _clock(case.get("iterations") or []),
+        "clock": clock_of(case.get("iterations") or []),
         **{key: summary.get(key) for key in _SUMMARY},
         "tps_values": [it.get("tps") for it in case.get("iterations") or []],
         "ttft_median_s": summary.get("ttft_median_s"),
@@ -139,19 +139,18 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# Engines whose server benchkit does not start: where they put the model is not known.
-SERVERS_ELSEWHERE = ("openai", "ollama")
+def _serves_elsewhere(kind: str | None) -> bool:
+    """An engine whose server benchkit does not start (it chooses what it serves and where
+    it puts it): the engine class says so itself."""
+    try:
+        return kind is not None and not engines.engine_class(kind).uses_model_file
+    except (BenchkitError, ImportError):
+        return False
 
 
 def _setting(value: Any) -> Any:
     """A setting as a DataFrame cell: lists and mappings as JSON text (hashable)."""
     return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
-def _clock(iterations: list[dict[str, Any]]) -> str | None:
-    """The clock of the case's figures (iterations of one case share one)."""
-    clocks = {it.get("clock", "client") for it in iterations}
-    return clocks.pop() if len(clocks) == 1 else (",".join(sorted(clocks)) or None)
 
 
 def _buffer_mib(placement: dict[str, Any], kind: str) -> float | None:

@@ -124,6 +124,13 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def clock_of(iterations: list[dict[str, Any]]) -> str | None:
+    """The clock of a case's figures (iterations of one case share one; several are
+    listed, comma-separated). Files of version 1 have no clock: benchkit's own."""
+    clocks = {it.get("clock", "client") for it in iterations}
+    return ",".join(sorted(clocks)) or None
+
+
 def dumps(doc: dict[str, Any]) -> str:
     """A result document as written to disk: the one encoding every writer uses."""
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

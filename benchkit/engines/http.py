@@ -295,6 +295,24 @@ class Stream:
     url: str
     t_end: float = 0.0
 
+    def json_events(self, server: str = "the server") -> list[tuple[float, dict[str, Any]]]:
+        """The server-sent events as JSON objects, up to OpenAI's `[DONE]`; an event that is
+        not a JSON object, or one that carries an `error`, raises one line naming `server`."""
+        out: list[tuple[float, dict[str, Any]]] = []
+        for t, data in self.sse():
+            if data.strip() == "[DONE]":
+                break
+            event = parse_json(data, self.url, "event stream")
+            if not isinstance(event, dict):
+                raise BenchkitError(f"{self.url} sent an event that is not a JSON object: "
+                                    f"{data[:80]!r}")
+            if "error" in event:
+                err = event["error"]
+                msg = err.get("message") if isinstance(err, dict) else err
+                raise BenchkitError(f"{server} sent an error mid-stream ({self.url}): {msg}")
+            out.append((t, event))
+        return out
+
     def sse(self) -> list[tuple[float, str]]:
         """The `data` of each server-sent event, stamped with the arrival of its last byte.
         Comments (`:` pings) are dropped; an `event: error` event raises."""

@@ -494,16 +494,15 @@ class LlamaModel:
         self._gen(*gen)
         return time.perf_counter() - start
 
-    def _random_prompt(self, n_prompt: int, first: bool = True) -> list[Any]:
-        """n_prompt random tokens (BOS first if the model adds one and `first`) in n_batch
-        chunks.
+    def _random_prompt(self, n_prompt: int) -> list[Any]:
+        """n_prompt random tokens (BOS first if the model adds one) in n_batch chunks.
 
         Made before the clock starts: Python is slower than llama-bench's std::rand, and
         on a fast GPU the difference would show in pp figures.
         """
         llama, n_batch = self.llama, self.settings.n_batch
         toks = [self._rng.randrange(self.n_vocab) for _ in range(n_prompt)]
-        if toks and self.add_bos and first:
+        if toks and self.add_bos:
             toks[0] = self.bos
         return [(llama.llama_token * len(part))(*part)
                 for part in (toks[i:i + n_batch] for i in range(0, n_prompt, n_batch))]
@@ -541,15 +540,17 @@ class LlamaModel:
 
     # chat
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens of `text` as the model's tokenizer makes them (BOS added if the model wants)."""
-        llama, raw = self.llama, text.encode("utf-8")
+    def tokenize(self, text: str | bytes, *, special: bool = True) -> list[int]:
+        """Tokens of `text` as the model's tokenizer makes them (BOS added if the model
+        wants); `special` parses special-token text (chat prompts do, a corpus does not)."""
+        llama = self.llama
+        raw = text.encode("utf-8") if isinstance(text, str) else text
         cap = len(raw) + 16
         buf = (llama.llama_token * cap)()
-        n = llama.llama_tokenize(self.vocab, raw, len(raw), buf, cap, True, True)
+        n = llama.llama_tokenize(self.vocab, raw, len(raw), buf, cap, True, special)
         if n < 0:
             buf = (llama.llama_token * -n)()
-            n = llama.llama_tokenize(self.vocab, raw, len(raw), buf, -n, True, True)
+            n = llama.llama_tokenize(self.vocab, raw, len(raw), buf, -n, True, special)
         return list(buf[:n])
 
     def chat(self, prompt: str, max_tokens: int, *, temperature: float = 0.8, top_k: int = 40,
@@ -613,8 +614,6 @@ def system_info() -> str:
 
 def iter_devices() -> Iterator[dict[str, Any]]:
     """The devices in ggml's backend registry: name, description, type, memory."""
-    import llama_cpp
-
     libdir = lib_dir()
     _backend_init()
     try:

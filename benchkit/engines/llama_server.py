@@ -36,8 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchkit.engines.base import CLOCK_SERVER, Endpoint, Engine, Iteration, ModelFile, Session, \
     setting
-from benchkit.engines.http import SECONDS_SCHEMA, HttpClient, ManagedServer, Stream, Timed, \
-    parse_json
+from benchkit.engines.http import SECONDS_SCHEMA, HttpClient, ManagedServer, Stream, Timed
 from benchkit.engines.llama_options import LlamaCppOptions
 from benchkit.errors import BenchkitError
 
@@ -314,15 +313,7 @@ def parse_completion_stream(stream: Stream) -> tuple[Timed, dict[str, Any]]:
     timed = Timed(stream.t_submit)
     final: dict[str, Any] | None = None
     seen = 0
-    for t, data in stream.sse():
-        event = parse_json(data, stream.url, "event stream")
-        if not isinstance(event, dict):
-            raise BenchkitError(f"{stream.url} sent an event that is not a JSON object: "
-                                f"{data[:80]!r}")
-        if "error" in event:
-            err = event["error"]
-            msg = err.get("message") if isinstance(err, dict) else err
-            raise BenchkitError(f"llama-server error mid-stream ({stream.url}): {msg}")
+    for t, event in stream.json_events("llama-server"):
         if event.get("stop"):
             final = event
             break

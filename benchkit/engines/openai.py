@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from benchkit.engines.base import Endpoint, Engine, Iteration, ModelFile, Options, Session, \
     setting
 from benchkit.engines.http import SECONDS_SCHEMA, URL_SCHEMA, HttpClient, Stream, Timed, \
-    api_key_headers, parse_json
+    api_key_headers
 from benchkit.errors import BenchkitError
 
 if TYPE_CHECKING:
@@ -200,17 +200,7 @@ def parse_openai_stream(stream: Stream, *, chat: bool) -> StreamResult:
     usage: dict[str, Any] = {}
     finish: str | None = None
     timings: dict[str, Any] | None = None
-    for t, data in stream.sse():
-        if data.strip() == "[DONE]":
-            break
-        event = parse_json(data, stream.url, "event stream")
-        if not isinstance(event, dict):
-            raise BenchkitError(f"{stream.url} sent an event that is not a JSON object: "
-                                f"{data[:80]!r}")
-        if "error" in event:
-            err = event["error"]
-            msg = err.get("message") if isinstance(err, dict) else err
-            raise BenchkitError(f"the server sent an error mid-stream ({stream.url}): {msg}")
+    for t, event in stream.json_events():
         if isinstance(event.get("usage"), dict):
             usage = event["usage"]
         if isinstance(event.get("timings"), dict):

@@ -317,13 +317,7 @@ def tokenize(native: Any, raw: bytes, where: Where) -> Any:
     if llama.llama_vocab_get_add_eos(native.vocab):
         raise where.error("this model's tokenizer adds an end-of-sequence token; "
                           "llama-perplexity refuses such models and so does benchkit")
-    cap = len(text) + 2
-    buf = (llama.llama_token * cap)()
-    n = llama.llama_tokenize(native.vocab, text, len(text), buf, cap, True, False)
-    if n < 0:
-        buf = (llama.llama_token * -n)()
-        n = llama.llama_tokenize(native.vocab, text, len(text), buf, -n, True, False)
-    return np.ctypeslib.as_array(buf)[:n].astype(np.int32)
+    return np.asarray(native.tokenize(text, special=False), dtype=np.int32)
 
 
 def plan_for(w: PplWorkload, native: Any) -> TextPlan:
