@@ -34,7 +34,11 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 @dataclass(frozen=True)
 class Chip:
-    """One chip configuration; `gpu_cores` counts Apple GPU cores, NVIDIA SMs or AMD CUs."""
+    """One chip configuration; `gpu_cores` counts Apple GPU cores, NVIDIA SMs or AMD CUs.
+
+    `board_power_w` is the maker's board power limit: prompt processing on a card with
+    little power for its cores and clock runs below boost (projection.sustained_clock_share).
+    """
 
     id: str
     name: str
@@ -56,6 +60,7 @@ class Chip:
     memory_channels: int | None = None
     memory_mts: float | None = None
     example: str | None = None
+    board_power_w: float | None = None
 
     @property
     def memory_class(self) -> str:
@@ -169,14 +174,15 @@ def _parse_chip(entry: Any, index: int, file: str, *, spec: bool = False) -> Chi
         int8_matrix_tops=_number(entry, "int8_matrix_tops", where, file, optional=True),
         memory_channels=int(channels) if channels else None,
         memory_mts=_number(entry, "memory_mts", where, file, optional=True),
-        example=str(entry["example"]) if entry.get("example") else None)
+        example=str(entry["example"]) if entry.get("example") else None,
+        board_power_w=_number(entry, "board_power_w", where, file, optional=True))
 
 
 _KNOWN_KEYS = frozenset({
     "id", "name", "vendor", "family", "backend", "gpu_cores", "bandwidth_gbs", "fp32_tflops",
     "gpu_clock_mhz", "memory_gb", "multi_die", "sources", "names", "matrix_tflops",
     "memory_type", "bf16_matrix_tflops", "int8_matrix_tops", "memory_channels", "memory_mts",
-    "example"})
+    "example", "board_power_w"})
 
 
 @functools.lru_cache(maxsize=4)

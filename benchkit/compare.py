@@ -14,6 +14,12 @@ noise a change.
 
 Cases that cannot be compared (another model file, a test one side lacks, other engine
 settings) are listed with the reason, never mixed into the table.
+
+A case without per-iteration samples (imported from llama-bench's csv or sql output,
+which hold one mean per test: the importer records `n` 0 and no iterations) has a centre
+but no spread: its figure says so instead of "± 0", and its pairs get the verdict
+"no samples", never a p-value. One timed iteration has no spread either ("n=1, no
+spread").
 """
 
 from __future__ import annotations
@@ -38,13 +44,15 @@ TEST_NAMES = {"welch": "Welch's t-test", "mannwhitney": "Mann-Whitney U test"}
 
 @dataclass
 class Side:
-    """One side of a pair: the iterations of one case."""
+    """One side of a pair: the iterations of one case (none for a case that holds only
+    a mean: `samples` false, `stdev` None)."""
 
     file: str
     case_index: int
     values: list[float]
     center: float
-    stdev: float
+    stdev: float | None
+    samples: bool = True
 
     @property
     def n(self) -> int:
@@ -63,7 +71,7 @@ class Pair:
     ratio: float
     change_pct: float
     pvalue: float | None
-    verdict: str              # slower | faster | no change | too few iterations
+    verdict: str              # slower | faster | no change | too few iterations | no samples
     differing: dict[str, list[Any]] = field(default_factory=dict)   # ignored settings
     serve: dict[str, Any] | None = None   # serve levels: output tok/s, p99 TTFT, both sides
 
@@ -184,12 +192,16 @@ def verdict(change_pct: float, p: float | None, alpha: float, min_change: float)
 
 
 def _side(row: Any, stat: str) -> Side:
+    """The iterations' tok/s of a case; a case without any (a llama-bench csv / sql
+    import) is its summary's centre alone, with no spread."""
     values = [float(v) for v in (_clean(row.get("tps_values")) or [])]
+    common = {"file": str(row["file"]), "case_index": int(row["case_index"])}
     if not values:
-        values = [float(row["tps_median"])] if _clean(row.get("tps_median")) is not None else []
-    return Side(file=str(row["file"]), case_index=int(row["case_index"]), values=values,
-                center=_center(values, stat) if values else float("nan"),
-                stdev=statistics.stdev(values) if len(values) > 1 else 0.0)
+        median = _clean(row.get("tps_median"))
+        return Side(**common, values=[], center=float("nan") if median is None
+                    else float(median), stdev=None, samples=False)
+    return Side(**common, values=values, center=_center(values, stat),
+                stdev=statistics.stdev(values) if len(values) > 1 else None)
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -229,7 +241,7 @@ def compare_results(base_path: str | Path, new_path: str | Path, *, stat: str = 
             unmatched.append(_unmatched("new", nrow, key, b_idx, keys))
     return Comparison(base_file=base_file, new_file=new_file, stat=stat, test=test,
                       alpha=alpha, min_change=min_change, pairs=pairs, unmatched=unmatched,
-                      notes=_notes(base, new, ignore))
+                      notes=_notes(base, new, ignore) + _sample_notes(pairs))
 
 
 def _not_ok(brow: Any, nrow: Any) -> str | None:
@@ -244,12 +256,14 @@ def _pair(brow: Any, nrow: Any, key: tuple, stat: str, test: str, alpha: float,
     b, n = _side(brow, stat), _side(nrow, stat)
     ratio = n.center / b.center if b.center else float("nan")
     change = (ratio - 1) * 100
-    p = pvalue(b.values, n.values, test)
+    sampled = b.samples and n.samples
+    p = pvalue(b.values, n.values, test) if sampled else None
     differing = {k: [_clean(brow.get(k)), _clean(nrow.get(k))] for k in ignore
                  if str(_clean(brow.get(k))) != str(_clean(nrow.get(k)))}
     return Pair(model=brow["model_name"], test=brow["test"], settings=dict(key[2]),
                 base=b, new=n, ratio=ratio, change_pct=change, pvalue=p,
-                verdict=verdict(change, p, alpha, min_change), differing=differing,
+                verdict=verdict(change, p, alpha, min_change) if sampled else "no samples",
+                differing=differing,
                 serve=compare_figures(brow, nrow))
 
 
@@ -287,10 +301,29 @@ def _notes(base, new, ignore: Sequence[str]) -> list[str]:
     return notes
 
 
+def _sample_notes(pairs: list[Pair]) -> list[str]:
+    """What a pair without samples on a side means, said once."""
+    if all(p.base.samples and p.new.samples for p in pairs):
+        return []
+    return ['a case marked "no samples" holds one mean per test and no repetitions '
+            "(llama-bench's csv and sql output): its figure is that mean, its spread is "
+            "unknown and no test can say whether a change is real; import llama-bench's "
+            "-o json or jsonl output, or run benchkit, for per-iteration figures"]
+
+
 # --------------------------------------------------------------------------- output
 
 def _figure(side: Side) -> str:
+    """centre ± stdev (n=N); what is unknown said as such, never as a spread of 0."""
+    if not side.samples:
+        return f"{fmt_tps(side.center)} (no samples, spread unknown)"
+    if side.stdev is None:
+        return f"{fmt_tps(side.center)} (n={side.n}, no spread)"
     return f"{fmt_tps(side.center)} ± {fmt_tps(side.stdev)} (n={side.n})"
+
+
+def _csv_float(x: float | None, digits: int = 4) -> str:
+    return "" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _p_text(p: float | None) -> str:
@@ -426,9 +459,10 @@ def _csv(c: Comparison) -> str:
                 "new_tps", "new_stdev", "new_n", "ratio", "change_pct", "pvalue", "verdict",
                 "reason"])
     for p in c.pairs:
-        w.writerow([p.model, p.test, _settings_cell(p), c.stat, f"{p.base.center:.4f}",
-                    f"{p.base.stdev:.4f}", p.base.n, f"{p.new.center:.4f}",
-                    f"{p.new.stdev:.4f}", p.new.n, f"{p.ratio:.5f}", f"{p.change_pct:.3f}",
+        w.writerow([p.model, p.test, _settings_cell(p), c.stat, _csv_float(p.base.center),
+                    _csv_float(p.base.stdev), p.base.n if p.base.samples else "",
+                    _csv_float(p.new.center), _csv_float(p.new.stdev),
+                    p.new.n if p.new.samples else "", f"{p.ratio:.5f}", f"{p.change_pct:.3f}",
                     "" if p.pvalue is None else f"{p.pvalue:.6g}", p.verdict, ""])
     for u in c.unmatched:
         w.writerow([u.model, u.test, u.settings, c.stat, "", "", "", "", "", "", "", "", "",
@@ -443,6 +477,8 @@ def to_dict(c: Comparison) -> dict[str, Any]:
     for pair in doc["pairs"]:
         for side in ("base", "new"):
             pair[side]["n"] = len(pair[side]["values"])
+            if isinstance(pair[side]["center"], float) and math.isnan(pair[side]["center"]):
+                pair[side]["center"] = None
         for k in ("ratio", "change_pct"):
             if isinstance(pair[k], float) and math.isnan(pair[k]):
                 pair[k] = None

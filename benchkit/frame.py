@@ -4,6 +4,11 @@ This is what reports, comparisons and projections read, so the column names are 
 contract (docs/architecture.md lists them). The environment is flattened into `env_`
 columns; `device_kind` / `device_name` / `device_id` say what did the work: the GPU or
 Apple chip when any layer was offloaded, else the CPU (a `cpu-<model>` slug as id).
+
+A serve case is one load level (benchkit.workloads.serve), so it stays one row: its
+level's figures are the `serve_` columns (SERVE_COLUMNS, empty for other workloads),
+named with their unit as the other columns are (`_s` seconds, `_tps` tokens per second,
+`_rps` requests per second).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ COLUMNS = [
     # figures
     "n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
     "tps_ci95_low", "tps_ci95_high", "tps_values", "ttft_median_s",
+    # serve levels: SERVE_COLUMNS, below
     # load
     "load_seconds", "peak_rss_bytes",
     # placement
@@ -50,6 +56,21 @@ _SUMMARY = ("n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "t
 # settings, as the engines declare them (lists and mappings as JSON text, so that rows group).
 ENGINE_SETTINGS = ("engine", *engines.setting_names())
 COLUMNS[COLUMNS.index("clock") + 1:COLUMNS.index("clock") + 1] = list(ENGINE_SETTINGS[1:])
+# A serve level's figures: column -> key of the case summary (serve.serve_summary).
+SERVE_COLUMNS = {
+    "serve_concurrency": "concurrency", "serve_rate_rps": "rate",
+    "serve_requests": "requests", "serve_requests_ok": "requests_ok",
+    "serve_error_rate": "error_rate", "serve_level_s": "level_s",
+    "serve_requests_per_s": "requests_per_s", "serve_output_tps": "output_tps",
+    "serve_input_tps": "input_tps", "serve_ttft_p50_s": "ttft_p50_s",
+    "serve_ttft_p90_s": "ttft_p90_s", "serve_ttft_p99_s": "ttft_p99_s",
+    "serve_tpot_p50_s": "tpot_p50_s", "serve_tpot_p99_s": "tpot_p99_s",
+    "serve_itl_p50_s": "itl_p50_s", "serve_itl_p99_s": "itl_p99_s",
+    "serve_e2e_p50_s": "e2e_p50_s", "serve_e2e_p99_s": "e2e_p99_s",
+    "serve_goodput_rps": "goodput_rps",
+}
+COLUMNS[COLUMNS.index("ttft_median_s") + 1:COLUMNS.index("ttft_median_s") + 1] = list(
+    SERVE_COLUMNS)
 
 
 def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:
@@ -122,6 +143,7 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         **{key: summary.get(key) for key in _SUMMARY},
         "tps_values": [it.get("tps") for it in case.get("iterations") or []],
         "ttft_median_s": summary.get("ttft_median_s"),
+        **_serve_columns(workload.get("kind"), summary),
         "load_seconds": load.get("seconds"), "peak_rss_bytes": load.get("peak_rss_bytes"),
         "layers_offloaded": placement.get("layers_offloaded"),
         "layers_total": placement.get("layers_total"),
@@ -137,6 +159,13 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         row["device_name"] = env["env_cpu_model"]
         row["device_id"] = cpu_slug(env["env_cpu_model"])
     return row
+
+
+def _serve_columns(kind: str | None, summary: dict[str, Any]) -> dict[str, Any]:
+    """A serve level's figures from its summary; None for every other workload (a chat's
+    ttft is `ttft_median_s`, not a level's)."""
+    serve = kind == "serve"
+    return {col: summary.get(key) if serve else None for col, key in SERVE_COLUMNS.items()}
 
 
 def _serves_elsewhere(kind: str | None) -> bool:

@@ -14,6 +14,8 @@ beside benchkit's own runs. What an imported result says comes from the file onl
   iteration each, on llama-bench's clock (`tool`). csv and sql carry only the mean and
   standard deviation: such cases have no iterations, their summary holds llama-bench's
   avg_ts / stddev_ts (tps_median too, as the only centre known) and a warning says so;
+- a file is read only when it is a regular file of at most 16 MiB (10,000 tests or so;
+  `benchkit.safeio.MAX_IMPORT_BYTES`), refused from its size before a byte is read;
 - the model is known by llama-bench's description (model_type, model_size: tensor bytes,
   model_n_params); when the file named in model_filename exists here and its header has
   the same parameter count, its sha256, size and header fill the model in, so that the
@@ -105,12 +107,13 @@ def documents(path: Path, models: Models | None = None) -> list[dict[str, Any]]:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise BenchkitError("no such file", file=str(path)) from None
-    except OSError as exc:
-        raise BenchkitError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+    """The file's bytes, bounded (benchkit.safeio): a regular file of at most
+    MAX_IMPORT_BYTES, refused from its size before anything is read (a FIFO or /dev/zero
+    would otherwise block or fill memory)."""
+    from benchkit.safeio import MAX_IMPORT_BYTES, read_bounded_bytes
+
+    return read_bounded_bytes(path, MAX_IMPORT_BYTES, "llama-bench file", str(path),
+                              missing="no such file")
 
 
 def _decode(data: bytes, path: Path) -> str:

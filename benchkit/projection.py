@@ -13,11 +13,16 @@ Two methods:
     decode s/token = smoothmax(bytes read / (eta[backend, memory class] x bandwidth),
                                matrix weights x dequant cost[backend, quant kind] / (cores x clock))
                      + layers x (latency + work / FP32 TFLOPS)
-    prompt s/token = 2 x matrix weights / (share[backend, unit] x matrix throughput of the unit
-                     llama.cpp uses for the type) + weights re-read per ubatch / bandwidth
-                     + attention at depth + layers x latency
+    prompt s/token = [2 x matrix weights / (share[backend, unit] x matrix throughput of the
+                      unit llama.cpp uses for the type) + attention at depth + unpacking]
+                     / power-limited share of the boost clock
+                     + weights re-read per ubatch / bandwidth + layers x latency
 
-  Bytes read include the KV cache at the context depth. Measurements then calibrate the
+  Bytes read include the KV cache at the context depth. The clock share comes from the
+  chip's board power and core count through a power law with two global constants per
+  backend (sustained_clock_share); the unit can be the measuring build's own (a build
+  older than llama.cpp's MMQ tensor-core kernels dequantized weights to F16 and ran the
+  F16 GEMM: Measurement.prompt_units). Measurements then calibrate the
   priors (two log-scale factors for decode, one for prompt), and every figure carries a
   prediction interval whose width comes from leave-one-chip-out residuals on the
   validation data. docs/projection.md states the model, its data and its limits.
@@ -49,6 +54,11 @@ GB = 1e9
 PROMPT_PRIOR_SIGMA = 100.0   # effectively flat: see fit_prompt
 VENDOR_SETS = ("apple", "nvidia", "amd", "intel", "cpu")
 QUANT_KINDS = ("f16", "q8", "q4", "k", "iq")
+PROMPT_UNITS = ("fp32", "matrix", "int8", "dequant-f16")
+# Engines whose tg / pp figures time llama.cpp's kernels: in process and llama.cpp's own
+# benchmark. A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
+# tokenization and scheduling to every token, which no chip parameter describes.
+KERNEL_ENGINES = ("llama-cpp-python", "llama-bench")
 _TEST_RE = re.compile(r"^(tg|pp)(\d+)(?: @ d(\d+))?$")
 
 
@@ -245,6 +255,12 @@ class Measurement:
     tg_tokens: int = 128
     pp_tokens: int = 512
     chip: Chip | None = None
+    prompt_units: Mapping[str, Mapping[str, str]] | None = None
+
+    def units_on(self, backend: str) -> Mapping[str, str] | None:
+        """The prompt kernels the measuring build ran on a backend, where they differ from
+        projection.yaml's (`prompt_units`: backend -> {f16|quant: unit})."""
+        return (self.prompt_units or {}).get(backend)
 
 
 @dataclass(frozen=True)
@@ -261,6 +277,9 @@ class BackendPriors:
     prompt_multi_die_share: float
     prompt_layer_us: float
     prompt_vector: Mapping[str, float] = field(default_factory=dict)
+    prompt_power: float = 0.0
+    prompt_power_exponent: float = 3.0
+    prompt_attention: float = 0.0
     compute: str = "fp32"
     fitted_on: str = ""
 
@@ -317,6 +336,22 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
+# Optional per-backend scalars and their values when absent: no power limit modelled
+# (prompt_power 0), attention at the F16 GEMM's share (prompt_attention 0).
+OPTIONAL_SCALARS = {"prompt_power": 0.0, "prompt_power_exponent": 3.0, "prompt_attention": 0.0}
+
+
+def _optional(entry: Mapping[str, Any], key: str, default: float, file: str,
+              where: str) -> float:
+    """An optional scalar: a number >= 0 (an exponent > 0), or the default."""
+    value = entry.get(key, default)
+    if not _positive(value) or (key.endswith("exponent") and not value):
+        need = "a positive number" if key.endswith("exponent") else "a number >= 0"
+        raise BenchkitError(f"must be {need}, got {value!r}", file=file,
+                            field=f"{where}.{key}")
+    return float(value)
+
+
 def _parse_backend(name: str, entry: Any, file: str) -> BackendPriors:
     if not isinstance(entry, dict):
         raise BenchkitError("must be a mapping", file=file, field=f"backends.{name}")
@@ -330,21 +365,23 @@ def _parse_backend(name: str, entry: Any, file: str) -> BackendPriors:
                 raise BenchkitError(f"must be a number >= 0, got {value!r}", file=file,
                                     field=f"{where}.{key}.{sub}")
     for sub, unit in entry["prompt_units"].items():
-        if unit not in ("fp32", "matrix", "int8"):
-            raise BenchkitError(f"must be fp32, matrix or int8, got {unit!r}", file=file,
-                                field=f"{where}.prompt_units.{sub}")
+        if unit not in PROMPT_UNITS:
+            raise BenchkitError(f"must be one of {', '.join(PROMPT_UNITS)}, got {unit!r}",
+                                file=file, field=f"{where}.prompt_units.{sub}")
     scalars = ("efficiency_multi_die", "layer_latency_ms", "layer_compute_ms_tflops",
                "prompt_multi_die_share", "prompt_layer_us")
     for key in scalars:
         if not _positive(entry.get(key)):
             raise BenchkitError(f"missing or invalid ({entry.get(key)!r})", file=file,
                                 field=f"{where}.{key}")
+    optional = {key: _optional(entry, key, default, file, where)
+                for key, default in OPTIONAL_SCALARS.items()}
     return BackendPriors(
         efficiency=dict(entry["efficiency"]), dequant=dict(entry["dequant"]),
         prompt_units=dict(entry["prompt_units"]),
         prompt_efficiency=dict(entry["prompt_efficiency"]),
         prompt_vector=dict(entry.get("prompt_vector") or {}),
-        **{k: float(entry[k]) for k in scalars},
+        **optional, **{k: float(entry[k]) for k in scalars},
         compute=str(entry.get("compute", "fp32")), fitted_on=str(entry.get("fitted_on", "")))
 
 
@@ -437,29 +474,68 @@ def efficiency(chip: Chip, b: BackendPriors) -> float:
     return eta * (b.efficiency_multi_die if chip.multi_die else 1.0)
 
 
-def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None) -> float | None:
+def weight_group(quant: str | None) -> str:
+    """"f16" for unquantized weights, "quant" for the rest: the two prompt kernel paths."""
+    return "f16" if quant_kind(quant) == "f16" else "quant"
+
+
+def prompt_unit(b: BackendPriors, quant: str | None,
+                units: Mapping[str, str] | None = None) -> str:
+    """The unit llama.cpp's prompt kernels use for this type: the backend's, unless the
+    build that measured it ran other kernels (`units`, from the measurement)."""
+    group = weight_group(quant)
+    return (units or {}).get(group) or b.prompt_units.get(group, b.compute)
+
+
+def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
+                       units: Mapping[str, str] | None = None) -> float | None:
     """Throughput (T ops/s) of the units llama.cpp's prompt kernels use for this type.
 
     F16 weights go to FP16 GEMMs (tensor cores / WMMA / MFMA / XMX); quantized weights to
-    the INT8 matrix kernels (MMQ) where the backend has them; Metal runs simdgroup matrices
-    on its FP32 ALUs. A chip without the unit falls back to the next slower one.
+    the INT8 matrix kernels (MMQ) where the backend has them, or, in builds older than
+    those (`dequant-f16`), to a dequantized F16 copy and the same FP16 GEMM; Metal runs
+    simdgroup matrices on its FP32 ALUs. A chip without the unit falls back to the next
+    slower one.
     """
-    group = "f16" if quant_kind(quant) == "f16" else "quant"
-    unit = b.prompt_units.get(group, b.compute)
+    unit = prompt_unit(b, quant, units)
     figures = {"int8": chip.int8_matrix_tops, "matrix": chip.matrix_tflops,
                "fp32": chip.fp32_tflops}
     chain = {"int8": ("int8", "matrix", "fp32"), "matrix": ("matrix", "fp32"),
-             "fp32": ("fp32",)}[unit]
+             "dequant-f16": ("matrix", "fp32"), "fp32": ("fp32",)}[unit]
     for name in chain:
         if figures[name]:
             return figures[name]
     return None
 
 
-def prompt_compute(chip: Chip, priors: Priors, quant: str | None = None) -> float | None:
+def sustained_clock_share(chip: Chip, b: BackendPriors, priors: Priors) -> float:
+    """Share of its boost clock a chip holds under the prompt kernels' load.
+
+    Prompt processing keeps every SM's matrix units busy, and the board's power limit,
+    not the boost clock, then sets the clock. Dynamic power grows as cores x f x V^2: with
+    V in step with f that is f^3, with V at its floor f^1. The power the kernels draw at
+    clock f is `prompt_power` x cores x f^a (W, f in GHz, a = `prompt_power_exponent`),
+    two constants per backend, never per chip. A card whose limit is below that at its
+    boost clock runs at boost x (limit / need)^(1/a). Cards with a generous limit for
+    their cores and clock (GeForce, SXM modules, the slower-clocked Ampere and Hopper
+    parts) keep boost; the workstation and data-center Ada cards that run 2.5 GHz silicon
+    at 130-350 W do not. Decode draws far less (it waits on memory) and is not limited.
+    A chip without a `board_power_w` figure, or a backend without the constant, keeps
+    its boost clock.
+    """
+    if not (b.prompt_power and chip.board_power_w):
+        return 1.0
+    clock, _ = _clock_mhz(chip, priors)
+    alpha = b.prompt_power_exponent
+    need = b.prompt_power * chip.gpu_cores * (clock / 1000) ** alpha
+    return min(1.0, (chip.board_power_w / need) ** (1 / alpha))
+
+
+def prompt_compute(chip: Chip, priors: Priors, quant: str | None = None,
+                   units: Mapping[str, str] | None = None) -> float | None:
     """Effective compute for prompt processing (TFLOPS), or None when the chip's is unknown."""
     b = priors.backend(chip.backend)
-    tflops = prompt_unit_tflops(chip, b, quant)
+    tflops = prompt_unit_tflops(chip, b, quant, units)
     if not tflops:
         return None
     return tflops * (b.prompt_multi_die_share if chip.multi_die else 1.0)
@@ -495,23 +571,32 @@ def decode_terms(chip: Chip, model: ModelShape | float, n_layers: int | None,
 
 
 def prompt_seconds(chip: Chip, shape: ModelShape, priors: Priors, depth: float = 0,
-                   n_prompt: int = 512) -> float | None:
-    """Seconds per prompt token before calibration, or None without a compute figure."""
+                   n_prompt: int = 512, units: Mapping[str, str] | None = None) -> float | None:
+    """Seconds per prompt token before calibration, or None without a compute figure.
+
+    `units` are the measuring build's kernels where they differ from the backend's (see
+    prompt_unit). On the `dequant-f16` path the GEMM is the F16 one (its efficiency) and
+    every ubatch also writes an F16 copy of the weights and reads it back (4 bytes a weight).
+    """
     b = priors.backend(chip.backend)
-    compute = prompt_compute(chip, priors, shape.quant)
+    compute = prompt_compute(chip, priors, shape.quant, units)
     if compute is None:
         return None
-    group = "f16" if quant_kind(shape.quant) == "f16" else "quant"
-    matrix_s = 2 * shape.matmul_params / (b.prompt_efficiency[group] * compute * 1e12)
+    group = weight_group(shape.quant)
+    dequant_copy = prompt_unit(b, shape.quant, units) == "dequant-f16"
+    gemm = "f16" if dequant_copy else group
+    matrix_s = 2 * shape.matmul_params / (b.prompt_efficiency[gemm] * compute * 1e12)
     passes = math.ceil(n_prompt / priors.ubatch)
-    weights_s = shape.streamed_bytes * passes / n_prompt / (
-        efficiency(chip, b) * chip.bandwidth_gbs * GB)
+    read = shape.streamed_bytes + (4 * shape.matmul_params if dequant_copy else 0.0)
+    weights_s = read * passes / n_prompt / (efficiency(chip, b) * chip.bandwidth_gbs * GB)
     attn_compute = (prompt_compute(chip, priors, "F16") or compute)
     attn_s = 4 * shape.n_layers * shape.n_head * shape.head_dim * (depth + n_prompt / 2) / (
-        b.prompt_efficiency["f16"] * attn_compute * 1e12)
+        (b.prompt_attention or b.prompt_efficiency["f16"]) * attn_compute * 1e12)
     vector_s = shape.matmul_params * b.prompt_vector.get(group, 0.0) / (
         core_rate(chip, priors) * 1e9 * priors.ubatch)
-    return matrix_s + weights_s + attn_s + vector_s + shape.n_layers * b.prompt_layer_us / 1e6
+    clock = sustained_clock_share(chip, b, priors)
+    return ((matrix_s + attn_s + vector_s) / clock + weights_s
+            + shape.n_layers * b.prompt_layer_us / 1e6)
 
 
 def usable_memory_gb(chip: Chip, memory_gb: float, priors: Priors) -> float:
@@ -664,9 +749,9 @@ def fit_decode(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
 
 
 def _prompt_prior(chip: Chip, shape: ModelShape, priors: Priors, depth: float = 0,
-                  n_prompt: int = 512) -> float | None:
+                  n_prompt: int = 512, units: Mapping[str, str] | None = None) -> float | None:
     """Prompt tok/s the priors expect."""
-    seconds = prompt_seconds(chip, shape, priors, depth, n_prompt)
+    seconds = prompt_seconds(chip, shape, priors, depth, n_prompt, units)
     return 1 / seconds if seconds else None
 
 
@@ -680,7 +765,8 @@ def fit_prompt(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
         shape = shape_of(m, priors)
         if not (m.pp_tps and shape):
             continue
-        prior = _prompt_prior(chip_of(m, chips), shape, priors, m.depth, m.pp_tokens)
+        chip = chip_of(m, chips)
+        prior = _prompt_prior(chip, shape, priors, m.depth, m.pp_tokens, m.units_on(chip.backend))
         if prior:
             obs.append((math.log(m.pp_tps / prior),
                         _obs_sigma(priors.observation_sigma, m.pp_cv, m.pp_n)))
@@ -791,7 +877,8 @@ def predict_decode(cal: Calibration, chip: Chip, model: ModelShape | float,
 
 def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
                    model_bytes: float | None = None, depth: float = 0,
-                   n_prompt: int = 512) -> tuple[float, float, float] | None:
+                   n_prompt: int = 512, units: Mapping[str, str] | None = None
+                   ) -> tuple[float, float, float] | None:
     """Prompt tok/s with its interval, or None without a prompt figure on the chip's backend
     or a compute figure for the chip.
 
@@ -803,7 +890,7 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
     shape = model if isinstance(model, ModelShape) else guess_shape(
         float(model), model_bytes, None, None, priors)
     fit, crossed = cal.fit_for("prompt", chip, model_bytes)
-    prior = _prompt_prior(chip, shape, priors, depth, n_prompt)
+    prior = _prompt_prior(chip, shape, priors, depth, n_prompt, units)
     if fit is None or prior is None or crossed:
         return None
     var = fit.cov[0][0] + _sigma(priors.prompt_sigma, chip.backend) ** 2
@@ -1002,7 +1089,8 @@ def _roofline_row(row: dict[str, Any], cal: Calibration, chip: Chip, shape: Mode
     tg = predict_decode(cal, chip, shape, shape.n_layers, depth, anchor.tg_tokens)
     if tg:
         row.update(tg_tps=tg[0], tg_low=tg[1], tg_high=tg[2])
-    pp = predict_prompt(cal, chip, shape, shape.model_bytes, depth, anchor.pp_tokens)
+    pp = predict_prompt(cal, chip, shape, shape.model_bytes, depth, anchor.pp_tokens,
+                        anchor.units_on(chip.backend))
     if pp:
         row.update(pp_tps=pp[0], pp_low=pp[1], pp_high=pp[2])
     _, crossed = cal.fit_for("decode", chip)
@@ -1150,13 +1238,20 @@ def measurements_from_frame(df: Any) -> list[Measurement]:
     """Measurements from `benchkit.load_results` rows, newest first.
 
     Only GPU rows with every layer offloaded, of ok cases, count: a CPU figure (or a
-    CPU-GPU mix) says nothing about a GPU. Rows are grouped per device, model (sha256) and
-    context depth (the `depth` column, else the "@ dN" of the test name); within a group
-    the newest tg* and the newest pp* test give the decode and prompt figures.
+    CPU-GPU mix) says nothing about a GPU. Where the rows hold figures of an engine that
+    times the kernels (KERNEL_ENGINES), a server's figures (HTTP and scheduling included)
+    are left out; a run of a server alone keeps them. Rows are grouped per device, model
+    (sha256), context depth (the `depth` column, else the "@ dN" of the test name) and
+    engine; within a group the newest tg* and the newest pp* test give the decode and
+    prompt figures.
     """
     if df is None or len(df) == 0:
         return []
     rows = df[(df["device_kind"] == "gpu") & (df["status"] == "ok")].copy()
+    engines = rows["engine"] if "engine" in rows.columns else None
+    if engines is not None and engines.isin(KERNEL_ENGINES).any():
+        rows = rows[engines.isin(KERNEL_ENGINES) | engines.isna()].copy()
+    rows["_engine"] = rows["engine"].fillna("") if engines is not None else ""
     parsed = rows["test"].astype(str).map(parse_test)
     rows = rows[parsed.notna()].copy()
     if len(rows) == 0:
@@ -1172,8 +1267,9 @@ def measurements_from_frame(df: Any) -> list[Measurement]:
     if len(rows) == 0:
         return []
     rows = rows.sort_values("started_at", ascending=False, kind="stable")
-    return [_measurement(group, device, sha, int(depth)) for (device, sha, depth), group in
-            rows.groupby(["device_id", "model_sha256", "_depth"], sort=False, dropna=False)]
+    return [_measurement(group, device, sha, int(depth)) for (device, sha, depth, _), group in
+            rows.groupby(["device_id", "model_sha256", "_depth", "_engine"], sort=False,
+                         dropna=False)]
 
 
 def _measurement(group: Any, device: Any, sha: Any, depth: int) -> Measurement:

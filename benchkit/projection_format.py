@@ -254,8 +254,9 @@ def chip_list(chips: Iterable[Any], fmt: str = "md") -> str:
              "gpu_clock_mhz": c.gpu_clock_mhz, "bandwidth_gbs": c.bandwidth_gbs,
              "memory_type": c.memory_type, "fp32_tflops": c.fp32_tflops,
              "fp16_matrix_tflops": c.matrix_tflops, "bf16_matrix_tflops": c.bf16_matrix_tflops,
-             "int8_matrix_tops": c.int8_matrix_tops, "memory_gb": list(c.memory_gb),
-             "multi_die": c.multi_die, "source": c.source("bandwidth_gbs")} for c in chips]
+             "int8_matrix_tops": c.int8_matrix_tops, "board_power_w": c.board_power_w,
+             "memory_gb": list(c.memory_gb), "multi_die": c.multi_die,
+             "source": c.source("bandwidth_gbs")} for c in chips]
     if fmt == "json":
         return _json(rows)
     if fmt == "csv":
@@ -266,9 +267,9 @@ def chip_list(chips: Iterable[Any], fmt: str = "md") -> str:
 
     return _md_table(
         ["Id", "Name", "Backend", "Cores", "Clock", "Memory BW", "FP32", "FP16 matrix",
-         "INT8 matrix", "Memory"],
+         "INT8 matrix", "Board power", "Memory"],
         ([r["chip"], r["name"], r["backend"], _cores(r), fig(r["gpu_clock_mhz"], "MHz"),
           f"{r['bandwidth_gbs']:,.0f} GB/s {r['memory_type'] or ''}".strip(),
           fig(r["fp32_tflops"], "TFLOPS"), fig(r["fp16_matrix_tflops"], "TFLOPS"),
-          fig(r["int8_matrix_tops"], "TOPS"),
+          fig(r["int8_matrix_tops"], "TOPS"), fig(r["board_power_w"], "W"),
           ", ".join(f"{m:g}" for m in r["memory_gb"]) + " GB"] for r in rows)) + "\n"

@@ -15,6 +15,13 @@ run goes on.
 
 Models are resolved and their GGUF headers read BEFORE anything is measured: a typo in
 a path should cost a second, not the first hour of a sweep.
+
+A workload may have its own view of spread and progress (the serve workload's
+iterations are concurrent requests, not repetitions): optional methods `spread_warnings
+(summary)` replace the per-iteration tok/s checks of benchkit.stats, `progress_total
+(warmup, iterations)` the number of progress steps, `progress_text(summary)` the figures
+of a finished case's progress line. Everything the progress prints comes from result
+text (model names, engines' errors) and goes through benchkit.textsafe.terminal.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from benchkit.modelref import ResolvedModel, resolve
 from benchkit.result import FORMAT, SCHEMA_VERSION, summarize, write_result
 from benchkit.stats import drift_warning, spread_warning
 from benchkit.suite import Suite, scrub_home
+from benchkit.textsafe import terminal
 from benchkit.worker import Job, execute, run_isolated
 from benchkit.workloads.base import Workload
 
@@ -225,13 +233,13 @@ class _Recorder:
         self.model, self.engine, self.workloads = model, engine, workloads
         self.load, self.info, self.case = None, {}, None
 
-    def add(self, case: dict[str, Any]) -> None:
+    def add(self, case: dict[str, Any], workload: Workload | None = None) -> None:
         doc = self.outcome.doc
         case["index"] = len(doc["cases"])
         doc["cases"].append(case)
         if case["status"] == "failed":
             self.outcome.failed.append(case)
-        self.bar.done(case)
+        self.bar.done(case, workload)
         _write(doc, self.outcome.path)
 
     def event(self, e: dict[str, Any]) -> None:
@@ -257,8 +265,10 @@ class _Recorder:
         case["placement"] = e["placement"]
         if e.get("n_ctx"):                  # the context asked of llama.cpp
             case["engine"]["n_ctx"] = e["n_ctx"]
-        self.bar.start(case, self.suite.warmup if isinstance(self.suite.warmup, int) else 0,
-                       self.suite.iterations)
+        warmup = self.suite.warmup if isinstance(self.suite.warmup, int) else 0
+        own = getattr(self.workloads[e["i"]], "progress_total", None)
+        self.bar.start(case, own(warmup, self.suite.iterations) if own else
+                       warmup + self.suite.iterations)
         self.sampler = telemetry.Sampler(pid=self.pid).start()
 
     def _iteration(self, e: dict[str, Any]) -> None:
@@ -281,15 +291,19 @@ class _Recorder:
             case["load"]["peak_rss_bytes"] = e["peak_rss_bytes"]
         _settle(case, self.workloads[e["i"]], e)
         self.case = None
-        self.add(case)
+        self.add(case, self.workloads[e["i"]])
 
     def _case_failed(self, e: dict[str, Any]) -> None:
         case = self.case if self.case is not None else self._new(e["i"])
         case.update(status="failed", error=e["error"])
         self._telemetry(case)
-        _summarise(case, self.workloads[e["i"]])
+        workload = self.workloads[e["i"]]
+        _summarise(case, workload)
+        own = getattr(workload, "spread_warnings", None)    # a level of which some failed
+        if own is not None:
+            case["warnings"].extend(own(case["summary"]))
         self.case = None
-        self.add(case)
+        self.add(case, workload)
 
     def abandon(self, why: str) -> None:
         """The run is ending: keep the case in progress, marked partial."""
@@ -320,8 +334,7 @@ class _Recorder:
 def _settle(case: dict[str, Any], workload: Workload, e: dict[str, Any]) -> None:
     """A finished case's summary, warnings, warmup count and cold-start cost."""
     _summarise(case, workload)
-    tps = [it["tps"] for it in case["iterations"]]
-    case["warnings"].extend(w for w in (spread_warning(tps), drift_warning(tps)) if w)
+    case["warnings"].extend(_spread_warnings(case, workload))
     used = e.get("warmups_used")
     if used is not None:
         case["warmup_used"] = used
@@ -334,6 +347,17 @@ def _settle(case: dict[str, Any], workload: Workload, e: dict[str, Any]) -> None
         load = (case.get("load") or {}).get("seconds")
         case["cold_start"] = {"load_seconds": load, "first_iteration": first,
                               "first_token_s": first.get("ttft_s", first.get("seconds"))}
+
+
+def _spread_warnings(case: dict[str, Any], workload: Workload) -> list[str]:
+    """The workload's own warnings on uneven figures where it has a rule (serve:
+    benchkit.workloads.serve.level_warnings), else high spread and drift of the
+    per-iteration tok/s (benchkit.stats)."""
+    own = getattr(workload, "spread_warnings", None)
+    if own is not None:
+        return list(own(case["summary"]))
+    tps = [it["tps"] for it in case["iterations"]]
+    return [w for w in (spread_warning(tps), drift_warning(tps)) if w]
 
 
 def _summarise(case: dict[str, Any], workload: Workload) -> None:
@@ -373,7 +397,12 @@ def _iso(t: dt.datetime) -> str:
 
 
 class _Progress:
-    """A tqdm bar per case on stderr (running tok/s); one line per case when not a TTY."""
+    """A tqdm bar per case on stderr (running tok/s); one line per case when not a TTY.
+
+    Every line is result text (a model name, an engine's error, a warning quoting one):
+    written through `benchkit.textsafe.terminal`, so that no escape sequence in it reaches
+    the terminal, and a label is always one line.
+    """
 
     def __init__(self, n_cases: int, enabled: bool | None, stream: TextIO) -> None:
         self.n_cases, self.stream = n_cases, stream
@@ -382,8 +411,7 @@ class _Progress:
         self.values: list[float] = []
         self.count = 0
 
-    def start(self, case: dict[str, Any], warmup: int, iterations: int) -> None:
-        total = warmup + iterations
+    def start(self, case: dict[str, Any], total: int | None) -> None:
         self.values = []
         if self.enabled:
             from tqdm import tqdm
@@ -402,27 +430,37 @@ class _Progress:
                 self.bar.set_postfix_str(f"{mean:.1f} t/s mean of {len(self.values)}")
             self.bar.update(1)
 
-    def done(self, case: dict[str, Any]) -> None:
+    def done(self, case: dict[str, Any], workload: Workload | None = None) -> None:
         self.count += 1
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         label = self._label(case, self.count)
         if case["status"] in ("failed", "partial"):
-            self.stream.write(f"{label}: {case['status'].upper()}: {case['error']}\n")
+            self._say(f"{label}: {case['status'].upper()}: {terminal(case['error'])}")
         elif case["status"] == "unsupported":
-            self.stream.write(f"{label}: unsupported: {case['error']}\n")
+            self._say(f"{label}: unsupported: {terminal(case['error'])}")
         elif not self.enabled:
-            s = case["summary"]
-            spread = f" ± {s['tps_stdev']:.2f}" if s["n"] > 1 else ""
-            self.stream.write(f"{label}: {s['tps_mean']:.2f}{spread} t/s "
-                              f"(mean{' ± sd' if spread else ''} of {s['n']} iterations)\n")
+            self._say(f"{label}: {self._figures(case['summary'], workload)}")
         for warning in case["warnings"]:
-            self.stream.write(f"warning: {label}: {warning}\n")
+            self._say(f"warning: {label}: {terminal(warning, one_line=True)}")
         self.stream.flush()
 
+    def _say(self, line: str) -> None:
+        self.stream.write(line + "\n")
+
+    @staticmethod
+    def _figures(s: dict[str, Any], workload: Workload | None) -> str:
+        own = getattr(workload, "progress_text", None)
+        if own is not None:
+            return own(s)
+        spread = f" ± {s['tps_stdev']:.2f}" if s["n"] > 1 else ""
+        return (f"{s['tps_mean']:.2f}{spread} t/s (mean{' ± sd' if spread else ''} of "
+                f"{s['n']} iterations)")
+
     def _label(self, case: dict[str, Any], number: int) -> str:
+        """[3/8] engine model ngl=N test, on one line with nothing a terminal obeys."""
         eng = case["engine"]
         ngl = f" ngl={eng['n_gpu_layers']}" if "n_gpu_layers" in eng else ""
-        return (f"[{number}/{self.n_cases}] {eng['kind']} {case['model']['name']}{ngl} "
-                f"{case['test']}")
+        return terminal(f"[{number}/{self.n_cases}] {eng['kind']} {case['model']['name']}"
+                        f"{ngl} {case['test']}", one_line=True)

@@ -28,6 +28,9 @@ from benchkit.errors import BenchkitError
 
 MAX_SUITE_BYTES = 1 << 20        # a suite is a few KB of hand-written YAML
 MAX_RESULT_BYTES = 64 << 20      # a result with per-token latencies of long runs is a few MB
+MAX_IMPORT_BYTES = 16 << 20      # a llama-bench file: ~1.5 KB a test, 16 MiB is 10,000 tests
+MAX_TEXT_BYTES = 64 << 20        # a perplexity text: wikitext-2's test set is 1.3 MB
+MAX_PROMPTS_BYTES = 16 << 20     # a serve prompts file: thousands of long prompts
 MAX_DEPTH = 64                   # suites nest 4 deep, results 6: 64 is no real document
 MAX_YAML_NODES = 20_000          # nodes, aliases expanded; a real suite has hundreds
 

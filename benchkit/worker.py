@@ -128,7 +128,7 @@ def _one_worker(job: Job, sink: Sink, case_timeout_s: float | None) -> int | Non
         proc = subprocess.Popen(
             [sys.executable, "-m", "benchkit.worker", str(write_fd)], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(write_fd,),
-            start_new_session=True)
+            start_new_session=True, env=_worker_env())
         os.close(write_fd)
         try:
             proc.stdin.write(pickle.dumps(job))   # type: ignore[union-attr]
@@ -153,6 +153,13 @@ def _one_worker(job: Job, sink: Sink, case_timeout_s: float | None) -> int | Non
             sink({"type": "case_failed", "i": watch.current, "error": reason})
             return watch.current
     return None if watch.open_failed else job.first + len(job.workloads) - 1
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment, with ggml's crash backtrace off: on a fatal error ggml
+    attaches gdb to print a stack, which fills the stderr tail a failed case keeps with
+    debugger noise instead of ggml's own message (and can hang where ptrace is allowed)."""
+    return {**os.environ, "GGML_NO_BACKTRACE": os.environ.get("GGML_NO_BACKTRACE", "1")}
 
 
 class _Watch:

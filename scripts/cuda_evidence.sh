@@ -24,7 +24,8 @@
 #       in-process / llama-bench agreement with the tools alternated (scripts/llama_bench_agreement.py).
 #   scripts/cuda_evidence.sh depth    WORK OUT
 #       suites/depth-gpu.yaml --synthetic (TinyLlama-1.1B Q4_K_M and LLaMA-2-7B Q4_0 stand-ins,
-#       tg128 / pp512 at depth 0, 1024, 4096, benchkit and llama-bench) and the agreement at depth.
+#       tg128 / pp512 at depth 0, 1024, 4096, 16384, benchkit and llama-bench) and the agreement
+#       at depth 0, 1024, 4096 on both models (3 alternating rounds of 10 repetitions).
 #   scripts/cuda_evidence.sh telemetry WORK OUT
 #       suites/telemetry-gpu.yaml and suites/warmup-auto-gpu.yaml --synthetic (NVML power and
 #       energy per token; warmup: auto), and llama-bench's own json and sql files for `import`.
@@ -139,9 +140,12 @@ YAML
   depth)
     setup_env "$1"; tools_env; out=$2; mkdir -p "$out"
     bk run "$repo/suites/depth-gpu.yaml" --synthetic -o "$out" --no-progress || true
-    q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
-    python3 "$repo/scripts/llama_bench_agreement.py" --model "$q4" --ngl 99 --rounds 3 --reps 5 \
-      --depth 0,1024,4096 --llama-bench "$BENCHKIT_LLAMA_BENCH" | tee "$out/agreement-depth.txt"
+    for spec in tinyllama-1.1b:Q4_K_M llama-2-7b:Q4_0; do
+      file=$(bk models synth "${spec%%:*}" --quant "${spec##*:}" --no-progress)
+      python3 "$repo/scripts/llama_bench_agreement.py" --model "$file" --ngl 99 --rounds 3 \
+        --reps 10 --depth 0,1024,4096 --llama-bench "$BENCHKIT_LLAMA_BENCH" \
+        | tee "$out/agreement-depth-${spec%%:*}.txt"
+    done
     ;;
   telemetry)
     setup_env "$1"; tools_env; out=$2; mkdir -p "$out"

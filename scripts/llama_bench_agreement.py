@@ -105,6 +105,8 @@ def main() -> int:
     parser.add_argument("--cmake-arg", action="append", default=[], help="extra CMake argument")
     parser.add_argument("--depth", default="0",
                         help="context depths, comma-separated (llama-bench -d), default 0")
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="also write every repetition, per round and tool, to this JSON file")
     parser.add_argument("--in-process", action="store_true",
                         help="also run benchkit in its own process (--no-isolate), alternated "
                              "with the worker, to show what the worker process costs")
@@ -126,13 +128,20 @@ def main() -> int:
         tools["benchkit in process"] = lambda tmp: run_benchkit(
             model, threads, args.ngl, args.reps, tmp, depths, isolate=False)
     both: dict[str, dict[str, list[float]]] = {tool: {} for tool in tools}
+    rounds: list[dict[str, dict[str, list[float]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", file=sys.stderr)
+            rounds.append({})
             for tool, run in tools.items():       # the tools alternate within every round
-                for test, values in run(Path(tmp)).items():
+                rounds[-1][tool] = run(Path(tmp))
+                for test, values in rounds[-1][tool].items():
                     both[tool].setdefault(test, []).extend(values)
 
+    if args.samples:
+        args.samples.write_text(json.dumps({"model": model.name, "ngl": args.ngl,
+                                            "threads": threads, "unit": "tok/s",
+                                            "rounds": rounds}, indent=1), encoding="utf-8")
     print(f"model: {model.name}; llama-cpp-python {version} (llama.cpp source vendored in it); "
           f"threads {threads}; n_gpu_layers {args.ngl}; {args.rounds} alternating rounds x {args.reps} "
           f"repetitions per tool")
@@ -152,7 +161,26 @@ def main() -> int:
                 ratios.append(f"{statistics.median(v) / statistics.median(ref):.3f}"
                               if v and ref else "-")
         print(f"| {test} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    print_rounds(rounds, tests, others)
     return 0
+
+
+def print_rounds(rounds: list[dict[str, dict[str, list[float]]]], tests: list[str],
+                 others: list[str]) -> None:
+    """Each round's ratio of medians: drift between rounds (clocks, other load) shows here,
+    and a ratio that holds in every round is not an artefact of one noisy round."""
+    print()
+    print("| test | tool | " + " | ".join(f"round {k + 1}" for k in range(len(rounds)))
+          + " | (median of each round's repetitions / llama-bench's, same round) |")
+    print("|---|---|" + "---|" * (len(rounds) + 1))
+    for test in tests:
+        for tool in others:
+            cells = []
+            for r in rounds:
+                v, ref = r[tool].get(test, []), r["llama-bench"].get(test, [])
+                cells.append(f"{statistics.median(v) / statistics.median(ref):.3f}"
+                             if v and ref else "-")
+            print(f"| {test} | {tool} | " + " | ".join(cells) + " | |")
 
 
 if __name__ == "__main__":

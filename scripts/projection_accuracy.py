@@ -7,8 +7,10 @@ Data (benchkit/data/published.yaml and the committed benchkit results):
 - XiongjieDai/GPU-Benchmarks-on-LLM-Inference: LLaMA 3 8B Q4_K_M / F16 and 70B Q4_K_M on
   16 NVIDIA GPUs and 4 Apple chips (transcribed without network access, see the YAML);
 - benchkit issue 3: llama-bench on an H100 and an H200 (TinyLlama shape);
-- results/nvidia-h100 and results/nvidia-h200: benchkit's own runs, 135M to 7B stand-ins in
-  Q4_1 / Q4_K_M / Q4_0 / Q8_0 / F16 (and context-depth cases when the result files have them).
+- results/nvidia-h100, -h200 and -h200-v2: benchkit's own runs, 135M to 7B stand-ins in
+  Q4_1 / Q4_K_M / Q4_0 / Q8_0 / F16, and the H200 context-depth run (TinyLlama Q4_K_M and
+  LLaMA-2 7B Q4_0 at depth 0 / 1024 / 4096 / 16384, in process and with llama-bench); of
+  those folders only the kernel-throughput runs of the two llama.cpp engines (`skipped`).
 
 The roofline's global parameters (per backend, memory class and quantization kind) are
 fitted by least squares on log time per token. Every figure reported is held out:
@@ -16,9 +18,12 @@ fitted by least squares on log time per token. Every figure reported is held out
 1. leave-one-chip-out (LOCO): for each target chip the parameters are refitted without any
    row of that chip, then the chip is projected from every other chip that measured the
    same model (one measurement as anchor, calibrated on that chip's rows alone);
-2. leave-one-family-out (LOFO): the same with the target's whole generation held out.
+2. leave-one-family-out (LOFO): the same with the target's whole generation held out;
+3. context depth: each case at a depth projected from depth 0 (same chip, and H100 -> H200),
+   with that model file's deeper cases held out of the fit.
 
-Bandwidth scaling, the reference page's method, is scored on the same pairs.
+Bandwidth scaling, the reference page's method, is scored on the same pairs (at depth it
+is the depth-0 figure scaled by bandwidth: it has no depth term).
 
     python scripts/projection_accuracy.py            # the validation tables of docs/projection.md
     python scripts/projection_accuracy.py --fit      # fit on everything, print the YAML values
@@ -28,6 +33,7 @@ Bandwidth scaling, the reference page's method, is scored on the same pairs.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 from dataclasses import replace
@@ -40,13 +46,25 @@ import yaml
 from scipy.optimize import least_squares
 
 from benchkit.chips import load_chips
-from benchkit.projection import (BackendPriors, Measurement, Priors, decode_terms, load_priors,
-                                 measurements_from_frame, prompt_seconds, quant_kind,
-                                 shape_from_preset, validate, with_backend)
+from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
+                                 decode_terms, load_priors, measurements_from_frame, project,
+                                 prompt_seconds, quant_kind, shape_from_preset,
+                                 sustained_clock_share, validate, with_backend)
 
 GIB = 2 ** 30
 REPO = Path(__file__).resolve().parents[1]
-RESULT_DIRS = ("results/nvidia-h100", "results/nvidia-h200")
+RESULT_DIRS = ("results/nvidia-h100", "results/nvidia-h200", "results/nvidia-h200-v2")
+ENGINES = KERNEL_ENGINES   # llama-cpp-python first: its figures keep the bare file key
+# Result files whose tg / pp cases are not clean throughput runs of the engine.
+SKIPPED_SUITES = {
+    "serve-": "llama-server under concurrent clients: a server's throughput, not the kernels'",
+    "quality-": "perplexity and KL-divergence runs: their pp / tg cases are short side figures",
+    "telemetry-": "cases run with NVML power sampling alongside",
+    "warmup-": "a check of the warm-up policy: its iterations may include cold ones",
+}
+IMPORTED = ("imported llama-bench output: one llama-bench run exported twice (JSON and SQL) "
+            "on the machine and llama.cpp build whose own llama-bench cases the depth run "
+            "holds; counting it would weigh one run two or three times")
 VENDOR_BACKEND = {"apple": "metal", "nvidia": "cuda"}
 
 
@@ -63,6 +81,16 @@ def _tokens(test: str | None, default: int) -> int:
     return int(digits) if digits else default
 
 
+def build_units(series: dict[str, Any]) -> dict[str, dict[str, str]] | None:
+    """The series' prompt kernels where its llama.cpp build differs from projection.yaml's:
+    backend -> {f16|quant: unit} (published.yaml `prompt_units`, each with its reason)."""
+    got = series.get("prompt_units")
+    if not got:
+        return None
+    return {backend: {k: v for k, v in entry.items() if k != "reason"}
+            for backend, entry in got.items()}
+
+
 def series_measurements(series: dict[str, Any]) -> list[Measurement]:
     """One Measurement per chip and quantization of a published series."""
     model, tests = series["model"], series.get("tests", {})
@@ -76,22 +104,47 @@ def series_measurements(series: dict[str, Any]) -> list[Measurement]:
                 n_layers=model["n_layers"], n_params=model["n_params"], source=series["id"],
                 model_key=f"{series['id']}:{quant}", model_name=f"{model['name']} {quant}",
                 quant=quant, shape=shape, tg_tokens=_tokens(tests.get("tg"), 128),
-                pp_tokens=_tokens(tests.get("pp"), 512)))
+                pp_tokens=_tokens(tests.get("pp"), 512),
+                prompt_units=build_units(series)))
     return out
 
 
-def committed_measurements() -> list[Measurement]:
-    """benchkit's own GPU results under results/nvidia-h100 and -h200 (with their shapes)."""
-    from benchkit.frame import load_results
+def skipped(path: Path) -> str | None:
+    """Why a committed result file does not count, or None when it does."""
+    suite = json.loads(path.read_text(encoding="utf-8")).get("suite") or {}
+    if suite.get("imported"):
+        return IMPORTED
+    name = str(suite.get("name", ""))
+    return next((why for prefix, why in SKIPPED_SUITES.items() if name.startswith(prefix)), None)
 
+
+def result_files() -> list[Path]:
+    """The committed result files the fit and the checks use (see `skipped`)."""
     files = sorted(p for d in RESULT_DIRS for p in (REPO / d).glob("*.json"))
+    return [p for p in files if skipped(p) is None]
+
+
+def committed_measurements() -> list[Measurement]:
+    """benchkit's own GPU results under RESULT_DIRS, with their shapes.
+
+    Only fully offloaded tg* / pp* cases of the two llama.cpp engines count, per engine
+    the newest run of each chip, model and depth (measurements_from_frame). A model's
+    key carries the engine where it is not llama-cpp-python, so that llama-bench figures
+    get their own level in the fit and pair only with llama-bench figures.
+    """
+    from benchkit.frame import load_results
+    from benchkit.projection import shape_of
+
+    files = result_files()
     if not files:
         return []
+    frame = load_results(files)
     priors = load_priors()
     out = []
-    for m in measurements_from_frame(load_results(files)):
-        from benchkit.projection import shape_of
-        out.append(replace(m, shape=shape_of(m, priors)))
+    for engine in ENGINES:
+        for m in measurements_from_frame(frame[frame["engine"] == engine]):
+            key = m.model_key if engine == ENGINES[0] else f"{m.model_key}:{engine}"
+            out.append(replace(m, shape=shape_of(m, priors), model_key=key))
     return out
 
 
@@ -100,6 +153,13 @@ def all_measurements() -> list[Measurement]:
 
 
 # ----------------------------------------------------------------------------- fitting
+
+# Bounds in log space: shares of a peak stay below 1.65, the power law's exponent between
+# 1 (voltage at its floor) and 3 (voltage in step with the clock); everything else is free.
+BOUNDS = {key: (-12.0, 0.5) for key in ("efficiency", "efficiency_multi_die",
+                                         "prompt_multi_die_share", "prompt_efficiency",
+                                         "prompt_attention")}
+BOUNDS["prompt_power_exponent"] = (0.0, math.log(3.0))
 
 DECODE_KEYS = ("efficiency", "efficiency_multi_die", "layer_latency_ms",
                "layer_compute_ms_tflops", "dequant")
@@ -120,6 +180,10 @@ def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> l
     paths = [("prompt_efficiency", g) for g in groups] + [("prompt_vector", g) for g in groups]
     if any(c.multi_die for c, m in zip(cs, ms) if m.pp_tps):
         paths.append(("prompt_multi_die_share",))
+    if backend.prompt_attention and any(m.depth for m in ms if m.pp_tps):
+        paths.append(("prompt_attention",))
+    if backend.prompt_power and any(c.board_power_w for c, m in zip(cs, ms) if m.pp_tps):
+        paths += [("prompt_power",), ("prompt_power_exponent",)]
     paths.append(("prompt_layer_us",))
     return paths
 
@@ -144,6 +208,10 @@ def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[Backend
 
     Parameters are fitted in log space (all are positive), with a weak pull (sigma = 2 in
     log) towards the shipped values so that a parameter the data cannot pin stays put.
+    The power law is the exception: when no chip of the training rows runs power-limited
+    under the fitted values, nothing in them pins it, and keeping the shipped value would
+    carry the held-out chips' own figures into a held-out check; it is switched off
+    (prompt_power 0) instead.
     """
     chips = load_chips()
     ms = [m for m in ms if chips[m.chip_id].backend == name]
@@ -153,29 +221,42 @@ def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[Backend
         rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)]
         if not rows:
             continue
-        paths = _paths(rows, chips, b, kind)
-        k = len(paths)
-        x0 = np.log([max(_get(b, p), 1e-4) for p in paths])
-        model = _model_fn(rows, chips, name, base, kind)
-        # One free level per model file (a nuisance, not used to project): each series ran
-        # its own llama.cpp build, and a projection always starts from a measurement of
-        # the same model, so only the ratios between chips must come out of the parameters.
-        keys = list(dict.fromkeys(m.model_key for m in rows))
-        index = np.array([keys.index(m.model_key) for m in rows])
-
-        def res(x, paths=paths, model=model, index=index):
-            trial = _set(b, {p: math.exp(v) for p, v in zip(paths, x[:k])})
-            return np.concatenate([model(trial) - x[k:][index], (x[:k] - x0) / 2.0])
-
-        lo = np.concatenate([np.full(k, -12.0), np.full(len(keys), -3.0)])
-        hi = np.concatenate([[0.5 if p[0] in ("efficiency", "efficiency_multi_die",
-                                              "prompt_multi_die_share", "prompt_efficiency")
-                              else 8.0 for p in paths], np.full(len(keys), 3.0)])
-        start = np.concatenate([np.clip(x0, lo[:k] + 1e-6, hi[:k] - 1e-6), np.zeros(len(keys))])
-        fit = least_squares(res, start, bounds=(lo, hi))
-        b = _set(b, {p: math.exp(v) for p, v in zip(paths, fit.x[:k])})
-        rms[kind] = float(np.sqrt(np.mean((model(b) - fit.x[k:][index]) ** 2)))
+        b, rms[kind] = _fit_rows(rows, chips, b, name, base, kind)
+        if kind == "prompt" and b.prompt_power and not _power_limited(rows, chips, b, base):
+            b, rms[kind] = _fit_rows(rows, chips, replace(b, prompt_power=0.0), name, base, kind)
     return b, rms
+
+
+def _power_limited(rows: list[Measurement], chips, b: BackendPriors, base: Priors) -> bool:
+    """Whether any chip of the rows runs below its boost clock under the power law."""
+    return any(sustained_clock_share(chips[m.chip_id], b, base) < 1 for m in rows)
+
+
+def _fit_rows(rows: list[Measurement], chips, b: BackendPriors, name: str, base: Priors,
+              kind: str) -> tuple[BackendPriors, float]:
+    """One least-squares fit of the `kind` parameters the rows can pin; (fitted, rms)."""
+    paths = _paths(rows, chips, b, kind)
+    k = len(paths)
+    x0 = np.log([max(_get(b, p), 1e-4) for p in paths])
+    model = _model_fn(rows, chips, name, base, kind)
+    # One free level per model file (a nuisance, not used to project): each series ran
+    # its own llama.cpp build, and a projection always starts from a measurement of
+    # the same model, so only the ratios between chips must come out of the parameters.
+    keys = list(dict.fromkeys(m.model_key for m in rows))
+    index = np.array([keys.index(m.model_key) for m in rows])
+
+    def res(x):
+        trial = _set(b, {p: math.exp(v) for p, v in zip(paths, x[:k])})
+        return np.concatenate([model(trial) - x[k:][index], (x[:k] - x0) / 2.0])
+
+    lo = np.concatenate([[BOUNDS.get(p[0], (-12.0, 8.0))[0] for p in paths],
+                         np.full(len(keys), -3.0)])
+    hi = np.concatenate([[BOUNDS.get(p[0], (-12.0, 8.0))[1] for p in paths],
+                         np.full(len(keys), 3.0)])
+    start = np.concatenate([np.clip(x0, lo[:k] + 1e-6, hi[:k] - 1e-6), np.zeros(len(keys))])
+    fit = least_squares(res, start, bounds=(lo, hi))
+    fitted = _set(b, {p: math.exp(v) for p, v in zip(paths, fit.x[:k])})
+    return fitted, float(np.sqrt(np.mean((model(fitted) - fit.x[k:][index]) ** 2)))
 
 
 def _model_fn(rows, chips, name, base, kind) -> Callable[[BackendPriors], np.ndarray]:
@@ -190,7 +271,8 @@ def _model_fn(rows, chips, name, base, kind) -> Callable[[BackendPriors], np.nda
             if kind == "decode":
                 t = sum(decode_terms(chip, m.shape, m.n_layers, pri, m.depth, m.tg_tokens))
             else:
-                t = prompt_seconds(chip, m.shape, pri, m.depth, m.pp_tokens) or 1.0
+                t = prompt_seconds(chip, m.shape, pri, m.depth, m.pp_tokens,
+                                   m.units_on(chip.backend)) or 1.0
             out.append(math.log(t))
         return np.array(out) - y
 
@@ -229,6 +311,48 @@ def held_out(ms: list[Measurement], base: Priors, vendor: str, group: str) -> li
                            priors=priors, targets=targets)
             pairs += got["pairs"]
     return pairs
+
+
+def _file_of(m: Measurement) -> str:
+    """The model file of a committed measurement (its key without the engine)."""
+    return str(m.model_key).split(":")[0]
+
+
+def depth_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
+    """Each case at a context depth projected from depth 0, with that model file's deeper
+    cases held out of the fit (the other file's stay in): from the same chip, engine and
+    run, and from every other chip that measured the file at depth 0 with the same engine."""
+    deep = [m for m in ms if m.depth > 0]
+    pairs = []
+    for file in dict.fromkeys(_file_of(m) for m in deep):
+        priors, _ = fit_all([m for m in ms if not (m.depth > 0 and _file_of(m) == file)], base)
+        for target in (m for m in deep if _file_of(m) == file):
+            for anchor in (m for m in ms if m.depth == 0 and m.model_key == target.model_key):
+                pairs.append(_depth_pair(anchor, target, priors))
+    return pairs
+
+
+def _depth_pair(anchor: Measurement, target: Measurement, priors: Priors) -> dict:
+    """One depth projection, scored like `validate`'s pairs (bandwidth: the depth-0 figure
+    scaled by bandwidth, which knows no depth)."""
+    pair: dict[str, Any] = {"anchor": anchor.chip_id, "chip": target.chip_id,
+                            "model": target.model_name, "depth": target.depth,
+                            "engine": (target.model_key.split(":") + [ENGINES[0]])[1],
+                            "measured_tg": target.tg_tps, "measured_pp": target.pp_tps}
+    for method in ("bandwidth", "roofline"):
+        row = project([anchor], method=method, chips=[target.chip_id], depth=target.depth,
+                      priors=priors)[0]
+        pair[method] = {kind: row[f"{kind}_tps"] for kind in ("tg", "pp")}
+        pair[method].update({f"{kind}_{end}": row[f"{kind}_{end}"] for kind in ("tg", "pp")
+                             for end in ("low", "high")})
+        pair[method].update({f"{kind}_error": _rel(row[f"{kind}_tps"],
+                                                   getattr(target, f"{kind}_tps"))
+                             for kind in ("tg", "pp")})
+    return pair
+
+
+def _rel(projected: float | None, measured: float | None) -> float | None:
+    return projected / measured - 1 if projected and measured else None
 
 
 def sigmas(pairs: list[dict], interval: float) -> dict[str, float]:
@@ -293,6 +417,25 @@ def per_chip_table(pairs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def depth_table(pairs: list[dict]) -> str:
+    """Per depth case: measured tok/s and the errors of both methods, same chip and across."""
+    lines = ["| Model (engine) | anchor → target | depth | decode measured | decode: bandwidth | "
+             "decode: roofline | prompt measured | prompt: bandwidth | prompt: roofline |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(pairs, key=lambda p: (p["model"], p["engine"], p["anchor"] != p["chip"],
+                                          p["depth"])):
+        lines.append(
+            f"| {p['model']} ({p['engine']}) | {p['anchor']} → {p['chip']} | {p['depth']} | "
+            f"{p['measured_tg']:.1f} | {_signed(p['bandwidth']['tg_error'])} | "
+            f"{_signed(p['roofline']['tg_error'])} | {p['measured_pp']:.0f} | "
+            f"{_signed(p['bandwidth']['pp_error'])} | {_signed(p['roofline']['pp_error'])} |")
+    return "\n".join(lines)
+
+
+def _signed(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:+.1f}%"
+
+
 def print_fit(priors: Priors, rms: dict, sig: dict) -> None:
     for name, b in priors.backends.items():
         if name not in rms:
@@ -300,7 +443,8 @@ def print_fit(priors: Priors, rms: dict, sig: dict) -> None:
         print(f"  {name}:   # rms log error {rms[name]}")
         print(f"    efficiency: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.efficiency.items())}}}")
         for key in ("efficiency_multi_die", "layer_latency_ms", "layer_compute_ms_tflops",
-                    "prompt_multi_die_share", "prompt_layer_us"):
+                    "prompt_multi_die_share", "prompt_layer_us", "prompt_power",
+                    "prompt_power_exponent", "prompt_attention"):
             print(f"    {key}: {getattr(b, key):.4g}")
         print(f"    dequant: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.dequant.items())}}}")
         print(f"    prompt_efficiency: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.prompt_efficiency.items())}}}")
@@ -334,9 +478,18 @@ def main() -> None:
         for name, pairs in by_series(loco[v]).items():
             print("\n".join(summary_rows(f"{v}: LOCO, {name}", pairs)))
         print("\n".join(summary_rows(f"{v}: leave-one-family-out, all data", lofo[v])))
+    if "nvidia" in vendors:
+        deep = depth_pairs(ms, base)
+        same = [p for p in deep if p["anchor"] == p["chip"]]
+        print("\n".join(summary_rows("nvidia: context depth, from depth 0 of the same chip", same)))
+        print("\n".join(summary_rows("nvidia: context depth, from depth 0 of another chip",
+                                      [p for p in deep if p not in same])))
     for v in vendors:
         print(f"\n### {v}: per target chip, leave-one-chip-out\n")
         print(per_chip_table(loco[v]))
+    if "nvidia" in vendors:
+        print("\n### nvidia: context depth, each case from depth 0\n")
+        print(depth_table(deep))
 
 
 if __name__ == "__main__":

@@ -258,3 +258,61 @@ def test_missing_argument_and_unknown_setting(runs: dict) -> None:
     assert "Missing argument" in proc.stderr
     _one_error(run_benchkit("compare", str(runs["twin_a"]), str(runs["twin_b"]),
                             "--ignore-setting", "n_thread"), "--ignore-setting", "n_thread")
+
+
+# --------------------------------------------------------------------------- without samples
+
+LLAMA_BENCH = Path(__file__).parent / "data" / "llama-bench"
+
+
+def _imported(tmp: Path, name: str) -> str:
+    """One of the committed real llama-bench outputs, imported."""
+    proc = run_benchkit("import", str(LLAMA_BENCH / name), "-o", str(tmp / name))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[0]
+
+
+def test_imports_without_samples_claim_no_spread_and_no_verdict(tmp_path: Path) -> None:
+    """llama-bench's csv and sql hold one mean per test, no repetitions (the importer
+    records n 0): compared with each other or with the json of the same run, such a
+    side shows no invented "± 0.0 (n=1)", gets no p-value, and no pair is called slower
+    or faster, even where the means differ by more than --fail-above."""
+    with_samples = _imported(tmp_path, "smollm2-cpu.json")
+    sql, csv_ = _imported(tmp_path, "smollm2-cpu.sql"), _imported(tmp_path, "smollm2-cpu.csv")
+    for base, new in ((with_samples, sql), (csv_, sql)):
+        md = run_benchkit("compare", base, new, "--fail-above", "1")
+        assert md.returncode == 0, md.stdout + md.stderr
+        rows = [ln for ln in md.stdout.splitlines() if ln.startswith("| SmolLM2")]
+        assert len(rows) == 2, md.stdout
+        for row in rows:
+            assert "(no samples, spread unknown)" in row and "(n=1)" not in row
+            assert row.endswith("| — | no samples |")
+        assert 'Note: a case marked "no samples" holds one mean per test' in md.stdout
+        doc, proc = _json(base, new)
+        for pair in doc["pairs"]:
+            assert pair["pvalue"] is None and pair["verdict"] == "no samples"
+            assert pair["new"] | {"file": None} == {
+                "file": None, "case_index": pair["new"]["case_index"], "values": [],
+                "center": pair["new"]["center"], "stdev": None, "samples": False, "n": 0}
+    cells = list(csv.DictReader(io.StringIO(
+        run_benchkit("compare", csv_, sql, "--format", "csv").stdout)))
+    assert [(r["base_stdev"], r["base_n"], r["new_stdev"], r["new_n"]) for r in cells] \
+        == [("", "", "", "")] * 2
+    # the json side keeps its three repetitions and their spread
+    doc, _ = _json(with_samples, sql)
+    assert all(p["base"]["n"] == 3 and p["base"]["stdev"] > 0 for p in doc["pairs"])
+
+
+def test_one_iteration_is_no_spread_not_a_spread_of_zero(tmp_path: Path,
+                                                         smollm2_model: Path) -> None:
+    """A real run of one timed iteration per case has one value a side: its figure says
+    there is no spread (not "± 0.0") and no test is made."""
+    result = str(_run(tmp_path, "once", threads=2, iterations=1))
+    md = run_benchkit("compare", result, result)
+    assert md.returncode == 0, md.stderr
+    rows = [ln for ln in md.stdout.splitlines() if ln.startswith("| SmolLM2")]
+    assert len(rows) == 2 and all(ln.count("(n=1, no spread)") == 2 for ln in rows), md.stdout
+    assert all(ln.endswith("| — | too few iterations |") for ln in rows)
+    doc, _ = _json(result, result)
+    assert all(p[s]["stdev"] is None and p[s]["samples"] for p in doc["pairs"]
+               for s in ("base", "new"))

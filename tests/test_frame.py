@@ -15,13 +15,15 @@ from benchkit.frame import COLUMNS
 from benchkit.result import read_result
 
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+ENGINES_DOC = Path(__file__).resolve().parents[1] / "docs" / "engines.md"
 
 
 def test_columns_are_exactly_those_of_the_architecture_doc() -> None:
     """The column list in docs/architecture.md is the contract; the code must match it.
     The engine settings' columns come from the engines themselves (ENGINE_SETTINGS), in
-    the place the doc marks."""
-    from benchkit.frame import ENGINE_SETTINGS
+    the place the doc marks; the serve levels' columns (SERVE_COLUMNS) follow the
+    figures and are listed where the serve workload is documented (next test)."""
+    from benchkit.frame import ENGINE_SETTINGS, SERVE_COLUMNS
 
     text = ARCHITECTURE.read_text(encoding="utf-8")
     section = text.split("## The DataFrame", 1)[1]
@@ -30,7 +32,22 @@ def test_columns_are_exactly_those_of_the_architecture_doc() -> None:
     settings = list(ENGINE_SETTINGS[1:])
     at = COLUMNS.index(settings[0])
     assert COLUMNS[at:at + len(settings)] == settings
-    assert documented == COLUMNS[:at] + COLUMNS[at + len(settings):]
+    serve = COLUMNS.index("ttft_median_s") + 1
+    assert COLUMNS[serve:serve + len(SERVE_COLUMNS)] == list(SERVE_COLUMNS)
+    rest = [c for c in COLUMNS if c not in settings and c not in SERVE_COLUMNS]
+    assert [c for c in documented if c not in SERVE_COLUMNS] == rest
+
+
+def test_serve_columns_are_those_of_the_serve_doc() -> None:
+    """docs/engines.md names every serve_ column, in order, each a figure of a serve
+    level's summary."""
+    from benchkit.frame import SERVE_COLUMNS
+
+    text = ENGINES_DOC.read_text(encoding="utf-8").split("## serve", 1)[1]
+    paragraph = text.split("In the DataFrame", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"`(serve_[a-z0-9_]+)`", paragraph) == list(SERVE_COLUMNS)
+    assert all(col == f"serve_{key}" or col == "serve_rate_rps"
+               for col, key in SERVE_COLUMNS.items())
 
 
 def test_one_row_per_case_with_values_from_the_file(smollm2_result: Path) -> None:
@@ -60,6 +77,16 @@ def test_chat_rows_have_ttft_and_others_do_not(smollm2_result: Path) -> None:
     chat = df[df["test"] == "chat"]
     assert (chat["ttft_median_s"] > 0).all()
     assert df[df["test"] != "chat"]["ttft_median_s"].isna().all()
+
+
+def test_serve_columns_are_empty_for_other_workloads(smollm2_result: Path) -> None:
+    """A chat case has a ttft and a summary, but no serve level: its serve_ columns are
+    empty (a serve row's are tested on a real level in test_serve.py)."""
+    from benchkit.frame import SERVE_COLUMNS
+
+    df = benchkit.load_results(smollm2_result)
+    assert set(df["workload_kind"]) == {"pp", "tg", "chat"}
+    assert df[list(SERVE_COLUMNS)].isna().all().all()
 
 
 def test_device_columns_say_what_did_the_work(smollm2_result: Path) -> None:

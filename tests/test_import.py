@@ -261,3 +261,25 @@ def test_malformed_files_are_one_line_naming_the_file(outputs: dict[str, Path],
         assert re.search(pattern, lines[0]), (name, lines[0])
         assert not (tmp_path / name.replace(" ", "-")).exists(), name    # nothing written
     assert not Path("x.db").exists()
+
+
+def test_files_that_cannot_be_read_in_bounds_are_refused_unread(tmp_path: Path) -> None:
+    """A file one byte over the limit (sparse: its size is all there is to read) and a
+    FIFO (whose read would wait for a writer forever) are each one line naming the file
+    and what it is, before anything is read."""
+    import os
+
+    from benchkit.safeio import MAX_IMPORT_BYTES
+
+    big = tmp_path / "big.json"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_IMPORT_BYTES + 1)
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for path, says in ((big, f"llama-bench file is too large: {MAX_IMPORT_BYTES + 1:,} "
+                             f"bytes (at most {MAX_IMPORT_BYTES:,})"),
+                       (fifo, "llama-bench file is a FIFO, not a regular file")):
+        proc = run_benchkit("import", str(path), "-o", str(tmp_path / "out"), timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip() == f"error: {path}: {says}"
+    assert not (tmp_path / "out").exists()

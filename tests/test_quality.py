@@ -320,6 +320,19 @@ def test_bad_text_is_one_line_naming_file_and_field(content: bytes, says: str, t
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
 
 
+def test_text_over_the_limit_is_refused_unread(tmp_path: Path, smollm2_model: Path) -> None:
+    """A text one byte over the limit (a sparse file: nothing to read but its size) is
+    one line naming the suite, the field, the text and the limit."""
+    from benchkit.safeio import MAX_TEXT_BYTES
+
+    with open(tmp_path / "big.txt", "wb") as fh:
+        fh.truncate(MAX_TEXT_BYTES + 1)
+    suite = _suite(tmp_path, smollm2_model, ["ppl: {text: big.txt}"])
+    line = one_error_line(run_benchkit("run", str(suite), "-o", str(tmp_path / "out")))
+    assert line == (f"error: {suite}:6 [workloads.0.ppl.text]: text big.txt is too large: "
+                    f"{MAX_TEXT_BYTES + 1:,} bytes (at most {MAX_TEXT_BYTES:,})")
+
+
 def test_missing_text_names_the_shipped_ones(tmp_path: Path, smollm2_model: Path) -> None:
     suite = _suite(tmp_path, smollm2_model, ["ppl: {text: nowhere.txt}"])
     line = one_error_line(run_benchkit("run", str(suite), "-o", str(tmp_path / "out")))

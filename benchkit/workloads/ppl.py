@@ -10,6 +10,9 @@ tokenized with BOS as the model adds it, cut into `chunks` chunks of `n_ctx` tok
 first token of each chunk replaced by BOS where the model adds one, chunks decoded
 n_batch / n_ctx at a time as separate sequences (logits for the second half of each), and
 the second half of each chunk scored (`first = n_ctx / 2`). The math is benchkit.quality.
+A text is a shipped name or a path (relative: from the suite file's folder), read only
+when it is a regular file of at most 64 MiB (`benchkit.safeio.MAX_TEXT_BYTES`): the whole
+text is tokenized in memory, so a larger one is refused from its size, unread.
 
 One pass over the text is the workload: each decode of a group of chunks is one timed
 iteration (tokens decoded / seconds, benchkit's clock, logits handled after the clock
@@ -225,19 +228,26 @@ def read_text(value: str, where: Where) -> tuple[Path, bytes]:
         path = Path(os.path.expanduser(value))
         if not path.is_absolute():
             path = where.suite_dir / path
+    missing = (f"text file not found: {value} (texts benchkit ships: "
+               f"{', '.join(shipped) or 'none'})")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise where.error(f"text file not found: {value} (texts benchkit ships: "
-                          f"{', '.join(shipped) or 'none'})", "text") from None
-    except IsADirectoryError:
-        raise where.error(f"text path is a directory: {value}", "text") from None
-    except OSError as exc:
-        raise where.error(f"cannot read text {value}: {exc.strerror or exc}", "text") from None
+        raw = read_text_bytes(path, value, missing)
+    except BenchkitError as exc:
+        raise where.error(exc.message, "text") from None
     problem = text_problem(raw)
     if problem:
         raise where.error(f"{value}: {problem}", "text")
     return path, raw
+
+
+def read_text_bytes(path: Path, value: str, missing: str | None = None) -> bytes:
+    """The bytes of a text file, bounded (benchkit.safeio): a regular file of at most
+    MAX_TEXT_BYTES, refused from its size before it is read, since the whole text is
+    tokenized in memory. Errors name the text as the suite wrote it (`value`)."""
+    from benchkit.safeio import MAX_TEXT_BYTES, read_bounded_bytes
+
+    return read_bounded_bytes(path, MAX_TEXT_BYTES, f"text {value}", str(path),
+                              missing=missing)
 
 
 def text_problem(raw: bytes) -> str | None:
@@ -323,7 +333,10 @@ def tokenize(native: Any, raw: bytes, where: Where) -> Any:
 def plan_for(w: PplWorkload, native: Any) -> TextPlan:
     """Read the text again (it must not have changed), tokenize it, check it against the
     model, and choose the chunks and the packing as llama-perplexity does."""
-    raw = Path(w.text_path).read_bytes() if Path(w.text_path).is_file() else b""
+    try:
+        raw = read_text_bytes(Path(w.text_path), w.text)
+    except BenchkitError:
+        raw = b""               # vanished, replaced by a folder or grown past the limit
     if hashlib.sha256(raw).hexdigest() != w.text_sha256:
         raise w.where.error(f"{w.text} changed (or vanished) since the suite was read", "text")
     check_context(w, native.path)

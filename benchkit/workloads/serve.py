@@ -22,7 +22,12 @@ iterations).
 
 Summary figures (see `serve_summary`): percentiles of TTFT, TPOT, ITL and end-to-end
 latency over the requests that succeeded, requests/s and output/input tok/s over the
-level's wall time, the error rate and counts, and goodput where an SLO is set.
+level's wall time, the error rate and counts, and goodput where an SLO is set. A level
+whose requests were not served alike gets a warning (see `level_warnings`), as pp / tg
+cases do for a high spread of their iterations.
+
+`prompts: FILE.jsonl` is read when the suite is: a relative path from the suite file's
+folder, a regular file of at most 16 MiB (`benchkit.safeio.MAX_PROMPTS_BYTES`).
 
 Prompt lengths: `prompt_tokens` is exact on llama-server (the prompts are token ids cut
 from one text its /tokenize encoded); on OpenAI-compatible and Ollama servers it is a text
@@ -37,6 +42,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +50,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from benchkit.errors import BenchkitError
+from benchkit.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import Workload
 
 SUITE_KEYS = ("serve",)
@@ -234,6 +241,25 @@ class ServeWorkload(Workload):
         out = serve_summary(iterations, self.slo_ttft_ms, self.slo_tpot_ms)
         return {"concurrency": self.concurrency, "rate": self.rate, **out}
 
+    # What the runner asks of a workload that has its own view of spread and progress.
+
+    def spread_warnings(self, summary: dict[str, Any]) -> list[str]:
+        """The level's warnings (`level_warnings`), in place of the per-iteration tok/s
+        checks: its iterations are concurrent requests, not repetitions of one test."""
+        return level_warnings(summary)
+
+    def progress_total(self, warmup: int, iterations: int) -> int | None:  # noqa: ARG002
+        """Steps of the progress bar: the level's requests (warmup requests are not
+        reported one by one); None (unknown) for a `duration:` level."""
+        return self.requests
+
+    def progress_text(self, summary: dict[str, Any]) -> str:
+        """The level in one line, for a run's progress without a bar."""
+        return (f"output {fmt_tps(summary.get('output_tps'))} tok/s, TTFT p50 "
+                f"{fmt_ms(summary.get('ttft_p50_s'))}, p99 {fmt_ms(summary.get('ttft_p99_s'))} "
+                f"({summary.get('requests_ok') or 0} of {summary.get('requests') or 0} "
+                "requests ok)")
+
 
 def _check_outcome(w: ServeWorkload, result: Any) -> None:
     """One line naming how many requests failed, of which kind, and the first reason."""
@@ -363,20 +389,57 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+TTFT_TAIL_LIMIT = 10.0     # p99 / p50 time to first token above which a level is uneven
+
+
+def level_warnings(summary: dict[str, Any]) -> list[str]:
+    """'uneven requests' when a level's requests were not served alike, so that its
+    figures describe no typical request. The rule, in full:
+
+    - some of its requests failed, but not all (all failing is the case's error alone):
+      its figures are over the ones that succeeded only;
+    - its p99 time to first token is more than TTFT_TAIL_LIMIT (10) times the median,
+      over at least two requests that succeeded: a tail of requests waited far longer for
+      their first token than the typical one (queued behind a full server, or stalled),
+      and the level's latency is that tail's, not the median's.
+
+    Each warning prints the figures that tripped it, so it can be judged.
+    """
+    out = []
+    n, ok = summary.get("requests") or 0, summary.get("requests_ok") or 0
+    if 0 < ok < n:
+        counts = ", ".join(f"{k} {v}" for k, v in (summary.get("errors") or {}).items())
+        out.append(f"uneven requests: {n - ok} of {n} failed ({counts}); the level's "
+                   f"figures are over the {ok} that succeeded")
+    p50, p99 = summary.get("ttft_p50_s"), summary.get("ttft_p99_s")
+    if ok >= 2 and p50 and p99 is not None and p99 / p50 > TTFT_TAIL_LIMIT:
+        out.append(f"uneven requests: TTFT p99 {fmt_ms(p99)} is {p99 / p50:,.0f}x the median "
+                   f"{fmt_ms(p50)} over {ok} requests (limit {TTFT_TAIL_LIMIT:g}x)")
+    return out
+
+
 # --------------------------------------------------------------------------- parsing
 
 def parse(entry: dict[str, Any]) -> list[Workload]:
-    """One `serve:` entry as one workload per level (concurrency or rate)."""
+    """An entry outside a suite file: a prompts file relative to the working folder."""
+    return parse_located(entry)
+
+
+def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str | None = None,
+                  line: int | None = None) -> list[Workload]:
+    """One `serve:` entry of the suite `file` as one workload per level (concurrency or
+    rate); its prompts file, relative to the suite file's folder, is read now."""
     s = {**DEFAULTS, **entry["serve"]}
-    prompts, sha, file = (), None, s.get("prompts")
-    if file:
-        prompts, sha = read_prompts(file)
+    prompts, sha, prompts_file = (), None, s.get("prompts")
+    if prompts_file:
+        at = PromptsAt(file, f"{field}.serve.prompts" if field else "serve.prompts", line)
+        prompts, sha = read_prompts(prompts_file, at)
     if "duration" in entry["serve"]:
         s["requests"] = None
     slo = s.get("slo") or {}
     common = dict(
         requests=s["requests"], duration_s=seconds(s.get("duration"), "serve.duration"),
-        prompt_tokens=None if file else s["prompt_tokens"], prompts_file=file,
+        prompt_tokens=None if prompts_file else s["prompt_tokens"], prompts_file=prompts_file,
         prompts=prompts, prompts_sha256=sha, max_tokens=s["max_tokens"],
         slo_ttft_ms=_float(slo.get("ttft_ms")), slo_tpot_ms=_float(slo.get("tpot_ms")),
         endpoint=s.get("endpoint", "native"),
@@ -389,26 +452,59 @@ def parse(entry: dict[str, Any]) -> list[Workload]:
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
 
 
-def read_prompts(path: str) -> tuple[tuple[tuple[str, int | None], ...], str]:
+@dataclass(frozen=True)
+class PromptsAt:
+    """Where a `prompts:` value is in its suite: the folder it is relative to and what an
+    error about the file as a whole names (the suite file, the field, the line)."""
+
+    suite_file: str | None = None
+    field: str = "serve.prompts"
+    line: int | None = None
+
+    @property
+    def folder(self) -> Path:
+        if not self.suite_file:
+            return Path.cwd()
+        return Path(os.path.expanduser(self.suite_file)).resolve().parent
+
+    def error(self, message: str) -> BenchkitError:
+        return BenchkitError(message, file=self.suite_file, field=self.field, line=self.line)
+
+
+def read_prompts(value: str, at: PromptsAt = PromptsAt()
+                 ) -> tuple[tuple[tuple[str, int | None], ...], str]:
     """A JSON-lines prompts file: each line a JSON string, or an object with `prompt`
     (text) and optionally `max_tokens`. Blank lines are skipped. Returns the prompts and
-    the file's sha256; errors name the file and the line."""
-    p = Path(path)
+    the file's sha256. A missing, unreadable or too large file is one error naming the
+    suite file and the field; a bad line names the prompts file and its line."""
+    from benchkit.safeio import MAX_PROMPTS_BYTES, read_bounded_bytes
+
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = at.folder / path
+    where = "the suite file's folder" if at.suite_file else "the working folder"
     try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise BenchkitError("no such prompts file (a relative path is read from the current "
-                            "folder)", file=path, field="serve.prompts") from None
-    except OSError as exc:
-        raise BenchkitError(f"cannot read the prompts file: {exc.strerror or exc}",
-                            file=path, field="serve.prompts") from None
+        data = read_bounded_bytes(path, MAX_PROMPTS_BYTES, f"prompts file {value}",
+                                  missing=f"prompts file not found: {value} (a relative "
+                                          f"path is read from {where})")
+    except BenchkitError as exc:
+        raise at.error(exc.message) from None
+    shown = _shown(path)
     out = []
     for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
         if line.strip():
-            out.append(_prompt_line(line, path, n))
+            out.append(_prompt_line(line, shown, n))
     if not out:
-        raise BenchkitError("the prompts file holds no prompt", file=path, field="serve.prompts")
+        raise at.error(f"the prompts file {value} holds no prompt")
     return tuple(out), hashlib.sha256(data).hexdigest()
+
+
+def _shown(path: Path) -> str:
+    """A path for an error line: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _prompt_line(line: str, path: str, n: int) -> tuple[str, int | None]:

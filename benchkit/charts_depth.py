@@ -1,0 +1,54 @@
+"""The depth chart: decode and prompt speed against context depth (llama-bench's -d).
+
+Drawn as benchkit.charts draws (matplotlib, SVG, the same palette, ids prefixed per chart).
+Every point is a median the depth table prints; one colour per engine configuration (the
+same in both panels), one line per test, so engines compare on one plot. Decode and prompt
+differ by two orders of magnitude, so each has its own panel; the figures themselves are
+in the table, not on the points, where the lines of two engines that agree overlap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from benchkit.charts import WIDTH_IN, _colour, _pyplot, _svg
+
+KINDS = (("tg", "decode"), ("pp", "prompt processing"))
+
+
+def throughput_vs_depth(series: Sequence[dict[str, Any]]) -> str | None:
+    """tok/s against depth: `series` are dicts with label (the configuration), test,
+    kind ('tg' or 'pp') and points [(depth, median tok/s)]; a panel per kind."""
+    kinds = [(k, title) for k, title in KINDS if any(s["kind"] == k and s["points"]
+                                                     for s in series)]
+    if not kinds:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(kinds), figsize=(WIDTH_IN, 3.6), squeeze=False)
+    labels = list(dict.fromkeys(s["label"] for s in series))
+    for ax, (kind, title) in zip(axes[0], kinds):
+        for s in (s for s in series if s["kind"] == kind and s["points"]):
+            xs, ys = zip(*sorted(s["points"]))
+            several = sum(t["kind"] == kind and t["label"] == s["label"] for t in series) > 1
+            ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4,
+                    color=_colour(labels.index(s["label"])),
+                    label=f"{s['label']}: {s['test']}" if several else s["label"])
+        ax.set_xlabel("context depth (tokens already in the KV cache)")
+        ax.set_ylabel("tokens per second (median)")
+        ax.set_ylim(bottom=0)
+        ax.margins(y=0.15)
+        ax.set_title(f"{title} ({', '.join(_tests(series, kind))})", loc="left")
+    handles, names = [], []
+    for ax in axes[0]:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+               ncol=1, frameon=False, fontsize=8)
+    fig.tight_layout()
+    return _svg(fig, "depth-throughput")
+
+
+def _tests(series: Sequence[dict[str, Any]], kind: str) -> list[str]:
+    return list(dict.fromkeys(s["test"] for s in series if s["kind"] == kind))
