@@ -189,6 +189,22 @@ def test_format_json_and_overrides_on_the_command_line(tmp_path: Path) -> None:
     assert all(it["tokens"] == 20 for it in case["iterations"])
 
 
+def test_llama_bench_rows_print_no_escape_sequence(tmp_path: Path, smollm2_model: Path) -> None:
+    """A model file named with terminal escape sequences: the llama-bench csv rows printed
+    at the end (their model_filename) name it without them; the result keeps the name."""
+    hostile = tmp_path / "sm\x1b]0;owned\x07\x1b[2Jx.gguf"
+    hostile.symlink_to(smollm2_model)
+    suite = _tiny_suite(tmp_path, TINY.replace(f"package: {SMOLLM2_PACKAGE}/{SMOLLM2_FILE}",
+                                               f"path: {json.dumps(str(hostile))}"))
+    proc = run_benchkit("run", str(suite), "--format", "llama-bench-csv",
+                        "-o", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "smx.gguf" in proc.stdout
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    doc = read_result(next((tmp_path / "out").glob("*.json")))
+    assert "\x1b" in doc["cases"][0]["model"]["name"]
+
+
 def _broken_gguf(path: Path) -> Path:
     """A GGUF whose header parses but which llama.cpp refuses to load (no hparams)."""
     import gguf

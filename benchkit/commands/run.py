@@ -77,8 +77,11 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
         sys.exit(exc.exit_code)
     if fmt.startswith("llama-bench-"):
         from benchkit import llama_bench_format
+        from benchkit.textsafe import terminal
 
-        click.echo(llama_bench_format.write(outcome.doc, fmt), nl=False)
+        # model names and errors are result text: no escape sequence reaches the terminal
+        # (JSON escapes them already; csv, sql and md rows would print them raw)
+        click.echo(terminal(llama_bench_format.write(outcome.doc, fmt)), nl=False)
     else:
         click.echo(format_table(outcome.doc, fmt), nl=False)
     click.echo(f"wrote {display_path(outcome.path)}", err=True)
