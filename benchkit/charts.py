@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from benchkit.report import fmt_tps
 
@@ -63,6 +63,24 @@ def _svg(fig, name: str) -> str:
 
 def _colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def _line(ax: Any, xs: Sequence[float], ys: Sequence[float], colour: str, label: str) -> None:
+    """One configuration's line with its points marked: the look every line chart shares."""
+    ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, color=colour, label=label)
+
+
+def _unique_legend(axes: Iterable[Any]) -> tuple[list[Any], list[str]]:
+    """Legend entries of several panels, each name once: the panels share their colours,
+    so one figure-wide legend serves them all."""
+    handles: list[Any] = []
+    names: list[str] = []
+    for ax in axes:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    return handles, names
 
 
 def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
@@ -125,12 +143,7 @@ def iterations(series: Sequence[dict[str, Any]]) -> str | None:
         ax.set_xlabel("iteration")
         ax.set_ylabel("tokens per second")
         ax.xaxis.get_major_locator().set_params(integer=True)
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    for ax in list(axes.flat)[1:len(tests)]:
-        for h, n in zip(*ax.get_legend_handles_labels()):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
+    handles, names = _unique_legend(list(axes.flat)[:len(tests)])
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 2), frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(names) // 2)))
     fig.tight_layout()

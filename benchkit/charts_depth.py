@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from benchkit.charts import WIDTH_IN, _colour, _pyplot, _svg
+from benchkit.charts import WIDTH_IN, _colour, _line, _pyplot, _svg, _unique_legend
 
 KINDS = (("tg", "decode"), ("pp", "prompt processing"))
 
@@ -30,20 +30,14 @@ def throughput_vs_depth(series: Sequence[dict[str, Any]]) -> str | None:
         for s in (s for s in series if s["kind"] == kind and s["points"]):
             xs, ys = zip(*sorted(s["points"]))
             several = sum(t["kind"] == kind and t["label"] == s["label"] for t in series) > 1
-            ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4,
-                    color=_colour(labels.index(s["label"])),
-                    label=f"{s['label']}: {s['test']}" if several else s["label"])
+            _line(ax, xs, ys, _colour(labels.index(s["label"])),
+                  f"{s['label']}: {s['test']}" if several else s["label"])
         ax.set_xlabel("context depth (tokens already in the KV cache)")
         ax.set_ylabel("tokens per second (median)")
         ax.set_ylim(bottom=0)
         ax.margins(y=0.15)
         ax.set_title(f"{title} ({', '.join(_tests(series, kind))})", loc="left")
-    handles, names = [], []
-    for ax in axes[0]:
-        for h, n in zip(*ax.get_legend_handles_labels()):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
+    handles, names = _unique_legend(axes[0])
     fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                ncol=1, frameon=False, fontsize=8)
     fig.tight_layout()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from benchkit.charts import WIDTH_IN, _colour, _pyplot, _svg
+from benchkit.charts import WIDTH_IN, _colour, _line, _pyplot, _svg
 from benchkit.report import fmt_tps
 
 
@@ -26,8 +26,7 @@ def throughput_vs_load(series: Sequence[dict[str, Any]], mode: str) -> str | Non
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
     for i, s in enumerate(series):
         xs, ys = zip(*sorted(s["points"]))
-        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, color=_colour(i),
-                label=s["label"])
+        _line(ax, xs, ys, _colour(i), s["label"])
         for x, y in zip(xs, ys):
             ax.annotate(fmt_tps(y), (x, y), xytext=(0, 5), textcoords="offset points",
                         ha="center", fontsize=7)
@@ -43,8 +42,7 @@ def throughput_vs_load(series: Sequence[dict[str, Any]], mode: str) -> str | Non
     ax.margins(y=0.15)
     ax.set_title(f"Throughput vs {'concurrency' if mode == 'concurrency' else 'request rate'}"
                  " (ring: the knee)", loc="left", pad=22)
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(len(series), 2),
-              frameon=False, fontsize=8)
+    _legend_above(ax, len(series))
     fig.tight_layout()
     return _svg(fig, f"serve-throughput-{mode}")
 
@@ -64,8 +62,7 @@ def latency_vs_throughput(series: Sequence[dict[str, Any]], mode: str) -> str | 
         pts = sorted(s["points"])
         xs = [p[1] for p in pts]
         ys = [p[2] * 1e3 for p in pts]
-        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, color=_colour(i),
-                label=s["label"])
+        _line(ax, xs, ys, _colour(i), s["label"])
         for (load, x, _), y in zip(pts, ys):
             ax.annotate(f"{prefix}{load:g}", (x, y), xytext=(4, 3), textcoords="offset points",
                         fontsize=7)
@@ -75,8 +72,7 @@ def latency_vs_throughput(series: Sequence[dict[str, Any]], mode: str) -> str | 
     ax.set_xlim(left=0)
     ax.margins(x=0.12, y=0.15)
     ax.set_title("p99 time to first token vs throughput", loc="left", pad=22)
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(len(series), 2),
-              frameon=False, fontsize=8)
+    _legend_above(ax, len(series))
     fig.tight_layout()
     return _svg(fig, f"serve-latency-{mode}")
 
@@ -88,3 +84,9 @@ def _log2_if_spread(ax: Any, xs: list[float]) -> None:
         ticks = sorted(set(xs))
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
+
+
+def _legend_above(ax: Any, n_series: int) -> None:
+    """The legend above the plot, right-aligned: the points' labels keep the plot area."""
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=min(n_series, 2),
+              frameon=False, fontsize=8)

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import gc
 import inspect
+import itertools
 import json
 import random
 import time
@@ -360,8 +361,6 @@ def _fast_pool_locks() -> Iterator[None]:
 
 
 def _indexes(spec: LoadSpec) -> Iterable[int]:
-    import itertools
-
     return range(spec.requests) if spec.requests is not None else itertools.count()
 
 
@@ -377,17 +376,15 @@ class _State:
                  on_request: Callable[[RequestRecord | None], None]) -> None:
         self.client, self.target, self.prompts, self.spec = client, target, prompts, spec
         self.on_request = on_request
-        self.bodies: dict[int, bytes] = {}
         self.in_flight: set[asyncio.Task] = set()
         self.stopping = False
         self.t_level = time.perf_counter()
 
     def body(self, index: int) -> bytes:
-        """Request `index`'s body; timed requests use prompts in order, warmups the last ones."""
-        if index not in self.bodies:
-            prompt = self.prompts[index % len(self.prompts)]
-            self.bodies[index] = request_body(self.target, prompt, self.spec, index)
-        return self.bodies[index]
+        """Request `index`'s body; timed requests use prompts in order, warmups the last ones.
+        Not kept: each index is sent once (a retry reuses the bytes it was given)."""
+        prompt = self.prompts[index % len(self.prompts)]
+        return request_body(self.target, prompt, self.spec, index)
 
     async def closed_loop(self, indexes: Iterable[int], workers: int,
                           deadline: float | None) -> list[RequestRecord]:
@@ -447,7 +444,7 @@ class _State:
                 raise
         finally:
             self.in_flight.discard(task)
-            if rec.error in ("timeout",):   # cut off from outside: time until the cut
+            if rec.error == "timeout":      # cut off from outside: time until the cut
                 rec.t0 = rec.t0 or time.perf_counter()
                 rec.e2e_s = time.perf_counter() - rec.t0
         self.on_request(rec if rec.index >= 0 else None)

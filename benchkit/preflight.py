@@ -22,12 +22,13 @@ whatever n_ctx says, so n_ctx is not held against its workloads.
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from benchkit.errors import BenchkitError
+from benchkit.workloads.base import SuiteSpot as Where   # where a value was written
 
 LLAMA_MAX_LAYERS = 512           # llama.cpp src/llama-hparams.h; load_hparams asserts on it
 GGML_MAX_N_THREADS = 512         # ggml/include/ggml.h: the CPU backend's thread arrays
@@ -38,18 +39,6 @@ TOKEN_KINDS = ("pp", "tg", "pp+tg")
 # engines that size the context to each test themselves, whatever n_ctx says
 # (llama-bench has no n_ctx option; its engine warns that n_ctx is not applied)
 OWN_CONTEXT = ("llama-bench",)
-
-
-@dataclass(frozen=True)
-class Where:
-    """Where a value was written: the error line's file, field and line."""
-
-    file: str | None
-    field: str | None
-    line: int | None = None
-
-    def error(self, message: str) -> BenchkitError:
-        return BenchkitError(message, file=self.file, field=self.field, line=self.line)
 
 
 def check(suite: Any, models: Iterable[Any] = ()) -> None:
@@ -157,14 +146,18 @@ def _settings(engine: Any) -> Iterable[tuple[str, Any]]:
 class _SuiteLines:
     """Field names and YAML lines of the suite's values, for error lines.
 
-    The suite file is composed once more (bounded, cheap) for its marks; when it cannot
-    be (a suite built in code), errors name the field without a line.
+    The suite file is composed once more (bounded, cheap) for its marks, only when an
+    error needs a line: a suite that passes is not read again. When it cannot be (a suite
+    built in code), errors name the field without a line.
     """
 
     def __init__(self, suite: Any) -> None:
         self.file = getattr(suite, "file", None)
         self.raw = getattr(suite, "raw", None) or {}
-        self.root = _compose(self.file)
+
+    @functools.cached_property
+    def root(self) -> Any:
+        return _compose(self.file)
 
     def line(self, path: list[Any]) -> int | None:
         if self.root is None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from statistics import NormalDist
 from typing import Any, Iterable, Mapping, Sequence
@@ -336,9 +336,11 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
-# Optional per-backend scalars and their values when absent: no power limit modelled
-# (prompt_power 0), attention at the F16 GEMM's share (prompt_attention 0).
-OPTIONAL_SCALARS = {"prompt_power": 0.0, "prompt_power_exponent": 3.0, "prompt_attention": 0.0}
+# Optional per-backend scalars and their values when absent (BackendPriors' defaults, so
+# the two cannot drift): no power limit modelled (prompt_power 0), attention at the F16
+# GEMM's share (prompt_attention 0).
+OPTIONAL_SCALARS = {f.name: f.default for f in fields(BackendPriors)
+                    if f.name in ("prompt_power", "prompt_power_exponent", "prompt_attention")}
 
 
 def _optional(entry: Mapping[str, Any], key: str, default: float, file: str,

@@ -477,8 +477,6 @@ def _pct(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1%}"
 
 
-
-
 def _os(env: dict[str, Any]) -> str:
     os_ = env.get("os") or {}
     version = os_.get("version") or ""

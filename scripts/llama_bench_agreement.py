@@ -58,17 +58,15 @@ def run_llama_bench(binary: Path, model: Path, threads: int, ngl: int, reps: int
                     depths: list[int]) -> dict[str, list[float]]:
     """One llama-bench invocation (pp512 and tg128 at each depth); per-repetition tok/s by
     test, named as benchkit names them (tg128 @ d4096)."""
+    from benchkit.llama_bench_format import test_name
+
     cmd = [str(binary), "-m", str(model), "-p", "512", "-n", "128", "-t", str(threads),
            "-ngl", str(ngl), "-r", str(reps), "-o", "json"]
     if depths != [0]:
         cmd += ["-d", ",".join(map(str, depths))]
     rows = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    samples: dict[str, list[float]] = {}
-    for row in rows:
-        test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
-        depth = int(row.get("n_depth") or 0)
-        samples[f"{test} @ d{depth}" if depth else test] = [float(x) for x in row["samples_ts"]]
-    return samples
+    return {test_name(row["n_prompt"], row["n_gen"], int(row.get("n_depth") or 0)):
+            [float(x) for x in row["samples_ts"]] for row in rows}
 
 
 def run_benchkit(model: Path, threads: int, ngl: int, reps: int, workdir: Path,

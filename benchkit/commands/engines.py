@@ -11,9 +11,8 @@ import click
 
 from benchkit.errors import BenchkitError
 
-# The tools an engine runs, and the Python module it needs, for engines that do not say so
-# themselves (an engine class may set `tools` and `requires`, or `availability()`).
-_TOOLS = {"llama-bench": ("llama-bench",), "llama-server": ("llama-server",)}
+# The Python module an engine needs, for engines that do not say so themselves (an engine
+# class may set `requires`, or `availability()`; the tools it runs are its `tools`).
 _REQUIRES = {"llama-cpp-python": "llama_cpp", "openai": "httpx", "ollama": "httpx"}
 _NEEDS_URL = ("openai", "ollama")
 
@@ -87,7 +86,7 @@ def _tools(cls: Any) -> tuple[list[str], list[str]]:
     from benchkit.engines.build import find_tool, tool_version
 
     lines, problems = [], []
-    for name in getattr(cls, "tools", None) or _TOOLS.get(cls.kind, ()):
+    for name in getattr(cls, "tools", ()):
         try:
             path = find_tool(name)
             v = tool_version(path)

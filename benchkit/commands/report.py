@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @click.command()
@@ -40,7 +45,7 @@ def report(results: tuple[str, ...], fmt: str, output: str | None, title: str | 
         click.echo(f"wrote {path}")
 
 
-def _llama_bench(results: tuple[str, ...], out, fmt: str):
+def _llama_bench(results: tuple[str, ...], out: Path, fmt: str) -> Path:
     """The results as llama-bench's own output format, for tools that read it."""
     from benchkit import llama_bench_format
     from benchkit.report import load

@@ -179,7 +179,7 @@ def _fetch_sdist(version: str, dest: Path, log: Log) -> None:
         sdists = sorted(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         if proc.returncode != 0 or not sdists:
             raise BenchkitError(f"pip could not download the {PACKAGE} {version} source "
-                                f"distribution: {_tail(proc.stderr or proc.stdout)} "
+                                f"distribution: {output_tail(proc.stderr or proc.stdout)} "
                                 f"(or give --source DIR)")
         log(f"benchkit: unpacking {sdists[0].name}")
         with tarfile.open(sdists[0]) as tar:
@@ -483,10 +483,12 @@ def _tool_version(path: str, mtime: int) -> dict[str, Any]:  # noqa: ARG001 - ca
         info["compiler"], info["target"] = m[1], m[2]
     if info["build_commit"] is None:
         raise BenchkitError(f"{path} --version printed no llama.cpp version "
-                            f"(exit {proc.returncode}): {_tail(text)}")
+                            f"(exit {proc.returncode}): {output_tail(text)}")
     return info
 
 
-def _tail(text: str, lines: int = 3) -> str:
+def output_tail(text: str | None, lines: int = 3, empty: str = "(no output)") -> str:
+    """The last non-blank lines of a tool's output as one line, so that an error quoting
+    it stays one line; `empty` when there are none."""
     kept = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return " | ".join(kept[-lines:]) or "(no output)"
+    return " | ".join(kept[-lines:]) or empty

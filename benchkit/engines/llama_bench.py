@@ -260,7 +260,8 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def _tail(text: str | None, lines: int = 3) -> str:
-    """The last lines of a process's stderr, as one line (errors stay one line)."""
-    kept = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return " | ".join(kept[-lines:]) or "(nothing on stderr)"
+def _tail(stderr: str | None) -> str:
+    """The last lines of llama-bench's stderr, as one line (errors stay one line)."""
+    from benchkit.engines.build import output_tail
+
+    return output_tail(stderr, empty="(nothing on stderr)")

@@ -74,6 +74,7 @@ class LlamaServer(Engine):
     layer = "HTTP/JSON server layer (llama.cpp's llama-server)"
     Options = Options
     workloads = frozenset({"pp", "tg", "pp+tg", "chat", "serve"})
+    tools = ("llama-server",)       # the llama.cpp binaries it runs (`engines list`)
 
     def unsupported(self, workload: Workload) -> str | None:
         if workload.depth:

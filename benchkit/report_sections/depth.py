@@ -28,7 +28,7 @@ def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None
         rows = [_table_row(base, points) for base, points in tests.items() if len(points) > 1]
         if not rows:
             continue
-        depths = sorted({d for _, points in tests.items() if len(points) > 1 for d in points})
+        depths = sorted({d for r in rows for d in r["points"]})
         clock = _clean(next(iter(c.rows.values())).get("clock")) or "client"
         tables.append({"label": c.label, "synthetic": c.synthetic, "depths": depths,
                        "clock": CLOCKS.get(clock, clock),

@@ -178,13 +178,13 @@ def _charts(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def front_chart(g: dict[str, Any]) -> str | None:
     """Perplexity (lower is better) against speed (higher is better), front joined."""
-    from benchkit.charts import _colour, _pyplot, _svg
+    from benchkit.charts import WIDTH_IN, _colour, _pyplot, _svg
 
     points = g["points"]
     if len(points) < 2:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.0, 4.6))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.6))
     for i, p in enumerate(points):
         ax.errorbar(p["speed"], p["ppl"], yerr=p["ppl_se"], fmt="o", color=_colour(i),
                     capsize=3, label=p["label"], zorder=3)

@@ -9,8 +9,12 @@ figures beyond tok/s. Engines say which kinds they run (`Engine.workloads`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
+
+from benchkit.errors import BenchkitError
 
 
 @dataclass(frozen=True)
@@ -44,3 +48,22 @@ class Workload:
     def summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
         """Figures beyond the tok/s statistics, from the recorded iterations."""
         return {}
+
+
+@dataclass(frozen=True)
+class SuiteSpot:
+    """Where a workload entry stands in its suite: the file, field and line an error about
+    it names, and the folder its relative paths (texts, prompts files) are read from."""
+
+    file: str | None = None
+    field: str | None = None
+    line: int | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The suite file's folder; the working folder for an entry without a file."""
+        return Path(os.path.expanduser(self.file)).resolve().parent if self.file else Path.cwd()
+
+    def error(self, message: str, field: str | None = None) -> BenchkitError:
+        return BenchkitError(message, file=self.file, field=field or self.field,
+                             line=self.line)

@@ -44,7 +44,7 @@ from typing import Any, Iterator
 from benchkit.engines.base import Iteration
 from benchkit.engines.llama_options import LlamaCppOptions
 from benchkit.errors import BenchkitError
-from benchkit.workloads.base import Workload
+from benchkit.workloads.base import SuiteSpot, Workload
 
 SUITE_KEYS = ("ppl",)
 DEFAULT_TEXT = "persuasion"
@@ -103,21 +103,12 @@ def main_keys() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Where:
-    """Where the entry is in its suite, for error lines."""
+class Where(SuiteSpot):
+    """Where the entry is in its suite; its errors name a key under the entry's `ppl`."""
 
-    file: str | None = None
-    field: str | None = None
-    line: int | None = None
-
-    def error(self, message: str, key: str | None = None) -> BenchkitError:
+    def error(self, message: str, key: str | None = None) -> BenchkitError:  # type: ignore[override]
         base = f"{self.field}.ppl" if self.field else "ppl"
-        return BenchkitError(message, file=self.file, field=f"{base}.{key}" if key else base,
-                             line=self.line)
-
-    @property
-    def suite_dir(self) -> Path:
-        return Path(os.path.expanduser(self.file)).resolve().parent if self.file else Path.cwd()
+        return super().error(message, f"{base}.{key}" if key else base)
 
 
 @dataclass(frozen=True)
@@ -227,7 +218,7 @@ def read_text(value: str, where: Where) -> tuple[Path, bytes]:
     else:
         path = Path(os.path.expanduser(value))
         if not path.is_absolute():
-            path = where.suite_dir / path
+            path = where.folder / path
     missing = (f"text file not found: {value} (texts benchkit ships: "
                f"{', '.join(shipped) or 'none'})")
     try:
@@ -282,7 +273,7 @@ def _reference(kld: dict[str, Any], where: Where) -> Reference:
         kind = models[0]
         base = f"{where.field}.ppl" if where.field else "ppl"
         spec = ModelSpec(kind=kind, ref=ref.pop(kind), field=f"{base}.kld.reference.{kind}",
-                         suite_file=where.file or "", suite_dir=str(where.suite_dir),
+                         suite_file=where.file or "", suite_dir=str(where.folder),
                          line=where.line)
         if kind != "hf":            # local: a typo fails now; a hub file resolves when used
             from benchkit.modelref import resolve

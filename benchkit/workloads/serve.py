@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from benchkit.errors import BenchkitError
 from benchkit.units import fmt_ms, fmt_tps
-from benchkit.workloads.base import Workload
+from benchkit.workloads.base import SuiteSpot, Workload
 
 SUITE_KEYS = ("serve",)
 DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 300,
@@ -432,7 +432,7 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     s = {**DEFAULTS, **entry["serve"]}
     prompts, sha, prompts_file = (), None, s.get("prompts")
     if prompts_file:
-        at = PromptsAt(file, f"{field}.serve.prompts" if field else "serve.prompts", line)
+        at = SuiteSpot(file, f"{field}.serve.prompts" if field else "serve.prompts", line)
         prompts, sha = read_prompts(prompts_file, at)
     if "duration" in entry["serve"]:
         s["requests"] = None
@@ -452,26 +452,7 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
 
 
-@dataclass(frozen=True)
-class PromptsAt:
-    """Where a `prompts:` value is in its suite: the folder it is relative to and what an
-    error about the file as a whole names (the suite file, the field, the line)."""
-
-    suite_file: str | None = None
-    field: str = "serve.prompts"
-    line: int | None = None
-
-    @property
-    def folder(self) -> Path:
-        if not self.suite_file:
-            return Path.cwd()
-        return Path(os.path.expanduser(self.suite_file)).resolve().parent
-
-    def error(self, message: str) -> BenchkitError:
-        return BenchkitError(message, file=self.suite_file, field=self.field, line=self.line)
-
-
-def read_prompts(value: str, at: PromptsAt = PromptsAt()
+def read_prompts(value: str, at: SuiteSpot = SuiteSpot(field="serve.prompts")
                  ) -> tuple[tuple[tuple[str, int | None], ...], str]:
     """A JSON-lines prompts file: each line a JSON string, or an object with `prompt`
     (text) and optionally `max_tokens`. Blank lines are skipped. Returns the prompts and
@@ -482,7 +463,7 @@ def read_prompts(value: str, at: PromptsAt = PromptsAt()
     path = Path(os.path.expanduser(value))
     if not path.is_absolute():
         path = at.folder / path
-    where = "the suite file's folder" if at.suite_file else "the working folder"
+    where = "the suite file's folder" if at.file else "the working folder"
     try:
         data = read_bounded_bytes(path, MAX_PROMPTS_BYTES, f"prompts file {value}",
                                   missing=f"prompts file not found: {value} (a relative "
