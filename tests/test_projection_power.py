@@ -142,9 +142,11 @@ def test_held_out_the_power_law_brings_the_rtx_6000_ada_prompt_rate_closer():
             pairs += validate(series, priors=priors, targets={"rtx6000ada"}, anchors=[
                 m.chip_id for m in series if m.chip_id != "rtx6000ada"
                 and get_chip(m.chip_id).vendor == "nvidia"])["pairs"]
-        errors.append(sum(abs(p["roofline"]["pp_error"]) for p in pairs) / len(pairs))
+        scored = [abs(p["roofline"]["pp_error"]) for p in pairs
+                  if p["roofline"]["pp_error"] is not None]   # screened anchors have none
+        errors.append(sum(scored) / len(scored))
     with_law, without = errors
-    assert len(pairs) >= 30 and with_law < 0.5 * without, errors
+    assert len(scored) >= 28 and with_law < 0.5 * without, errors
 
 
 # ----------------------------------------------------------------------------- build era
