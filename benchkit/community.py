@@ -387,7 +387,8 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
 
 def check_file(path: str | os.PathLike[str], standards: dict[str, StandardSuite]) -> Verdict:
     """Every check that needs only this file and the standard suites."""
-    from benchkit.result import read_result
+    from benchkit.result import parse_result
+    from benchkit.safeio import read_json_file
 
     shown = _shown(path)
     verdict = Verdict(shown)
@@ -400,28 +401,18 @@ def check_file(path: str | os.PathLike[str], standards: dict[str, StandardSuite]
         verdict.add(ERROR, None, f"file is too large: {size:,} bytes (at most {MAX_BYTES:,}); "
                                  "a standard-suite result is tens of KB")
         return verdict
-    try:
-        doc = read_result(path, validate=False)
+    try:   # read once: the document as written (what its content id was computed from)
+        written = read_json_file(path, MAX_BYTES, "result file", str(path))
+        doc = parse_result(written, str(path), validate=False)
     except BenchkitError as exc:
         verdict.add(ERROR, exc.field, exc.message)
         return verdict
     if _schema_problems(doc, verdict):
         return verdict
     verdict.doc = doc
-    verdict.written = _as_written(Path(path))
+    verdict.written = written
     check_document(doc, verdict, standards)
     return verdict
-
-
-def _as_written(path: Path) -> dict[str, Any] | None:
-    """The file's document before any upgrade: what its content id was computed from."""
-    from benchkit.safeio import read_json_file
-
-    try:
-        doc = read_json_file(path, MAX_BYTES, "result file")
-    except BenchkitError:
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def file_problem(path: Path) -> str | None:

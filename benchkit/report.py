@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchkit.errors import BenchkitError
+from benchkit.stats import percentile
 from benchkit.units import fmt_bytes, fmt_mib, fmt_ms, fmt_params, fmt_pct, fmt_tps  # noqa: F401
 # Engine settings that define a configuration: cases that share them (and the model
 # and the run) are one row of the metrics table.
@@ -105,14 +106,6 @@ def spread_text(row: Any) -> str:
     if inner:
         parts.append(f"({', '.join(inner)})")
     return " ".join(parts)
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
 # --------------------------------------------------------------------------- configurations
@@ -415,10 +408,10 @@ def detail(configs: list[Config], docs: dict) -> list[dict[str, Any]]:
                 "range": (f"{fmt_tps(_num(row.get('tps_min')))} – "
                           f"{fmt_tps(_num(row.get('tps_max')))}"),
                 "avg_latency": fmt_ms(seconds / tokens if tokens else None),
-                "p50": fmt_ms(_percentile(lat, 50)), "p90": fmt_ms(_percentile(lat, 90)),
-                "p99": fmt_ms(_percentile(lat, 99)), "latency_tokens": len(lat),
-                "ttft": fmt_ms(_percentile(ttft, 50)) if ttft else "—",
-                "ttft_p90": fmt_ms(_percentile(ttft, 90)) if ttft else "—",
+                "p50": fmt_ms(percentile(lat, 50)), "p90": fmt_ms(percentile(lat, 90)),
+                "p99": fmt_ms(percentile(lat, 99)), "latency_tokens": len(lat),
+                "ttft": fmt_ms(percentile(ttft, 50)) if ttft else "—",
+                "ttft_p90": fmt_ms(percentile(ttft, 90)) if ttft else "—",
                 "load": (f"{_num(row.get('load_seconds')):.2f} s"
                          if _num(row.get("load_seconds")) is not None else "—"),
                 "peak_rss": fmt_bytes(_num(row.get("peak_rss_bytes"))),

@@ -162,13 +162,20 @@ def read_result(path: str | os.PathLike[str], *, validate: bool = True) -> dict[
     JSON, a newer benchkit) is refused in one line rather than half-read.
     """
     from benchkit.safeio import MAX_RESULT_BYTES, json_loads_bounded, read_bounded
-    from benchkit.sanity import check_figures
 
     p = str(path)
     # bounded: a regular file of at most 64 MiB, nesting limited, no NaN or Infinity
     text = read_bounded(path, MAX_RESULT_BYTES, "result file", p,
                         missing="no such result file")
-    doc = json_loads_bounded(text, p)
+    return parse_result(json_loads_bounded(text, p), p, validate=validate)
+
+
+def parse_result(doc: Any, file: str, *, validate: bool = True) -> dict[str, Any]:
+    """`read_result` for a document already loaded: the checks, then the upgrade to the
+    current version (a new dict: `doc` stays as written)."""
+    from benchkit.sanity import check_figures
+
+    p = file
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BenchkitError(f"not a benchkit result (expected \"format\": \"{FORMAT}\")",
                             file=p, field="format")

@@ -1,4 +1,5 @@
-"""Checks on a case's per-iteration tok/s that a reader should be warned about.
+"""Checks on a case's per-iteration tok/s that a reader should be warned about, and the
+one percentile definition that serve summaries and reports share.
 
 Thresholds are deliberately simple and printed with the figure that tripped them, so
 a warning can be judged rather than trusted.
@@ -6,6 +7,7 @@ a warning can be judged rather than trusted.
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Sequence
 
@@ -46,3 +48,17 @@ def drift_warning(tps: Sequence[float]) -> str | None:
                 f"{drop:.1%} of the mean over {n} iterations (p = {p_down:.3f}); "
                 f"thermal throttling or background load?")
     return None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by linear interpolation between closest ranks: for
+    sorted x of n values, rank h = (n - 1) q / 100 and the result x[floor h] + (h -
+    floor h)(x[floor h + 1] - x[floor h]). This is Hyndman and Fan's type 7, numpy's and
+    vLLM's default, so figures compare with theirs; None for no values."""
+    xs = sorted(float(v) for v in values)
+    if not xs:
+        return None
+    h = (len(xs) - 1) * q / 100.0
+    lo = math.floor(h)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (h - lo) * (xs[hi] - xs[lo])

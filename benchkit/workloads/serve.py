@@ -38,7 +38,6 @@ server's own count where it reports one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -50,6 +49,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from benchkit.errors import BenchkitError
+from benchkit.stats import percentile
 from benchkit.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
 
@@ -297,20 +297,6 @@ PERCENTILE_METHOD = ("linear interpolation between closest ranks (Hyndman-Fan ty
                      "numpy's default)")
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) by linear interpolation between closest ranks: for
-    sorted x of n values, rank h = (n - 1) q / 100 and the result x[floor h] + (h -
-    floor h)(x[floor h + 1] - x[floor h]). This is Hyndman and Fan's type 7, numpy's and
-    vLLM's default, so figures compare with theirs; None for no values."""
-    xs = sorted(float(v) for v in values)
-    if not xs:
-        return None
-    h = (len(xs) - 1) * q / 100.0
-    lo = math.floor(h)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
-
-
 def tpot_of(it: dict[str, Any]) -> float | None:
     """Time per output token after the first: (e2e - ttft) / (output tokens - 1)."""
     ttft, n = it.get("ttft_s"), int(it.get("tokens") or 0)
@@ -540,31 +526,30 @@ COMPARED = ("output_tps", "ttft_p99_s")
 
 def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
     """For `benchkit compare`: a serve level's output tok/s and p99 TTFT on both sides and
-    their change in percent (None for other workloads). They are one figure per level,
+    their change in percent (None for other workloads), from the rows' `serve_` columns
+    (benchkit.frame: `serve_` + the case summary's key). They are one figure per level,
     so no significance test applies to them; the rows' per-request tok/s carry the test."""
     if brow.get("workload_kind") != "serve":
         return None
-    sides = {name: _case_summary(str(row["file"]), int(row["case_index"]))
-             for name, row in (("base", brow), ("new", nrow))}
-    out: dict[str, Any] = {name: {k: s.get(k) for k in (*COMPARED, "requests_ok", "requests")}
-                           for name, s in sides.items()}
+    out: dict[str, Any] = {name: {k: _figure(row.get(f"serve_{k}"))
+                                  for k in (*COMPARED, "requests_ok", "requests")}
+                           for name, row in (("base", brow), ("new", nrow))}
+    for name in ("base", "new"):
+        for k in ("requests_ok", "requests"):
+            if out[name][k] is not None:
+                out[name][k] = int(out[name][k])
     for k in COMPARED:
         a, b = out["base"][k], out["new"][k]
         out[f"{k}_change_pct"] = (b / a - 1) * 100 if a and b is not None else None
     return out
 
 
-def _case_summary(file: str, index: int) -> dict[str, Any]:
-    return _summaries(file).get(index, {})
-
-
-@functools.lru_cache(maxsize=8)
-def _summaries(file: str) -> dict[int, dict[str, Any]]:
-    from benchkit.result import read_result
-
-    doc = read_result(file, validate=False)
-    return {int(c.get("index", i)): c.get("summary") or {}
-            for i, c in enumerate(doc.get("cases") or [])}
+def _figure(value: Any) -> float | None:
+    """A frame cell as a figure: None where the column is empty (NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
 # --------------------------------------------------------------------------- several clients
