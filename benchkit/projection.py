@@ -1045,7 +1045,7 @@ def _row(chip: Chip, method: str, shape: ModelShape | None, estimated: bool,
         "memory_needed_gb": need["memory_needed_gb"] if need else None,
         "tg_tps": None, "tg_low": None, "tg_high": None,
         "pp_tps": None, "pp_low": None, "pp_high": None,
-        "in_range": True, "range_note": None,
+        "in_range": True, "range_note": None, "range_figures": [],
         "fits": fits or measured is not None,
         "fits_memory_gb": list(fits_mem) if fits_mem is not None else None,
         "measured_tg": measured.tg_tps if measured else None,
@@ -1132,13 +1132,16 @@ def _roofline_row(row: dict[str, Any], cal: Calibration, chip: Chip, shape: Mode
     if pp:
         row.update(pp_tps=pp[0], pp_low=pp[1], pp_high=pp[2])
     _, crossed = cal.fit_for("decode", chip)
-    notes = range_notes(chip, cal.priors, crossed, shape.quant)
+    notes = range_notes(chip, cal.priors, crossed, shape.quant)   # both figures
+    figures = ["tg", "pp"] if notes else []
     if pp and cal.prompt_fit(chip, shape.model_bytes, shape.quant)[2]:
         target = "an F16" if weight_group(shape.quant) == "f16" else "a quantized"
         notes.append(f"prompt of {target} model from figures of the other kind only "
                      "(quantized vs F16 prompt rates are projected least well)")
+        figures = figures or ["pp"]
     if notes:
-        row.update(in_range=False, range_note="outside the calibrated range: " + "; ".join(notes))
+        row.update(in_range=False, range_note="outside the calibrated range: " + "; ".join(notes),
+                   range_figures=figures)
 
 
 def typical_shape(size_b: float, quant: str, priors: Priors) -> ModelShape:
@@ -1176,13 +1179,14 @@ def size_table(chip_id: str | Chip, measurements: Iterable[Measurement], *,
             "pp_tps": None, "pp_low": None, "pp_high": None,
             "fits": bool(fits_mem), "fits_memory_gb": list(fits_mem),
             "memory_gb": list(chip.memory_gb), **need, "in_range": True, "range_note": None,
+            "range_figures": [],
         }
         if fits_mem:
             got = project(measurements, method=method, shape=shape, chips=[chip],
                           priors=priors, depth=depth)[0]
             row.update({key: got[key] for key in ("tg_tps", "tg_low", "tg_high", "pp_tps",
                                                    "pp_low", "pp_high", "in_range",
-                                                   "range_note")})
+                                                   "range_note", "range_figures")})
         rows.append(row)
     return rows
 

@@ -87,16 +87,19 @@ def _merge_variants(lines: Iterable[list[str]]) -> list[list[str]]:
     return out
 
 
-def _flag(row: dict[str, Any]) -> str:
-    """" ⚠" after a figure outside the range the model was fitted and checked on."""
-    return " ⚠" if row.get("in_range") is False and row.get("tg_tps") is not None else ""
+def _flag(row: dict[str, Any], kind: str) -> str:
+    """" ⚠" after a figure (tg or pp) outside the range the model was fitted and checked
+    on; the row's `range_figures` say which (both, in rows that predate the key)."""
+    return (" ⚠" if row.get("in_range") is False and row.get(f"{kind}_tps") is not None
+            and kind in (row.get("range_figures") or ("tg", "pp")) else "")
 
 
 def _range_notes(rows: list[dict[str, Any]]) -> list[str]:
     """One line per distinct reason a row is outside the calibrated range."""
     reasons: dict[str, list[str]] = {}
     for r in rows:
-        if r.get("in_range") is False and r.get("range_note") and r.get("tg_tps") is not None:
+        if r.get("in_range") is False and r.get("range_note") and (
+                r.get("tg_tps") is not None or r.get("pp_tps") is not None):
             reasons.setdefault(r["range_note"], []).append(r["chip"])
     return [f"⚠ {', '.join(chips[:6])}{' …' if len(chips) > 6 else ''}: {note}."
             for note, chips in reasons.items()]
@@ -134,8 +137,9 @@ def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
     table = _md_table(
         ["Chip", "GPU cores", "Memory BW", "Est. decode tok/s", "Est. prompt tok/s", "Status"],
         _merge_variants([r["label"], _cores(r), f"{r['bandwidth_gbs']:,.0f} GB/s",
-                         estimate(r["tg_tps"], r["tg_low"], r["tg_high"]) + _flag(r),
-                         estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _status(r)]
+                         estimate(r["tg_tps"], r["tg_low"], r["tg_high"]) + _flag(r, "tg"),
+                         estimate(r["pp_tps"], r["pp_low"], r["pp_high"]) + _flag(r, "pp"),
+                         _status(r)]
                         for r in rows))
     notes = list(header)
     depth = rows[0].get("depth") if rows else 0
@@ -189,8 +193,8 @@ def format_sizes(rows: list[dict[str, Any]], fmt: str = "md", *,
         ["Model size", "Quantization", "File size", "Est. decode tok/s", "Est. prompt tok/s",
          "Fits in memory", f"KV cache at {depth} + 512 tokens", "Needed"],
         ([f"~{r['size_b']:g}B params", r["quant"], f"{r['model_gb']:.1f} GB",
-          estimate(r["tg_tps"], r["tg_low"], r["tg_high"]) + _flag(r),
-          estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), _fits_text(r),
+          estimate(r["tg_tps"], r["tg_low"], r["tg_high"]) + _flag(r, "tg"),
+          estimate(r["pp_tps"], r["pp_low"], r["pp_high"]) + _flag(r, "pp"), _fits_text(r),
           f"{r['kv_gb']:.2f} GB", f"{r['memory_needed_gb']:.1f} GB"] for r in rows))
     notes = list(header) + [
         "File sizes from the type's average bits per weight, shapes (layers, KV heads) from "

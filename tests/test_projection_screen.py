@@ -85,6 +85,12 @@ def test_a_prompt_projected_to_the_other_weight_group_says_so_and_widens():
     assert crossed["in_range"] is False and "F16 model from figures of the other kind" \
         in crossed["range_note"]
     assert same["in_range"] is True and same["range_note"] is None
+    assert crossed["range_figures"] == ["pp"] and same["range_figures"] == []
+    from benchkit.projection_format import format_projection
+
+    line = next(x for x in format_projection([crossed]).splitlines() if "RTX 3090" in x)
+    decode, prompt = line.split("|")[4:6]            # the ⚠ marks the prompt figure only
+    assert "⚠" not in decode and prompt.strip().endswith("⚠")
     half = {name: row["pp_high"] / row["pp_tps"] for name, row in (("crossed", crossed),
                                                                    ("same", same))}
     z, cuda = priors.z, "cuda"
