@@ -177,7 +177,16 @@ def yaml_load_bounded(text: str, file: str | None = None, *, max_depth: int = MA
     import yaml
 
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    _prescan(yaml.parse(text, Loader=loader_cls), file, max_depth, max_nodes)
+    try:
+        _prescan(yaml.parse(text, Loader=loader_cls), file, max_depth, max_nodes)
+    except yaml.YAMLError as exc:
+        # libyaml 0.2.6 (PyYAML 6.0.4's wheels) stops at 1,000 levels on its own, scanning
+        # ahead of the events the prescan counts: the same budget exceeded, said the same way.
+        if "maximum nesting depth" not in str(getattr(exc, "problem", "") or ""):
+            raise
+        mark = getattr(exc, "problem_mark", None)
+        raise BenchkitError(f"YAML nested deeper than {max_depth} levels", file=file,
+                            line=mark.line + 1 if mark is not None else None) from None
     loader = loader_cls(text)
     try:
         root = loader.get_single_node()
