@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchkit.errors import BenchkitError
+from benchkit.frame import cell as _clean
 from benchkit.report import ENGINE_SETTINGS, fmt_ms, fmt_tps
 from benchkit.workloads.serve import compare_figures
 
@@ -107,12 +108,6 @@ class Comparison:
 
 
 # --------------------------------------------------------------------------- matching
-
-def _clean(value: Any) -> Any:
-    from benchkit.report import _clean as clean
-
-    return clean(value)
-
 
 def _model_id(row: Any) -> str:
     """The model file's identity: sha256, else name and size."""

@@ -73,6 +73,20 @@ COLUMNS[COLUMNS.index("ttft_median_s") + 1:COLUMNS.index("ttft_median_s") + 1] =
     SERVE_COLUMNS)
 
 
+def cell(value: Any) -> Any:
+    """A frame cell as a value: None for pandas' missing values (NaN, NA)."""
+    if value is None:
+        return None
+    try:
+        import pandas as pd
+
+        if not isinstance(value, (list, tuple, dict)) and pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
 def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:
     """Read result files (or every *.json in a folder) into a DataFrame, one row per case.
 

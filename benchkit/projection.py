@@ -811,19 +811,13 @@ class Calibration:
             self._cache[key] = fn(ms, self.chips, self.priors) if ms else None
         return self._cache[key]
 
-    def fit_for(self, kind: str, chip: Chip,
-                model_bytes: float | None = None) -> tuple[Fit | None, bool]:
-        """The fit for a chip and whether it crosses backends (wider range).
-
-        With `model_bytes`, prompt figures of that same model file size (same shapes and
-        quantization) win: a figure of the very model scaled by the model beats a scale
-        factor averaged over other models, whose prompt rates the model captures less well.
-        """
-        for size in ((model_bytes, None) if model_bytes is not None else (None,)):
-            own = self._fit(kind, chip.backend, size)
-            if own is not None:
-                return own, False
-        return self._fit(kind, None), True
+    def decode_fit(self, chip: Chip) -> tuple[Fit | None, bool]:
+        """The decode fit for a chip and whether it crosses backends (wider range); the
+        prompt's is `prompt_fit`."""
+        own = self._fit("decode", chip.backend)
+        if own is not None:
+            return own, False
+        return self._fit("decode", None), True
 
     def prompt_fit(self, chip: Chip, model_bytes: float | None,
                    quant: str | None) -> tuple[Fit | None, bool, bool]:
@@ -894,7 +888,7 @@ def predict_decode(cal: Calibration, chip: Chip, model: ModelShape | float,
     data (projection.yaml `uncertainty.decode_sigma`), widened by the calibration's own
     uncertainty and, across backends or for an unknown clock, by the sigmas stated there.
     """
-    fit, crossed = cal.fit_for("decode", chip)
+    fit, crossed = cal.decode_fit(chip)
     if fit is None:
         return None
     priors = cal.priors
@@ -1029,6 +1023,16 @@ def _bandwidth_factors(measurements: Sequence[Measurement], target: Measurement,
     return out[0], out[1]
 
 
+FIGURE_KEYS = ("tg_tps", "tg_low", "tg_high", "pp_tps", "pp_low", "pp_high")
+RANGE_KEYS = ("in_range", "range_note", "range_figures")
+
+
+def _in_range() -> dict[str, Any]:
+    """A projected row's range keys before any note: inside the calibrated range, no note,
+    no figure (tg, pp) concerned."""
+    return {"in_range": True, "range_note": None, "range_figures": []}
+
+
 def _row(chip: Chip, method: str, shape: ModelShape | None, estimated: bool,
          depth: int, measured: Measurement | None, fits_mem: tuple[float, ...] | None,
          need: dict[str, float] | None) -> dict[str, Any]:
@@ -1043,9 +1047,7 @@ def _row(chip: Chip, method: str, shape: ModelShape | None, estimated: bool,
         "shape_source": shape.source if shape else None, "depth": depth,
         "kv_gb": need["kv_gb"] if need else None,
         "memory_needed_gb": need["memory_needed_gb"] if need else None,
-        "tg_tps": None, "tg_low": None, "tg_high": None,
-        "pp_tps": None, "pp_low": None, "pp_high": None,
-        "in_range": True, "range_note": None, "range_figures": [],
+        **dict.fromkeys(FIGURE_KEYS), **_in_range(),
         "fits": fits or measured is not None,
         "fits_memory_gb": list(fits_mem) if fits_mem is not None else None,
         "measured_tg": measured.tg_tps if measured else None,
@@ -1131,7 +1133,7 @@ def _roofline_row(row: dict[str, Any], cal: Calibration, chip: Chip, shape: Mode
                         anchor.units_on(chip.backend))
     if pp:
         row.update(pp_tps=pp[0], pp_low=pp[1], pp_high=pp[2])
-    _, crossed = cal.fit_for("decode", chip)
+    _, crossed = cal.decode_fit(chip)
     notes = range_notes(chip, cal.priors, crossed, shape.quant)   # both figures
     figures = ["tg", "pp"] if notes else []
     if pp and cal.prompt_fit(chip, shape.model_bytes, shape.quant)[2]:
@@ -1175,18 +1177,14 @@ def size_table(chip_id: str | Chip, measurements: Iterable[Measurement], *,
         row: dict[str, Any] = {
             "chip": chip.id, "name": chip.name, "size_b": size, "quant": quant.upper(),
             "model_gb": shape.model_bytes / GB, "n_layers": shape.n_layers, "method": method,
-            "depth": depth, "tg_tps": None, "tg_low": None, "tg_high": None,
-            "pp_tps": None, "pp_low": None, "pp_high": None,
+            "depth": depth, **dict.fromkeys(FIGURE_KEYS),
             "fits": bool(fits_mem), "fits_memory_gb": list(fits_mem),
-            "memory_gb": list(chip.memory_gb), **need, "in_range": True, "range_note": None,
-            "range_figures": [],
+            "memory_gb": list(chip.memory_gb), **need, **_in_range(),
         }
         if fits_mem:
             got = project(measurements, method=method, shape=shape, chips=[chip],
                           priors=priors, depth=depth)[0]
-            row.update({key: got[key] for key in ("tg_tps", "tg_low", "tg_high", "pp_tps",
-                                                   "pp_low", "pp_high", "in_range",
-                                                   "range_note", "range_figures")})
+            row.update({key: got[key] for key in (*FIGURE_KEYS, *RANGE_KEYS)})
         rows.append(row)
     return rows
 

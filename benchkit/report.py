@@ -25,6 +25,7 @@ from benchkit.units import fmt_bytes, fmt_mib, fmt_ms, fmt_params, fmt_pct, fmt_
 # Engine settings that define a configuration: cases that share them (and the model
 # and the run) are one row of the metrics table.
 from benchkit.frame import ENGINE_SETTINGS
+from benchkit.frame import cell as _clean
 
 FORMATS = ("md", "html", "both")
 DECODE_KINDS = ("tg", "chat")      # in order of preference for "the decode figure"
@@ -75,18 +76,6 @@ def load(paths: Iterable[str | Path]):
 
 # --------------------------------------------------------------------------- small helpers
 
-def _clean(value: Any) -> Any:
-    """None for pandas' missing values (NaN, NA), the value otherwise."""
-    if value is None:
-        return None
-    try:
-        import pandas as pd
-
-        if not isinstance(value, (list, tuple, dict)) and pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value
 
 
 def _num(value: Any) -> float | None:

@@ -16,12 +16,11 @@ run goes on.
 Models are resolved and their GGUF headers read BEFORE anything is measured: a typo in
 a path should cost a second, not the first hour of a sweep.
 
-A workload may have its own view of spread and progress (the serve workload's
-iterations are concurrent requests, not repetitions): optional methods `spread_warnings
-(summary)` replace the per-iteration tok/s checks of benchkit.stats, `progress_total
-(warmup, iterations)` the number of progress steps, `progress_text(summary)` the figures
-of a finished case's progress line. Everything the progress prints comes from result
-text (model names, engines' errors) and goes through benchkit.textsafe.terminal.
+The workload says what its figures warn of and how its progress reads
+(`Workload.spread_warnings`, `progress_total`, `progress_text`: per-iteration tok/s
+checks by default; the serve workload's iterations are concurrent requests, not
+repetitions, and it has its own). Everything the progress prints comes from result text
+(model names, engines' errors) and goes through benchkit.textsafe.terminal.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from benchkit.gguf_info import GGUFInfo, read_gguf_info, sha256_file
 from benchkit.interrupts import Interrupted, interrupt_guard
 from benchkit.modelref import ResolvedModel, resolve
 from benchkit.result import FORMAT, SCHEMA_VERSION, summarize, write_result
-from benchkit.stats import drift_warning, spread_warning
 from benchkit.suite import Suite, scrub_home
 from benchkit.textsafe import terminal
 from benchkit.worker import Job, execute, run_isolated
@@ -203,7 +201,7 @@ def _run_configuration(suite: Suite, model: PreparedModel, engine: Engine,
         reason = engine.unsupported(workload)
         if reason:
             recorder.add(_case(model, engine, workload, suite, status="unsupported",
-                               error=reason))
+                               error=reason), workload)
         else:
             runnable.append(workload)
     if not runnable:
@@ -233,7 +231,7 @@ class _Recorder:
         self.model, self.engine, self.workloads = model, engine, workloads
         self.load, self.info, self.case = None, {}, None
 
-    def add(self, case: dict[str, Any], workload: Workload | None = None) -> None:
+    def add(self, case: dict[str, Any], workload: Workload) -> None:
         doc = self.outcome.doc
         case["index"] = len(doc["cases"])
         doc["cases"].append(case)
@@ -257,7 +255,7 @@ class _Recorder:
 
     def _open_failed(self, e: dict[str, Any]) -> None:
         for i in range(len(self.workloads)):
-            self.add(self._new(i, error=e["error"]))
+            self.add(self._new(i, error=e["error"]), self.workloads[i])
 
     def _case_start(self, e: dict[str, Any]) -> None:
         case = self.case = self._new(e["i"])
@@ -266,9 +264,7 @@ class _Recorder:
         if e.get("n_ctx"):                  # the context asked of llama.cpp
             case["engine"]["n_ctx"] = e["n_ctx"]
         warmup = self.suite.warmup if isinstance(self.suite.warmup, int) else 0
-        own = getattr(self.workloads[e["i"]], "progress_total", None)
-        self.bar.start(case, own(warmup, self.suite.iterations) if own else
-                       warmup + self.suite.iterations)
+        self.bar.start(case, self.workloads[e["i"]].progress_total(warmup, self.suite.iterations))
         self.sampler = telemetry.Sampler(pid=self.pid).start()
 
     def _iteration(self, e: dict[str, Any]) -> None:
@@ -299,9 +295,7 @@ class _Recorder:
         self._telemetry(case)
         workload = self.workloads[e["i"]]
         _summarise(case, workload)
-        own = getattr(workload, "spread_warnings", None)    # a level of which some failed
-        if own is not None:
-            case["warnings"].extend(own(case["summary"]))
+        case["warnings"].extend(workload.spread_warnings(case))
         self.case = None
         self.add(case, workload)
 
@@ -314,8 +308,9 @@ class _Recorder:
         n = len(case["iterations"])
         case.update(status="partial",
                     error=f"{why} after {n} of {self.suite.iterations} timed iterations")
-        _summarise(case, self.workloads[self._index(case)])
-        self.add(case)
+        workload = self.workloads[self._index(case)]
+        _summarise(case, workload)
+        self.add(case, workload)
 
     def _telemetry(self, case: dict[str, Any]) -> None:
         """Stop the case's sampler; its figures and warnings go into the case."""
@@ -334,7 +329,7 @@ class _Recorder:
 def _settle(case: dict[str, Any], workload: Workload, e: dict[str, Any]) -> None:
     """A finished case's summary, warnings, warmup count and cold-start cost."""
     _summarise(case, workload)
-    case["warnings"].extend(_spread_warnings(case, workload))
+    case["warnings"].extend(workload.spread_warnings(case))
     used = e.get("warmups_used")
     if used is not None:
         case["warmup_used"] = used
@@ -347,17 +342,6 @@ def _settle(case: dict[str, Any], workload: Workload, e: dict[str, Any]) -> None
         load = (case.get("load") or {}).get("seconds")
         case["cold_start"] = {"load_seconds": load, "first_iteration": first,
                               "first_token_s": first.get("ttft_s", first.get("seconds"))}
-
-
-def _spread_warnings(case: dict[str, Any], workload: Workload) -> list[str]:
-    """The workload's own warnings on uneven figures where it has a rule (serve:
-    benchkit.workloads.serve.level_warnings), else high spread and drift of the
-    per-iteration tok/s (benchkit.stats)."""
-    own = getattr(workload, "spread_warnings", None)
-    if own is not None:
-        return list(own(case["summary"]))
-    tps = [it["tps"] for it in case["iterations"]]
-    return [w for w in (spread_warning(tps), drift_warning(tps)) if w]
 
 
 def _summarise(case: dict[str, Any], workload: Workload) -> None:
@@ -430,7 +414,7 @@ class _Progress:
                 self.bar.set_postfix_str(f"{mean:.1f} t/s mean of {len(self.values)}")
             self.bar.update(1)
 
-    def done(self, case: dict[str, Any], workload: Workload | None = None) -> None:
+    def done(self, case: dict[str, Any], workload: Workload) -> None:
         self.count += 1
         if self.bar is not None:
             self.bar.close()
@@ -441,22 +425,13 @@ class _Progress:
         elif case["status"] == "unsupported":
             self._say(f"{label}: unsupported: {terminal(case['error'])}")
         elif not self.enabled:
-            self._say(f"{label}: {self._figures(case['summary'], workload)}")
+            self._say(f"{label}: {workload.progress_text(case['summary'])}")
         for warning in case["warnings"]:
             self._say(f"warning: {label}: {terminal(warning, one_line=True)}")
         self.stream.flush()
 
     def _say(self, line: str) -> None:
         self.stream.write(line + "\n")
-
-    @staticmethod
-    def _figures(s: dict[str, Any], workload: Workload | None) -> str:
-        own = getattr(workload, "progress_text", None)
-        if own is not None:
-            return own(s)
-        spread = f" ± {s['tps_stdev']:.2f}" if s["n"] > 1 else ""
-        return (f"{s['tps_mean']:.2f}{spread} t/s (mean{' ± sd' if spread else ''} of "
-                f"{s['n']} iterations)")
 
     def _label(self, case: dict[str, Any], number: int) -> str:
         """[3/8] engine model ngl=N test, on one line with nothing a terminal obeys."""

@@ -44,7 +44,7 @@ prints the held-out checks with them kept in as well.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import math
 import statistics
 from dataclasses import replace
@@ -57,6 +57,7 @@ import yaml
 from scipy.optimize import least_squares
 
 from benchkit.chips import load_chips
+from benchkit.safeio import MAX_RESULT_BYTES, read_json_file
 from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
                                  decode_terms, load_priors, measurements_from_frame, project,
                                  prompt_seconds, prompt_unit, quant_kind, shape_from_preset,
@@ -165,7 +166,7 @@ def screened() -> list[tuple[str, str, str]]:
 
 def skipped(path: Path) -> str | None:
     """Why a committed result file does not count, or None when it does."""
-    suite = json.loads(path.read_text(encoding="utf-8")).get("suite") or {}
+    suite = read_json_file(path, MAX_RESULT_BYTES, "result file").get("suite") or {}
     if suite.get("imported"):
         return IMPORTED
     name = str(suite.get("name", ""))
@@ -179,6 +180,12 @@ def result_files() -> list[Path]:
 
 
 def committed_measurements() -> list[Measurement]:
+    """benchkit's own GPU results (`_committed`, read once per process)."""
+    return list(_committed())
+
+
+@functools.lru_cache(maxsize=1)
+def _committed() -> tuple[Measurement, ...]:
     """benchkit's own GPU results under RESULT_DIRS, with their shapes.
 
     Only fully offloaded tg* / pp* cases of the two llama.cpp engines count, per engine
@@ -191,7 +198,7 @@ def committed_measurements() -> list[Measurement]:
 
     files = result_files()
     if not files:
-        return []
+        return ()
     frame = load_results(files)
     priors = load_priors()
     out = []
@@ -199,7 +206,7 @@ def committed_measurements() -> list[Measurement]:
         for m in measurements_from_frame(frame[frame["engine"] == engine]):
             key = m.model_key if engine == ENGINES[0] else f"{m.model_key}:{engine}"
             out.append(replace(m, shape=shape_of(m, priors), model_key=key))
-    return out
+    return tuple(out)
 
 
 def all_measurements(screen: bool = True) -> list[Measurement]:
@@ -383,7 +390,7 @@ def paths_measurements() -> list[Measurement]:
 
 
 def _paths_run(path: Path) -> list[Measurement]:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = read_json_file(path, MAX_RESULT_BYTES, "prompt-path samples")
     files = list(dict.fromkeys(Path(f).name for pair in doc["pairs"] for f in pair))
     out = []
     for build in doc["benches"]:
@@ -415,7 +422,7 @@ def quant_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
     for m in ms:
         if m.pp_tps and not m.depth and m.quant and m.shape:
             groups.setdefault((m.chip_id, run_of(m)), []).append(m)
-    pairs = []
+    chips, pairs = load_chips(), []
     for (chip, run), rows in groups.items():
         for a in rows:
             for t in rows:
@@ -424,12 +431,8 @@ def quant_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
                 row = project([a], chips=[chip], shape=t.shape, priors=priors)[0]
                 pairs.append({"chip": chip, "run": run, "anchor": a.model_name,
                               "target": t.model_name, "target_quant": t.quant,
-                              "measured_pp": t.pp_tps,
-                              "backend": load_chips()[chip].backend, "roofline": {
-                                  "pp": row["pp_tps"], "pp_low": row["pp_low"],
-                                  "pp_high": row["pp_high"],
-                                  "pp_error": _rel(row["pp_tps"], t.pp_tps),
-                                  "tg": None, "tg_error": None}})
+                              "measured_pp": t.pp_tps, "backend": chips[chip].backend,
+                              "roofline": _scored(row, t)})
     return pairs
 
 
@@ -488,13 +491,19 @@ def _depth_pair(anchor: Measurement, target: Measurement, priors: Priors) -> dic
     for method in ("bandwidth", "roofline"):
         row = project([anchor], method=method, chips=[target.chip_id], depth=target.depth,
                       priors=priors)[0]
-        pair[method] = {kind: row[f"{kind}_tps"] for kind in ("tg", "pp")}
-        pair[method].update({f"{kind}_{end}": row[f"{kind}_{end}"] for kind in ("tg", "pp")
-                             for end in ("low", "high")})
-        pair[method].update({f"{kind}_error": _rel(row[f"{kind}_tps"],
-                                                   getattr(target, f"{kind}_tps"))
-                             for kind in ("tg", "pp")})
+        pair[method] = _scored(row, target)
     return pair
+
+
+def _scored(row: dict[str, Any], target: Measurement) -> dict[str, Any]:
+    """A projected row's figures, ranges and errors against the measured target, per kind
+    (tg, pp): what mape, coverage and sigmas read."""
+    out: dict[str, Any] = {}
+    for kind in ("tg", "pp"):
+        out.update({kind: row[f"{kind}_tps"], f"{kind}_low": row[f"{kind}_low"],
+                    f"{kind}_high": row[f"{kind}_high"],
+                    f"{kind}_error": _rel(row[f"{kind}_tps"], getattr(target, f"{kind}_tps"))})
+    return out
 
 
 def _rel(projected: float | None, measured: float | None) -> float | None:

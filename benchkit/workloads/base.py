@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchkit.errors import BenchkitError
+from benchkit.stats import drift_warning, spread_warning
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,25 @@ class Workload:
     def summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
         """Figures beyond the tok/s statistics, from the recorded iterations."""
         return {}
+
+    def spread_warnings(self, case: dict[str, Any]) -> list[str]:
+        """What a reader should be warned about in a case's figures: high spread and drift
+        of a finished case's per-iteration tok/s (benchkit.stats). A workload whose
+        iterations are not repetitions of one test has its own rule (serve)."""
+        if case.get("status") == "failed":
+            return []
+        tps = [it["tps"] for it in case["iterations"]]
+        return [w for w in (spread_warning(tps), drift_warning(tps)) if w]
+
+    def progress_total(self, warmup: int, iterations: int) -> int | None:
+        """Steps of a case's progress bar (None: unknown)."""
+        return warmup + iterations
+
+    def progress_text(self, summary: dict[str, Any]) -> str:
+        """A finished case's figures in one line, for a run's progress without a bar."""
+        spread = f" ± {summary['tps_stdev']:.2f}" if summary["n"] > 1 else ""
+        return (f"{summary['tps_mean']:.2f}{spread} t/s (mean{' ± sd' if spread else ''} of "
+                f"{summary['n']} iterations)")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -243,10 +242,11 @@ class ServeWorkload(Workload):
 
     # What the runner asks of a workload that has its own view of spread and progress.
 
-    def spread_warnings(self, summary: dict[str, Any]) -> list[str]:
+    def spread_warnings(self, case: dict[str, Any]) -> list[str]:
         """The level's warnings (`level_warnings`), in place of the per-iteration tok/s
-        checks: its iterations are concurrent requests, not repetitions of one test."""
-        return level_warnings(summary)
+        checks: its iterations are concurrent requests, not repetitions of one test (a
+        level of which some requests failed has them too)."""
+        return level_warnings(case["summary"])
 
     def progress_total(self, warmup: int, iterations: int) -> int | None:  # noqa: ARG002
         """Steps of the progress bar: the level's requests (warmup requests are not
@@ -531,7 +531,9 @@ def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
     so no significance test applies to them; the rows' per-request tok/s carry the test."""
     if brow.get("workload_kind") != "serve":
         return None
-    out: dict[str, Any] = {name: {k: _figure(row.get(f"serve_{k}"))
+    from benchkit.frame import cell
+
+    out: dict[str, Any] = {name: {k: cell(row.get(f"serve_{k}"))
                                   for k in (*COMPARED, "requests_ok", "requests")}
                            for name, row in (("base", brow), ("new", nrow))}
     for name in ("base", "new"):
@@ -542,14 +544,6 @@ def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
         a, b = out["base"][k], out["new"][k]
         out[f"{k}_change_pct"] = (b / a - 1) * 100 if a and b is not None else None
     return out
-
-
-def _figure(value: Any) -> float | None:
-    """A frame cell as a figure: None where the column is empty (NaN)."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 # --------------------------------------------------------------------------- several clients
