@@ -30,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchkit.units import fmt_tps
+
 FORCE_CUBLAS = "cublas"   # the --bench name of the FORCE_CUBLAS build
 
 
@@ -60,7 +62,7 @@ def projected_ratio(chip_id: str, quant_file: str, f16_file: str, cublas: bool,
 
 def summary(values: list[float]) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.median(values):,.0f} ± {sd:,.0f} (n={len(values)})"
+    return f"{fmt_tps(statistics.median(values))} ± {fmt_tps(sd)} (n={len(values)})"
 
 
 def main() -> int:
