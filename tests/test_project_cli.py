@@ -135,6 +135,11 @@ def test_anchor_from_results_folder_and_validate(smollm2_result, tmp_path):
     (["--anchor", "m4max", "--tg", "100", "--model-gb", "1", "--sizes", "7", "--quant", "Q9"],
      ["--quant", "Q9"]),
     (["--anchor", "m4max", "--tg", "100", "--model-gb", "1", "--chips", "m1,zz"], ["--chips", "zz"]),
+    # an option of the other table is refused, not ignored
+    (["--anchor", "m4max", "--tg", "100", "--model-gb", "1", "--chip", "m1"],
+     ["--chip", "--sizes", "--chips m1"]),
+    (["--anchor", "m4max", "--tg", "100", "--model-gb", "1", "--sizes", "7", "--chips", "m1"],
+     ["--chips", "--sizes"]),
 ])
 def test_bad_input_is_one_error_line(tmp_path, args, names):
     proc = run_benchkit("project", *args, cwd=tmp_path)

@@ -108,6 +108,7 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
         header.append(f"Calibrated on {len(ms)} measurements (the anchor and other results "
                       "of the same model or chip).")
     size_list = _sizes(sizes)
+    _check_table_options(size_list, size_chip, chip_set)
     if size_list:
         chip = spec or get_chip(size_chip or ms[0].chip_id, field="--chip")
         rows = P.size_table(chip, ms, sizes_b=size_list, quant=quant or "Q4_K_M", method=method,
@@ -121,6 +122,19 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     rows = P.project(ms, method=method, chips=chips, depth=depth, shape=shape)
     header.insert(0, f"Projection by the {method} method.")
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _check_table_options(size_list: list[float] | None, size_chip: str | None,
+                         chip_set: str | None) -> None:
+    """--chip belongs to the size table and --chips to the chip table: an option of the
+    other table would be ignored without a word, so it is refused."""
+    from benchkit.errors import BenchkitError
+    if size_chip and not size_list:
+        raise BenchkitError(f"picks the chip of a --sizes table; to project onto chosen chips, "
+                            f"list them with --chips {size_chip},...", field="--chip")
+    if chip_set and size_list:
+        raise BenchkitError("lists the chips of a projection; a --sizes table is for one chip, "
+                            "named with --chip", field="--chips")
 
 
 def _shape(P, gguf_file: str | None, preset: str | None, quant: str | None,
