@@ -140,6 +140,7 @@ def test_anchor_from_results_folder_and_validate(smollm2_result, tmp_path):
      ["--chip", "--sizes", "--chips m1"]),
     (["--anchor", "m4max", "--tg", "100", "--model-gb", "1", "--sizes", "7", "--chips", "m1"],
      ["--chips", "--sizes"]),
+    (["--validate", "--depth", "4096"], ["--depth", "--validate"]),
 ])
 def test_bad_input_is_one_error_line(tmp_path, args, names):
     proc = run_benchkit("project", *args, cwd=tmp_path)

@@ -87,6 +87,11 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     if quant is not None:
         bits_per_weight(quant, field="--quant")
     if validate:
+        _check_validate_options({"--tg": tg, "--pp": pp, "--model-gb": model_gb,
+                                 "--layers": layers, "--gguf": gguf_file, "--preset": preset,
+                                 "--depth": depth, "--chip-spec": chip_spec, "--sizes": sizes,
+                                 "--chip": size_chip, "--chips": chip_set,
+                                 "--quant": quant, "--anchor-only": anchor_only or None})
         paths = [from_file] if from_file else P.find_result_files(results_dir)
         ms = P.measurements_from_results(paths)
         anchors = [get_chip(anchor, field="--anchor").id] if anchor else None
@@ -122,6 +127,17 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     rows = P.project(ms, method=method, chips=chips, depth=depth, shape=shape)
     header.insert(0, f"Projection by the {method} method.")
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _check_validate_options(given: dict[str, object]) -> None:
+    """--validate projects every measured chip from every other, each at its own model and
+    depth: an option that sets up one projection would be ignored, so it is refused."""
+    from benchkit.errors import BenchkitError
+    for name, value in given.items():
+        if value is not None:
+            raise BenchkitError("does not apply to --validate, which projects every measured "
+                                "chip from every other at their own models and depths "
+                                "(--anchor and --from choose which results)", field=name)
 
 
 def _check_table_options(size_list: list[float] | None, size_chip: str | None,
