@@ -25,7 +25,7 @@ Two methods:
   F16 GEMM: Measurement.prompt_units). Measurements then calibrate the
   priors (two log-scale factors for decode, one for prompt), and every figure carries a
   prediction interval whose width comes from leave-one-chip-out residuals on the
-  validation data. docs/projection.md states the model, its data and its limits.
+  validation data (a prompt's widened at depth by its attention share). docs/projection.md states the model, its data and its limits.
 
 The first measurement passed in is the anchor: it defines the model being projected
 unless a model size is given.
@@ -301,6 +301,7 @@ class Priors:
     prompt_sigma: Mapping[str, float]
     calibration_sigma: float
     cross_quant_sigma: Mapping[str, float]
+    depth_attention_sigma: Mapping[str, float]
     cross_backend_sigma: float
     unknown_compute_sigma: float
     observation_sigma: float
@@ -401,7 +402,7 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
                 "observation_sigma"):
         if not _positive(unc.get(key)):
             raise BenchkitError("missing or invalid", file=file, field=f"uncertainty.{key}")
-    for key in ("decode_sigma", "prompt_sigma", "cross_quant_sigma"):
+    for key in ("decode_sigma", "prompt_sigma", "cross_quant_sigma", "depth_attention_sigma"):
         if not isinstance(unc.get(key), dict) or "default" not in unc[key]:
             raise BenchkitError("needs a mapping with a `default`", file=file,
                                 field=f"uncertainty.{key}")
@@ -417,6 +418,7 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
                   overlap=float(doc.get("overlap", 4.0)), ubatch=int(doc.get("ubatch", 512)),
                   decode_sigma=dict(unc["decode_sigma"]), prompt_sigma=dict(unc["prompt_sigma"]),
                   cross_quant_sigma=dict(unc["cross_quant_sigma"]),
+                  depth_attention_sigma=dict(unc["depth_attention_sigma"]),
                   **{k: float(unc[k]) for k in ("calibration_sigma", "cross_backend_sigma",
                                                 "unknown_compute_sigma", "observation_sigma")},
                   assumed_clock_mhz=dict(doc.get("assumed_clock_mhz") or {}),
@@ -700,6 +702,7 @@ class Fit:
     cov: tuple[tuple[float, ...], ...]
     backends: frozenset[str]
     n: int
+    attention_share: float = 0.0   # prompt fits: the anchors' mean `attention_share`
 
 
 def _solve(residual_fn, n_params: int, prior_sigma: float) -> tuple[tuple, tuple]:
@@ -764,6 +767,18 @@ def _prompt_prior(chip: Chip, shape: ModelShape, priors: Priors, depth: float = 
     return 1 / seconds if seconds else None
 
 
+def attention_share(chip: Chip, shape: ModelShape, priors: Priors, depth: float,
+                    n_prompt: int = 512, units: Mapping[str, str] | None = None) -> float:
+    """The share of the projected prompt time that the context depth adds: 1 - t(0) / t(d).
+
+    It is the part of a prompt projection that rests on `prompt_attention`, the term the
+    depth checks find least certain (its share of FP16 peak differs about threefold
+    between model shapes), so a prediction interval widens with it."""
+    at_depth = prompt_seconds(chip, shape, priors, depth, n_prompt, units) if depth else None
+    bare = prompt_seconds(chip, shape, priors, 0, n_prompt, units) if at_depth else None
+    return 1 - bare / at_depth if at_depth and bare else 0.0
+
+
 def fit_prompt(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
                priors: Priors) -> Fit | None:
     """Calibrate the prompt-processing scale factor on every usable prompt figure."""
@@ -775,17 +790,21 @@ def fit_prompt(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
         if not (m.pp_tps and shape):
             continue
         chip = chip_of(m, chips)
-        prior = _prompt_prior(chip, shape, priors, m.depth, m.pp_tokens, m.units_on(chip.backend))
+        units = m.units_on(chip.backend)
+        prior = _prompt_prior(chip, shape, priors, m.depth, m.pp_tokens, units)
         if prior:
             obs.append((math.log(m.pp_tps / prior),
-                        _obs_sigma(priors.observation_sigma, m.pp_cv, m.pp_n)))
+                        _obs_sigma(priors.observation_sigma, m.pp_cv, m.pp_n),
+                        attention_share(chip, shape, priors, m.depth, m.pp_tokens, units)))
     if not obs:
         return None
-    y, sig = (np.array(col) for col in zip(*obs))
+    y, sig, share = (np.array(col) for col in zip(*obs))
     # Flat prior: software versions move the prompt rate by tens of percent, so the
     # measurements alone set the level; the priors set how it moves between chips.
     theta, cov = _solve(lambda th: (th[0] - y) / sig, 1, PROMPT_PRIOR_SIGMA)
-    return Fit(theta, cov, frozenset(chip_of(m, chips).backend for m in measurements), len(obs))
+    weight = sig ** -2.0
+    return Fit(theta, cov, frozenset(chip_of(m, chips).backend for m in measurements), len(obs),
+               float((weight * share).sum() / weight.sum()))
 
 
 @dataclass
@@ -926,6 +945,10 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
     var = fit.cov[0][0] + _sigma(priors.prompt_sigma, chip.backend) ** 2
     if other_group:
         var += _sigma(priors.cross_quant_sigma, chip.backend) ** 2
+    # The calibration absorbs the attention term's error at the anchors' depths, not at
+    # another depth: widen by how much more (or less) of the time it makes here.
+    deeper = attention_share(chip, shape, priors, depth, n_prompt, units) - fit.attention_share
+    var += (deeper * _sigma(priors.depth_attention_sigma, chip.backend)) ** 2
     return _interval(prior * math.exp(fit.theta[0]), math.sqrt(var), priors)
 
 

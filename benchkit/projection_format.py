@@ -147,9 +147,11 @@ def format_projection(rows: list[dict[str, Any]], fmt: str = "md", *,
         context = (f"at context depth {depth} (KV cache {rows[0]['kv_gb']:.2f} GB, "
                    f"~{rows[0]['memory_needed_gb']:.1f} GB needed with weights and compute "
                    "buffer)") if depth else "at short context"
+        widened = (", the prompt's widened for the attention time the depth adds, the "
+                   "least certain term") if depth else ""
         notes.append(f"Decode = token generation rate {context}, prompt = prompt "
                      "processing rate, both tok/s; in brackets the 90% prediction interval "
-                     "(from leave-one-chip-out errors on the validation data, "
+                     f"(from leave-one-chip-out errors on the validation data{widened}, "
                      "docs/projection.md).")
         notes += _range_notes(rows)
     else:

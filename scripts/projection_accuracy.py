@@ -59,7 +59,7 @@ from scipy.optimize import least_squares
 from benchkit.chips import load_chips
 from benchkit.safeio import MAX_RESULT_BYTES, read_json_file
 from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
-                                 decode_terms, load_priors, measurements_from_frame, project,
+                                 attention_share, decode_terms, load_priors, measurements_from_frame, project,
                                  prompt_seconds, prompt_unit, quant_kind, shape_from_preset,
                                  sustained_clock_share, validate, weight_group, with_backend)
 
@@ -487,12 +487,26 @@ def _depth_pair(anchor: Measurement, target: Measurement, priors: Priors) -> dic
     pair: dict[str, Any] = {"anchor": anchor.chip_id, "chip": target.chip_id,
                             "model": target.model_name, "depth": target.depth,
                             "engine": (target.model_key.split(":") + [ENGINES[0]])[1],
-                            "measured_tg": target.tg_tps, "measured_pp": target.pp_tps}
+                            "measured_tg": target.tg_tps, "measured_pp": target.pp_tps,
+                            "attention_share": attention_share(
+                                load_chips()[target.chip_id], target.shape, priors,
+                                target.depth, target.pp_tokens)}
     for method in ("bandwidth", "roofline"):
         row = project([anchor], method=method, chips=[target.chip_id], depth=target.depth,
                       priors=priors)[0]
         pair[method] = _scored(row, target)
     return pair
+
+
+def depth_attention_sigma(pairs: list[dict], interval: float) -> float:
+    """The sigma of `uncertainty.depth_attention_sigma`: over the same-chip depth pairs
+    (whose depth-0 anchor leaves the attention term as the only new error), the
+    `interval` quantile of |log error| / attention share, over the interval's z."""
+    z = statistics.NormalDist().inv_cdf(0.5 + interval / 2)
+    ratios = sorted(abs(math.log(1 + p["roofline"]["pp_error"])) / p["attention_share"]
+                    for p in pairs if p["anchor"] == p["chip"]
+                    and p["roofline"]["pp_error"] is not None and p["attention_share"] > 0)
+    return ratios[min(len(ratios) - 1, int(interval * len(ratios)))] / z if ratios else 0.0
 
 
 def _scored(row: dict[str, Any], target: Measurement) -> dict[str, Any]:
@@ -633,6 +647,10 @@ def main() -> None:
               "less the prompt sigma in quadrature):")
         for backend in sorted({p["backend"] for p in across}):
             print(f"  {backend}: {cross_quant_sigma(across, backend, base):.3f}")
+        if "nvidia" in vendors:
+            print("depth_attention_sigma (90% of |log error| / attention share over the "
+                  "same-chip depth pairs, / 1.645):")
+            print(f"  cuda: {depth_attention_sigma(depth_pairs(ms, base), base.interval):.3f}")
         return
     lofo = {v: held_out(ms, base, v, "family") for v in vendors}
     print("\n".join(HEADER))

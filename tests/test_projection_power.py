@@ -10,6 +10,7 @@ scripts/projection_accuracy.py without the chip they project, as the docs' figur
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import yaml
 from benchkit import load_results
 from benchkit.chips import get_chip, load_chip_spec, load_chips
 from benchkit.errors import BenchkitError
-from benchkit.projection import (PROMPT_UNITS, Measurement, load_priors, measurements_from_frame,
+from benchkit.projection import (PROMPT_UNITS, Measurement, attention_share, load_priors,
+                                 measurements_from_frame,
                                  parse_priors, project, prompt_seconds, shape_from_preset,
                                  sustained_clock_share, validate, with_backend)
 from test_projection_v2 import accuracy_script
@@ -249,3 +251,34 @@ def test_depth_cases_projected_from_depth_0_held_out():
         roofline, flat = (acc.mape(same, m, kind) for m in ("roofline", "bandwidth"))
         assert roofline < flat, (kind, roofline, flat)
     assert acc.mape(same, "roofline", "tg") < 10 and acc.mape(across, "roofline", "tg") < 10
+
+
+def test_depth_prompt_ranges_widen_with_the_attention_share():
+    """At a depth the anchors did not run, the prompt range widens by the share of the time
+    that attention adds (the term the depth checks find least certain); at the anchors'
+    depth it is as before. The sigma is what the validation script computes from the
+    held-out depth pairs, and with it the ranges hold at least 9 in 10 of them (in-sample
+    for the width, as the docs say)."""
+    acc = accuracy_script()
+    priors = load_priors()
+    pairs = acc.depth_pairs(acc.all_measurements(), priors)
+    sigma = priors.depth_attention_sigma["cuda"]
+    assert sigma == pytest.approx(acc.depth_attention_sigma(pairs, priors.interval), abs=0.001)
+    inside = [p["roofline"]["pp_low"] <= p["measured_pp"] <= p["roofline"]["pp_high"]
+              for p in pairs]
+    assert len(inside) == 18 and sum(inside) >= 0.9 * len(inside)
+
+    shape = shape_from_preset("llama-2-7b", "Q4_0")
+    anchor = Measurement("h200", 352.0, 12326.0, shape.model_bytes, 32, shape.n_params,
+                         model_key="llama-2-7b:Q4_0", quant="Q4_0", shape=shape)
+    flat = replace(priors, depth_attention_sigma={"default": 0.0})
+    half = {}
+    for depth in (0, 16384):
+        for name, pri in (("widened", priors), ("flat", flat)):
+            row = project([anchor], chips=["h200"], depth=depth, priors=pri)[0]
+            half[name, depth] = math.log(row["pp_high"] / row["pp_tps"])
+    assert half["widened", 0] == pytest.approx(half["flat", 0])
+    share = attention_share(get_chip("h200"), shape, priors, 16384)
+    assert 0.3 < share < 0.8
+    extra = (half["widened", 16384] / priors.z) ** 2 - (half["flat", 16384] / priors.z) ** 2
+    assert extra == pytest.approx((share * sigma) ** 2, rel=1e-6)
