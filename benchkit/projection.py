@@ -25,7 +25,8 @@ Two methods:
   F16 GEMM: Measurement.prompt_units). Measurements then calibrate the
   priors (two log-scale factors for decode, one for prompt), and every figure carries a
   prediction interval whose width comes from leave-one-chip-out residuals on the
-  validation data (a prompt's widened at depth by its attention share). docs/projection.md states the model, its data and its limits.
+  validation data (a prompt's widened at depth by its attention share).
+  docs/projection.md states the model, its data and its limits.
 
 The first measurement passed in is the anchor: it defines the model being projected
 unless a model size is given.
@@ -389,6 +390,10 @@ def _parse_backend(name: str, entry: Any, file: str) -> BackendPriors:
         compute=str(entry.get("compute", "fp32")), fitted_on=str(entry.get("fitted_on", "")))
 
 
+# The per-backend sigmas of projection.yaml's `uncertainty` (each a mapping with a default).
+SIGMA_TABLES = ("decode_sigma", "prompt_sigma", "cross_quant_sigma", "depth_attention_sigma")
+
+
 def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
     """Check the priors document and build Priors; errors name the field."""
     if not isinstance(doc, Mapping):
@@ -402,7 +407,7 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
                 "observation_sigma"):
         if not _positive(unc.get(key)):
             raise BenchkitError("missing or invalid", file=file, field=f"uncertainty.{key}")
-    for key in ("decode_sigma", "prompt_sigma", "cross_quant_sigma", "depth_attention_sigma"):
+    for key in SIGMA_TABLES:
         if not isinstance(unc.get(key), dict) or "default" not in unc[key]:
             raise BenchkitError("needs a mapping with a `default`", file=file,
                                 field=f"uncertainty.{key}")
@@ -416,9 +421,7 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
                 raise BenchkitError("missing or invalid", file=file, field=f"model_shapes[{i}].{key}")
     return Priors(backends=backends, interval=float(doc.get("interval", 0.9)),
                   overlap=float(doc.get("overlap", 4.0)), ubatch=int(doc.get("ubatch", 512)),
-                  decode_sigma=dict(unc["decode_sigma"]), prompt_sigma=dict(unc["prompt_sigma"]),
-                  cross_quant_sigma=dict(unc["cross_quant_sigma"]),
-                  depth_attention_sigma=dict(unc["depth_attention_sigma"]),
+                  **{k: dict(unc[k]) for k in SIGMA_TABLES},
                   **{k: float(unc[k]) for k in ("calibration_sigma", "cross_backend_sigma",
                                                 "unknown_compute_sigma", "observation_sigma")},
                   assumed_clock_mhz=dict(doc.get("assumed_clock_mhz") or {}),
@@ -761,10 +764,15 @@ def fit_decode(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
 
 
 def _prompt_prior(chip: Chip, shape: ModelShape, priors: Priors, depth: float = 0,
-                  n_prompt: int = 512, units: Mapping[str, str] | None = None) -> float | None:
-    """Prompt tok/s the priors expect."""
+                  n_prompt: int = 512, units: Mapping[str, str] | None = None
+                  ) -> tuple[float | None, float]:
+    """Prompt tok/s the priors expect (None without a compute figure), and the share of
+    that time the context depth adds (`attention_share`)."""
     seconds = prompt_seconds(chip, shape, priors, depth, n_prompt, units)
-    return 1 / seconds if seconds else None
+    if not seconds:
+        return None, 0.0
+    bare = prompt_seconds(chip, shape, priors, 0, n_prompt, units) if depth else seconds
+    return 1 / seconds, 1 - bare / seconds
 
 
 def attention_share(chip: Chip, shape: ModelShape, priors: Priors, depth: float,
@@ -774,9 +782,7 @@ def attention_share(chip: Chip, shape: ModelShape, priors: Priors, depth: float,
     It is the part of a prompt projection that rests on `prompt_attention`, the term the
     depth checks find least certain (its share of FP16 peak differs about threefold
     between model shapes), so a prediction interval widens with it."""
-    at_depth = prompt_seconds(chip, shape, priors, depth, n_prompt, units) if depth else None
-    bare = prompt_seconds(chip, shape, priors, 0, n_prompt, units) if at_depth else None
-    return 1 - bare / at_depth if at_depth and bare else 0.0
+    return _prompt_prior(chip, shape, priors, depth, n_prompt, units)[1]
 
 
 def fit_prompt(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
@@ -790,12 +796,11 @@ def fit_prompt(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
         if not (m.pp_tps and shape):
             continue
         chip = chip_of(m, chips)
-        units = m.units_on(chip.backend)
-        prior = _prompt_prior(chip, shape, priors, m.depth, m.pp_tokens, units)
+        prior, share = _prompt_prior(chip, shape, priors, m.depth, m.pp_tokens,
+                                     m.units_on(chip.backend))
         if prior:
             obs.append((math.log(m.pp_tps / prior),
-                        _obs_sigma(priors.observation_sigma, m.pp_cv, m.pp_n),
-                        attention_share(chip, shape, priors, m.depth, m.pp_tokens, units)))
+                        _obs_sigma(priors.observation_sigma, m.pp_cv, m.pp_n), share))
     if not obs:
         return None
     y, sig, share = (np.array(col) for col in zip(*obs))
@@ -939,7 +944,7 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
     shape = model if isinstance(model, ModelShape) else guess_shape(
         float(model), model_bytes, None, None, priors)
     fit, crossed, other_group = cal.prompt_fit(chip, model_bytes, shape.quant)
-    prior = _prompt_prior(chip, shape, priors, depth, n_prompt, units)
+    prior, share = _prompt_prior(chip, shape, priors, depth, n_prompt, units)
     if fit is None or prior is None or crossed:
         return None
     var = fit.cov[0][0] + _sigma(priors.prompt_sigma, chip.backend) ** 2
@@ -947,7 +952,7 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
         var += _sigma(priors.cross_quant_sigma, chip.backend) ** 2
     # The calibration absorbs the attention term's error at the anchors' depths, not at
     # another depth: widen by how much more (or less) of the time it makes here.
-    deeper = attention_share(chip, shape, priors, depth, n_prompt, units) - fit.attention_share
+    deeper = share - fit.attention_share
     var += (deeper * _sigma(priors.depth_attention_sigma, chip.backend)) ** 2
     return _interval(prior * math.exp(fit.theta[0]), math.sqrt(var), priors)
 

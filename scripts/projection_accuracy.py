@@ -59,8 +59,9 @@ from scipy.optimize import least_squares
 from benchkit.chips import load_chips
 from benchkit.safeio import MAX_RESULT_BYTES, read_json_file
 from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
-                                 attention_share, decode_terms, load_priors, measurements_from_frame, project,
-                                 prompt_seconds, prompt_unit, quant_kind, shape_from_preset,
+                                 attention_share, decode_terms, load_priors,
+                                 measurements_from_frame, project, prompt_seconds, prompt_unit,
+                                 quant_kind, shape_from_preset,
                                  sustained_clock_share, validate, weight_group, with_backend)
 
 GIB = 2 ** 30
@@ -502,11 +503,10 @@ def depth_attention_sigma(pairs: list[dict], interval: float) -> float:
     """The sigma of `uncertainty.depth_attention_sigma`: over the same-chip depth pairs
     (whose depth-0 anchor leaves the attention term as the only new error), the
     `interval` quantile of |log error| / attention share, over the interval's z."""
-    z = statistics.NormalDist().inv_cdf(0.5 + interval / 2)
-    ratios = sorted(abs(math.log(1 + p["roofline"]["pp_error"])) / p["attention_share"]
-                    for p in pairs if p["anchor"] == p["chip"]
-                    and p["roofline"]["pp_error"] is not None and p["attention_share"] > 0)
-    return ratios[min(len(ratios) - 1, int(interval * len(ratios)))] / z if ratios else 0.0
+    return _interval_sigma([abs(math.log(1 + p["roofline"]["pp_error"])) / p["attention_share"]
+                            for p in pairs if p["anchor"] == p["chip"]
+                            and p["roofline"]["pp_error"] is not None
+                            and p["attention_share"] > 0], interval) or 0.0
 
 
 def _scored(row: dict[str, Any], target: Measurement) -> dict[str, Any]:
@@ -527,13 +527,22 @@ def _rel(projected: float | None, measured: float | None) -> float | None:
 def sigmas(pairs: list[dict], interval: float) -> dict[str, float]:
     """Log-space sigma whose central `interval` holds that share of held-out errors."""
     out = {}
-    z = statistics.NormalDist().inv_cdf(0.5 + interval / 2)
     for kind in ("tg", "pp"):
-        errs = sorted(abs(math.log(1 + p["roofline"][f"{kind}_error"])) for p in pairs
-                      if p["roofline"][f"{kind}_error"] is not None)
-        if errs:
-            out[kind] = errs[min(len(errs) - 1, int(interval * len(errs)))] / z
+        sigma = _interval_sigma([abs(math.log(1 + p["roofline"][f"{kind}_error"]))
+                                 for p in pairs if p["roofline"][f"{kind}_error"] is not None],
+                                interval)
+        if sigma is not None:
+            out[kind] = sigma
     return out
+
+
+def _interval_sigma(values: list[float], interval: float) -> float | None:
+    """The sigma of a normal whose central `interval` holds that share of |log errors|:
+    their `interval` quantile over its z (None without values)."""
+    if not values:
+        return None
+    z = statistics.NormalDist().inv_cdf(0.5 + interval / 2)
+    return sorted(values)[min(len(values) - 1, int(interval * len(values)))] / z
 
 
 # ----------------------------------------------------------------------------- tables

@@ -23,6 +23,7 @@ Everything else always runs.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -89,7 +90,7 @@ def _split_alternate(result: Path, tmp: Path) -> list[Path]:
     doc = read_result(result)
     halves = []
     for name, start in (("twin-a", 0), ("twin-b", 1)):
-        half = json.loads(json.dumps(doc))
+        half = copy.deepcopy(doc)
         half["run_id"] = f"{doc['run_id']}-{name}"
         for case in half["cases"]:
             case["iterations"] = case["iterations"][start::2]

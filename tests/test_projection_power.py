@@ -21,9 +21,9 @@ from benchkit import load_results
 from benchkit.chips import get_chip, load_chip_spec, load_chips
 from benchkit.errors import BenchkitError
 from benchkit.projection import (PROMPT_UNITS, Measurement, attention_share, load_priors,
-                                 measurements_from_frame,
-                                 parse_priors, project, prompt_seconds, shape_from_preset,
-                                 sustained_clock_share, validate, with_backend)
+                                 measurements_from_frame, parse_priors, project, prompt_seconds,
+                                 shape_from_preset, sustained_clock_share, validate,
+                                 with_backend)
 from test_projection_v2 import accuracy_script
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
+from benchkit.errors import BenchkitError
+
 
 def _sizes(value: str | None) -> list[float] | None:
     """"1,3,7,13,70" -> [1, 3, 7, 13, 70]; a bad list is one clear error."""
     if value is None:
         return None
-    from benchkit.errors import BenchkitError
-
     try:
         sizes = [float(part) for part in value.split(",") if part.strip()]
     except ValueError:
@@ -76,8 +76,6 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     from benchkit.chips import get_chip, load_chip_spec, load_chips
     from benchkit.quants import bits_per_weight
 
-    from benchkit.errors import BenchkitError
-
     if list_chips:
         click.echo(F.chip_list(load_chips().values(), fmt), nl=False)
         return
@@ -132,7 +130,6 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
 def _check_validate_options(given: dict[str, object]) -> None:
     """--validate projects every measured chip from every other, each at its own model and
     depth: an option that sets up one projection would be ignored, so it is refused."""
-    from benchkit.errors import BenchkitError
     for name, value in given.items():
         if value is not None:
             raise BenchkitError("does not apply to --validate, which projects every measured "
@@ -144,7 +141,6 @@ def _check_table_options(size_list: list[float] | None, size_chip: str | None,
                          chip_set: str | None) -> None:
     """--chip belongs to the size table and --chips to the chip table: an option of the
     other table would be ignored without a word, so it is refused."""
-    from benchkit.errors import BenchkitError
     if size_chip and not size_list:
         raise BenchkitError(f"picks the chip of a --sizes table; to project onto chosen chips, "
                             f"list them with --chips {size_chip},...", field="--chip")
@@ -157,7 +153,6 @@ def _shape(P, gguf_file: str | None, preset: str | None, quant: str | None,
            model_gb: float | None):
     """The model to project, from --gguf or --preset (None: the anchor's own)."""
     if gguf_file and preset:
-        from benchkit.errors import BenchkitError
         raise BenchkitError("give the model either as --gguf FILE or as --preset NAME",
                             field="--preset")
     if gguf_file:
