@@ -58,6 +58,7 @@ from scipy.optimize import least_squares
 
 from benchkit.chips import load_chips
 from benchkit.safeio import MAX_RESULT_BYTES, read_json_file
+from benchkit.units import fmt_tps
 from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
                                  attention_share, decode_terms, load_priors,
                                  measurements_from_frame, project, prompt_seconds, prompt_unit,
@@ -595,6 +596,26 @@ def per_chip_table(pairs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def attention_rates(ms: list[Measurement]) -> str:
+    """What attention at depth reaches, measured: per file, engine and depth, the prompt time
+    per token the depth adds over depth 0 of the same file and engine, against the FLOPs it
+    adds (4 x layers x heads x head size x depth), in TFLOPS."""
+    lines = ["| Model (engine) | chip | depth | prompt measured | added µs / token | "
+             "attention TFLOPS |", "|---|---|---|---|---|---|"]
+    bare = {(m.chip_id, m.model_key): m.pp_tps for m in ms if m.pp_tps and m.depth == 0}
+    for m in sorted((m for m in ms if m.pp_tps and m.depth and m.shape),
+                    key=lambda m: (m.model_key, m.depth)):
+        base = bare.get((m.chip_id, m.model_key))
+        if not base:
+            continue
+        added = 1 / m.pp_tps - 1 / base
+        flops = 4 * m.shape.n_layers * m.shape.n_head * m.shape.head_dim * m.depth
+        engine = (m.model_key.split(":") + [ENGINES[0]])[1]
+        lines.append(f"| {m.model_name} ({engine}) | {m.chip_id} | {m.depth:,} | "
+                     f"{fmt_tps(m.pp_tps)} | {added * 1e6:.2f} | {flops / added / 1e12:.0f} |")
+    return "\n".join(lines)
+
+
 def depth_table(pairs: list[dict]) -> str:
     """Per depth case: measured tok/s and the errors of both methods, same chip and across."""
     lines = ["| Model (engine) | anchor → target | depth | decode measured | decode: bandwidth | "
@@ -687,6 +708,9 @@ def main() -> None:
     if "nvidia" in vendors:
         print("\n### nvidia: context depth, each case from depth 0\n")
         print(depth_table(deep))
+        print("\n### nvidia: attention at depth, measured (tok/s: mean of the case's "
+              "iterations)\n")
+        print(attention_rates(ms))
 
 
 def print_screen(off: bool, base: Priors, vendors: list[str]) -> None:
