@@ -6,13 +6,13 @@ DataFrame (`load_results`) -> projection / report.
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+from benchkit.core.version import __version__
 
 __all__ = ["__version__", "load_results"]
 
 
-def load_results(paths):  # noqa: ANN001, ANN201 - re-exported, documented in benchkit.frame
-    """Load result files into a pandas DataFrame, one row per case and test (see benchkit.frame)."""
-    from benchkit.frame import load_results as _load
+def load_results(paths):  # noqa: ANN001, ANN201 - re-exported, documented in benchkit.results.frame
+    """Load result files into a pandas DataFrame, one row per case and test (see benchkit.results.frame)."""
+    from benchkit.results.frame import load_results as _load
 
     return _load(paths)

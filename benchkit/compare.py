@@ -33,10 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchkit.errors import BenchkitError
-from benchkit.frame import cell as _clean
-from benchkit.report import ENGINE_SETTINGS, fmt_ms, fmt_tps
-from benchkit.workloads.serve import compare_figures
+from benchkit.core.errors import BenchkitError
+from benchkit.results.frame import cell as _clean
+from benchkit.report.core import ENGINE_SETTINGS, fmt_ms, fmt_tps
+from benchkit.workloads.serve.workload import compare_figures
 
 STATS = ("median", "mean")
 TESTS = ("welch", "mannwhitney")
@@ -364,7 +364,7 @@ def _settings_cell(pair: Pair, keys: Sequence[str] | None = None) -> str:
 
 def regression_text(p: Pair, fail_above: float) -> str:
     """One stderr line per regression that fails a --fail-above check."""
-    from benchkit.textsafe import terminal
+    from benchkit.core.textsafe import terminal
 
     return terminal(
         f"regression: {p.model} {p.test} ({_settings_text(tuple(p.settings.items()))}) "
@@ -382,7 +382,7 @@ def legend(c: Comparison) -> str:
 
 def render(c: Comparison, fmt: str = "md") -> str:
     """The comparison as a Markdown table (with notes), CSV rows or a JSON document."""
-    from benchkit.textsafe import terminal     # result text printed: no escape sequences
+    from benchkit.core.textsafe import terminal     # result text printed: no escape sequences
 
     if fmt == "json":
         return terminal(json.dumps(to_dict(c), indent=2, ensure_ascii=False) + "\n")
@@ -442,7 +442,7 @@ def _pct(x: float | None) -> str:
 
 
 def _md(text: str) -> str:
-    from benchkit.textsafe import md_cell
+    from benchkit.core.textsafe import md_cell
 
     return md_cell(text)
 

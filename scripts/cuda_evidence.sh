@@ -56,7 +56,7 @@ setup_env() {
   export BENCHKIT_CACHE="$work/cache"
   export LD_LIBRARY_PATH="$work/site/llama_cpp/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
-bk() { python3 -m benchkit.cli "$@"; }
+bk() { python3 -m benchkit.cli.main "$@"; }
 tools_env() {   # the tools of the build stage's tree, for every engine that runs them
   export BENCHKIT_LLAMA_BENCH="$work/build/bin/llama-bench"
   export BENCHKIT_LLAMA_SERVER="$work/build/bin/llama-server"

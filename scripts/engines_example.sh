@@ -19,8 +19,8 @@ for a in "$@"; do [ "$a" = "--synthetic" ] && synthetic=1; done
 # the suite's first model as a local file (a stand-in with --synthetic) and its GPU layers
 read -r model ngl < <("$py" - "$suite" "$synthetic" <<'PY'
 import sys
-from benchkit.modelref import resolve
-from benchkit.suite import load_suite
+from benchkit.models.ref import resolve
+from benchkit.run.suite import load_suite
 suite = load_suite(sys.argv[1])
 path = resolve(suite.models[0], synthetic=sys.argv[2] == "1").path
 ngl = next((e.options.n_gpu_layers for e in suite.engines if hasattr(e.options, "n_gpu_layers")), -1)
@@ -41,4 +41,4 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 echo "llama_cpp.server on 127.0.0.1:$port serves $model (n_gpu_layers $ngl)" >&2
-"$py" -m benchkit.cli run "$suite" "$@"
+"$py" -m benchkit.cli.main run "$suite" "$@"

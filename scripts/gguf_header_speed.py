@@ -2,7 +2,7 @@
 """How long reading a GGUF header takes: gguf-py's GGUFReader against benchkit's reader.
 
 benchkit read model headers through gguf-py's `GGUFReader` until it had its own reader
-(`benchkit.gguf_info.read_header`); GGUFReader builds a numpy view per element of every
+(`benchkit.models.gguf.read_header`); GGUFReader builds a numpy view per element of every
 metadata array (the tokenizer's ~50k strings and merges), which cost seconds per model on
 `benchkit run`'s path. This script times both on the same files, in alternating rounds
 (old, new, new, old...: ABBA, so that a drift of the machine hits both alike), with
@@ -46,14 +46,14 @@ def old_read(path: Path) -> int:
 
 
 def new_read(path: Path) -> int:
-    from benchkit.gguf_info import read_gguf_info
+    from benchkit.models.gguf import read_gguf_info
 
     return len(read_gguf_info(path).tensors)
 
 
 def source_header(preset: str, folder: Path) -> Path:
     """The sparse F16 source `models synth` writes for `preset` before quantizing."""
-    from benchkit import synth
+    from benchkit.models import synth
 
     p = synth.get_preset(preset)
     path = folder / f"{preset}.F16-source-header.gguf"
@@ -63,9 +63,9 @@ def source_header(preset: str, folder: Path) -> Path:
 
 def default_files(tmp: Path) -> list[Path]:
     """SmolLM2 from its package, plus the TinyLlama stand-in (or its source header)."""
-    from benchkit.errors import BenchkitError
-    from benchkit.modelref import package_file
-    from benchkit.synth import cached_standins
+    from benchkit.core.errors import BenchkitError
+    from benchkit.models.ref import package_file
+    from benchkit.models.synth import cached_standins
 
     files = []
     try:

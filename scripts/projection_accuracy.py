@@ -56,10 +56,10 @@ import numpy as np
 import yaml
 from scipy.optimize import least_squares
 
-from benchkit.chips import load_chips
-from benchkit.safeio import MAX_RESULT_BYTES, read_json_file
-from benchkit.units import fmt_tps
-from benchkit.projection import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
+from benchkit.projection.chips import load_chips
+from benchkit.core.safeio import MAX_RESULT_BYTES, read_json_file
+from benchkit.core.units import fmt_tps
+from benchkit.projection.model import (KERNEL_ENGINES, BackendPriors, Measurement, Priors,
                                  attention_share, decode_terms, load_priors,
                                  measurements_from_frame, project, prompt_seconds, prompt_unit,
                                  quant_kind, shape_from_preset,
@@ -195,8 +195,8 @@ def _committed() -> tuple[Measurement, ...]:
     key carries the engine where it is not llama-cpp-python, so that llama-bench figures
     get their own level in the fit and pair only with llama-bench figures.
     """
-    from benchkit.frame import load_results
-    from benchkit.projection import shape_of
+    from benchkit.results.frame import load_results
+    from benchkit.projection.model import shape_of
 
     files = result_files()
     if not files:

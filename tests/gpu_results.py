@@ -14,7 +14,7 @@ import copy
 import json
 from pathlib import Path
 
-from benchkit.result import read_result, write_result
+from benchkit.results.io import read_result, write_result
 
 KINDS = {"metal": "apple", "cuda": "nvidia", "hip": "amd"}
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchkit.result import read_result, summarize, write_result
+from benchkit.results.io import read_result, summarize, write_result
 from conftest import SMOLLM2_FILE, SMOLLM2_PACKAGE, run_benchkit
 
 SUITE = """\

@@ -12,17 +12,17 @@ import importlib
 from typing import Any
 
 from benchkit.engines.base import Engine, Options
-from benchkit.errors import BenchkitError
+from benchkit.core.errors import BenchkitError
 
 DEFAULT = "llama-cpp-python"
 
 # suite name -> "module:class"
 KINDS = {
-    "llama-cpp-python": "benchkit.engines.llama_cpp_python:LlamaCppPython",
-    "llama-bench": "benchkit.engines.llama_bench:LlamaBench",
-    "llama-server": "benchkit.engines.llama_server:LlamaServer",
-    "openai": "benchkit.engines.openai:OpenAICompatible",
-    "ollama": "benchkit.engines.ollama:Ollama",
+    "llama-cpp-python": "benchkit.engines.llama_cpp.in_process:LlamaCppPython",
+    "llama-bench": "benchkit.engines.llama_cpp.bench:LlamaBench",
+    "llama-server": "benchkit.engines.llama_cpp.server:LlamaServer",
+    "openai": "benchkit.engines.http.openai:OpenAICompatible",
+    "ollama": "benchkit.engines.http.ollama:Ollama",
 }
 
 

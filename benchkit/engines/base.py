@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
 
-from benchkit.errors import BenchkitError
+from benchkit.core.errors import BenchkitError
 
 if TYPE_CHECKING:
     from benchkit.workloads.base import Workload

@@ -11,11 +11,11 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from benchkit.errors import BenchkitError
+from benchkit.core.errors import BenchkitError
 from benchkit.workloads.base import Workload
 
-MODULES = ("benchkit.workloads.tokens", "benchkit.workloads.chat", "benchkit.workloads.ppl",
-           "benchkit.workloads.serve")
+MODULES = ("benchkit.workloads.tokens", "benchkit.workloads.chat", "benchkit.workloads.ppl.workload",
+           "benchkit.workloads.serve.workload")
 
 
 @lru_cache(maxsize=1)

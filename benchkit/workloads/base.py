@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchkit.errors import BenchkitError
-from benchkit.stats import drift_warning, spread_warning
+from benchkit.core.errors import BenchkitError
+from benchkit.core.stats import drift_warning, spread_warning
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Workload:
 
     def spread_warnings(self, case: dict[str, Any]) -> list[str]:
         """What a reader should be warned about in a case's figures: high spread and drift
-        of a finished case's per-iteration tok/s (benchkit.stats). A workload whose
+        of a finished case's per-iteration tok/s (benchkit.core.stats). A workload whose
         iterations are not repetitions of one test has its own rule (serve)."""
         if case.get("status") == "failed":
             return []

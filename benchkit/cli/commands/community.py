@@ -1,0 +1,129 @@
+"""`benchkit submit`, `benchkit validate` and `benchkit site`: the community data set.
+
+Options are parsed here; the work is in benchkit.community.core and benchkit.community.site.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _print_problems(problems) -> None:  # noqa: ANN001 - list[community.Problem]
+    """Every problem on stderr, one line each, in the file's order (Problem's text is
+    already terminal-safe)."""
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+def _safe(text: object) -> str:
+    """Text from a result file or a file name, printable: no escape sequences."""
+    from benchkit.core.textsafe import terminal
+
+    return terminal(text, one_line=True)
+
+
+@click.command()
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--notes", default=None, metavar="TEXT",
+              help="Free text shown with the result (what else ran, power mode...).")
+@click.option("--root", default="results/community", show_default=True,
+              type=click.Path(file_okay=False),
+              help="The community data set to file the result into.")
+@click.option("--suites", "suites_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder with the standard suites [default: ./suites].")
+def submit(result: str, notes: str | None, root: str, suites_dir: str | None) -> None:
+    """Prepare RESULT for the community data set and print the pull-request steps.
+
+    \b
+    Removes what must not be published (host names, home folders, serial numbers),
+    checks the result as CI will, and writes results/community/<chip>/<model>/<id>.json,
+    the id derived from the content: the same result submitted twice is the same file.
+    Chip, GPU cores, memory and OS come from the result; nothing else is asked.
+    """
+    from benchkit.community.core import next_steps
+    from benchkit.community.core import submit as do_submit
+
+    sub = do_submit(result, notes=notes, root=root, suites_dir=suites_dir)
+    _print_problems(sub.verdict.problems)
+    if sub.status == "rejected":
+        click.echo(f"rejected: {sub.verdict.count('error')} problem(s) above; nothing written",
+                   err=True)
+        sys.exit(2)
+    click.echo(f"{sub.status}: {sub.path}")
+    if sub.removed:
+        click.echo(f"removed before publishing ({len(sub.removed)}, listed in the file's "
+                   "community.removed):")
+        for item in sub.removed[:10]:
+            click.echo(f"  {_safe(item)}")
+        if len(sub.removed) > 10:
+            click.echo(f"  ... and {len(sub.removed) - 10} more")
+    warnings = sub.verdict.count("warning")
+    click.echo(f"checks: accepted{f', {warnings} warning(s) above' if warnings else ''}")
+    click.echo("next steps:")
+    for i, step in enumerate(next_steps(sub), 1):
+        click.echo(f"  {i}. {step}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--suites", "suites_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder with the standard suites [default: ./suites].")
+@click.option("--strict", is_flag=True, help="Exit 1 when any file has warnings.")
+@click.option("-q", "--quiet", is_flag=True, help="Print problems only, no per-file verdicts.")
+def validate(paths: tuple[str, ...], suites_dir: str | None, strict: bool, quiet: bool) -> None:
+    """Check community result files (folders: every *.json under them), as CI does.
+
+    \b
+    One line per problem on stderr, naming the file and the field:
+      error:   rejected (not a result, unknown schema version, missing field, too
+               few iterations, model sha256 not the standard suite's, a decode figure
+               above the chip's memory bandwidth, too large, path not matching the
+               content, a duplicate, something not publishable)
+      warning: accepted, but look (high spread, fewer iterations than the suite's)
+      note:    what could not be checked (e.g. a chip not in the database)
+    \b
+    Exit codes: 0 every file accepted (warnings allowed), 1 warnings with --strict,
+    2 at least one file rejected.
+    """
+    from benchkit.community.core import ERROR, WARNING, exit_code, validate_paths
+
+    verdicts = validate_paths(paths, suites_dir=suites_dir)
+    for v in verdicts:
+        _print_problems(v.problems)
+        if not quiet:
+            errors, warnings = v.count(ERROR), v.count(WARNING)
+            state = "rejected" if errors else "accepted"
+            extra = ", ".join(part for part in (
+                f"{errors} error(s)" if errors else "",
+                f"{warnings} warning(s)" if warnings else "") if part)
+            click.echo(f"{state}: {_safe(v.file)}{f' ({extra})' if extra else ''}")
+    rejected = sum(1 for v in verdicts if not v.accepted)
+    click.echo(f"{len(verdicts)} file(s): {len(verdicts) - rejected} accepted, "
+               f"{rejected} rejected")
+    sys.exit(exit_code(verdicts, strict=strict))
+
+
+@click.command()
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", "output", default="site", show_default=True,
+              type=click.Path(file_okay=False), help="Folder to write the site into.")
+@click.option("--suites", "suites_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder with the standard suites [default: ./suites].")
+def site(results_dir: str, output: str, suites_dir: str | None) -> None:
+    """Build the static site of the community results in RESULTS_DIR.
+
+    \b
+    Only files that `benchkit validate` accepts are shown; the others are listed on
+    stderr. The output is deterministic (the same input gives the same bytes) and uses
+    relative links only, so it works from file:// and from any static host.
+    """
+    from benchkit.community.site import build_site
+
+    built = build_site(results_dir, output, suites_dir=suites_dir)
+    for problem in built.skipped:
+        click.echo(f"skipped: {_safe(problem)}", err=True)
+    click.echo(f"wrote {len(built.pages)} page(s) to {output}/ from {built.n_results} "
+               f"accepted result(s) ({len(built.skipped)} file(s) skipped); "
+               f"open {output}/index.html")

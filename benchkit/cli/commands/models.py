@@ -1,0 +1,167 @@
+"""`benchkit models`: synthetic stand-ins (synth), what is available (list), what a GGUF
+is (inspect), and hub downloads (pull)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from benchkit.core.units import fmt_bytes, fmt_mib, fmt_params
+
+
+@click.group("models")
+def models() -> None:
+    """Model files: shape-exact synthetic stand-ins, inspection, hub downloads.
+
+    \b
+    Examples:
+      benchkit models synth tinyllama-1.1b --quant Q4_K_M
+      benchkit models list
+      benchkit models inspect model.gguf --json
+      benchkit models pull hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf
+    """
+
+
+@models.command("synth")
+@click.argument("preset")
+@click.option("--quant", "-q", required=True, metavar="TYPE",
+              help="llama.cpp quantization type: Q4_K_M, Q8_0, F16... (`models list` lists them).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write here, not in the cache ($BENCHKIT_CACHE or ~/.cache/benchkit/models).")
+@click.option("--token-embedding-type", metavar="TYPE", default=None,
+              help="Override llama.cpp's choice for token_embd (as llama-quantize's option).")
+@click.option("--output-tensor-type", metavar="TYPE", default=None,
+              help="Override llama.cpp's choice for output.weight.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random weights; the same seed gives the same file.")
+@click.option("--fill", type=click.Choice(["normal", "zeros"]), default="normal",
+              show_default=True,
+              help="normal: random weights (needs room for an F16 source too); zeros: a "
+                   "sparse zero-filled source, only the output's room (for 70B on a laptop).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Quantizer threads (default: all cores).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing -o file that is not this stand-in.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr (default: when stderr is a terminal).")
+def synth(preset: str, quant: str, output: str | None, token_embedding_type: str | None,
+          output_tensor_type: str | None, seed: int, fill: str, threads: int | None,
+          force: bool, progress: bool | None) -> None:
+    """Write a shape-exact synthetic stand-in of PRESET, quantized by llama.cpp to TYPE.
+
+    Same tensors, shapes and quantization types as the real model, random weights:
+    it runs at the real model's speed, for benchmarks only. Prints the file's path
+    (on stdout); a second call with the same arguments finds it in the cache at once.
+    """
+    from benchkit.models.synth import synthesize
+
+    result = synthesize(preset, quant, output=output, seed=seed, fill=fill,
+                        token_embedding_type=token_embedding_type,
+                        output_tensor_type=output_tensor_type, threads=threads, force=force,
+                        progress=sys.stderr.isatty() if progress is None else progress,
+                        announce=True)
+    verb = "cached" if result.cached else f"wrote in {result.seconds:.1f} s"
+    click.echo(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
+               f"{fmt_bytes(result.size_bytes)}", err=True)
+    click.echo(str(result.path))
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+def list_models(as_json: bool) -> None:
+    """Presets `synth` knows, stand-ins in the cache, GGUF files in the hub cache."""
+    from benchkit.models.hub import cached_hub_files
+    from benchkit.models.synth import cache_dir, cached_standins, preset_table, quant_names
+
+    doc = {"presets": preset_table(), "quant_types": quant_names(),
+           "cache_dir": str(cache_dir()), "cached": cached_standins(),
+           "hub_cache": cached_hub_files()}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(_presets_text(doc["presets"]))
+    click.echo(f"\nquant types: {', '.join(doc['quant_types'])}")
+    click.echo(f"\nstand-ins in {doc['cache_dir']}:")
+    click.echo(_table([[c["file"].rsplit("/", 1)[-1], c["preset"] or "-", c["quant"] or "-",
+                        fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
+                      ["file", "preset", "quant", "size"]) if doc["cached"] else "  (none)")
+    click.echo("\nGGUF files in the Hugging Face cache:")
+    click.echo(_table([[h["ref"], fmt_bytes(h["size_bytes"])] for h in doc["hub_cache"]],
+                      ["ref", "size"]) if doc["hub_cache"] else "  (none)")
+
+
+@models.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.option("--no-sha256", is_flag=True, help="Skip hashing the file (slow for big models).")
+def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
+    """What a GGUF file is: architecture, parameters, types, size, sha256, synthetic or not."""
+    from benchkit.core.safeio import require_regular_file
+    from benchkit.models.synth import inspect_model
+
+    require_regular_file(file, "model file")    # a FIFO would block the read forever
+    doc = inspect_model(file, sha256=not no_sha256)
+    click.echo(json.dumps(doc, indent=2) if as_json else _inspect_text(doc))
+
+
+@models.command("pull")
+@click.argument("ref")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="huggingface_hub's download progress bar.")
+def pull(ref: str, progress: bool) -> None:
+    """Download REF (hf:ORG/REPO/FILE.gguf[@REVISION]) into the Hugging Face cache.
+
+    Resumes an interrupted download; verifies size and sha256 against what the hub
+    reports. Suites then find the file with the same `hf:` reference, offline too.
+    """
+    from benchkit.models.hub import pull as pull_ref
+
+    pulled = pull_ref(ref, progress=progress)
+    state = "downloaded" if pulled.downloaded else "already cached"
+    click.echo(f"{state}: {pulled.ref}, {fmt_bytes(pulled.size_bytes)}, {pulled.verified}"
+               + (f" ({pulled.sha256})" if pulled.sha256 else ""), err=True)
+    click.echo(str(pulled.path))
+
+
+# --------------------------------------------------------------------------- text
+
+def _presets_text(rows: list[dict[str, Any]]) -> str:
+    head = ["preset", "model", "arch", "layers", "n_embd", "n_ff", "heads", "kv", "vocab",
+            "ctx", "params"]
+    body = [[r["preset"], r["model"], r["architecture"], r["n_layers"], r["n_embd"], r["n_ff"],
+             r["n_head"], r["n_head_kv"], r["n_vocab"], r["n_ctx_train"],
+             fmt_params(r["n_params"])] for r in rows]
+    return "presets (benchkit models synth PRESET --quant TYPE):\n" + _table(body, head)
+
+
+def _inspect_text(d: dict[str, Any]) -> str:
+    types = ", ".join(f"{t} {n}" for t, n in d["tensor_types"].items())
+    if d["synthetic"]:
+        s = d["standin"] or {}
+        synthetic = (f"yes: stand-in of preset {s.get('preset')} ({s.get('quant')}, seed "
+                     f"{s.get('seed')}, fill {s.get('fill')}); random weights, speed only")
+    else:
+        synthetic = "no"
+    rows = [
+        ("file", d["file"]), ("name", d["name"] or "-"),
+        ("architecture", d["architecture"] or "-"),
+        ("parameters", f"{fmt_params(d['n_params'])} ({d['n_params']:,})"),
+        ("file type", d["file_type"] or "-"), ("layers", d["n_layers"] or "-"),
+        ("context", f"{d['context_length']} tokens (training)" if d["context_length"] else "-"),
+        ("size", f"{d['size_bytes']:,} bytes ({fmt_bytes(d['size_bytes'])}); tensor data "
+                 f"{fmt_mib(d['model_buffer_mib'])}"),
+        ("tensors", f"{d['n_tensors']}: {types}"),
+        ("signature", f"{d['signature']} (names, shapes and types)"),
+        ("sha256", d["sha256"] or "(not computed)"), ("synthetic", synthetic),
+    ]
+    return "\n".join(f"{k:<13} {v}" for k, v in rows)
+
+
+def _table(rows: list[list[Any]], head: list[str]) -> str:
+    cells = [[str(c) for c in row] for row in [head, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in cells)

@@ -1,0 +1,163 @@
+"""`benchkit project`: project a measurement onto other chips, or check how well that works."""
+
+from __future__ import annotations
+
+import click
+
+from benchkit.core.errors import BenchkitError
+
+
+def _sizes(value: str | None) -> list[float] | None:
+    """"1,3,7,13,70" -> [1, 3, 7, 13, 70]; a bad list is one clear error."""
+    if value is None:
+        return None
+    try:
+        sizes = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise BenchkitError(f"expected billions of parameters separated by commas, got {value!r}",
+                            field="--sizes") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise BenchkitError(f"sizes must be positive, got {value!r}", field="--sizes")
+    return sizes
+
+
+@click.command()
+@click.option("--anchor", metavar="CHIP", help="Chip the measurement ran on (e.g. m4max, h100).")
+@click.option("--from", "from_file", metavar="FILE", help="Take the measurement from this result file.")
+@click.option("--results", "results_dir", default="results", show_default=True, metavar="DIR",
+              help="Folder searched (recursively) for results when --tg / --from are not given.")
+@click.option("--tg", type=float, metavar="TPS", help="Measured decode (token generation) tok/s.")
+@click.option("--pp", type=float, metavar="TPS", help="Measured prompt processing tok/s.")
+@click.option("--model-gb", type=float, metavar="SIZE", help="Model file size in GB (10^9 bytes).")
+@click.option("--layers", type=int, metavar="N", help="Model layer count (estimated from size if absent).")
+@click.option("--gguf", "gguf_file", metavar="FILE",
+              help="Project this model: size, layers and KV shape from its GGUF header.")
+@click.option("--preset", metavar="NAME",
+              help="Project this preset's shape (benchkit models list), in --quant.")
+@click.option("--depth", type=int, default=None, metavar="N",
+              help="Context depth (tokens already in the KV cache, llama-bench -d) to project at "
+                   "(default: the anchor's, 0 for --tg/--pp).")
+@click.option("--chip-spec", "chip_spec", metavar="FILE.yaml",
+              help="Project onto a chip that is not listed, from a YAML file with the chip "
+                   "database's fields (id, name, backend, gpu_cores, bandwidth_gbs, memory_gb, ...).")
+@click.option("--method", type=click.Choice(["roofline", "bandwidth"]), default="roofline",
+              show_default=True, help="roofline: calibrated physical model; bandwidth: tok/s x BW ratio.")
+@click.option("--chips", "chip_set", metavar="LIST",
+              help="Chips to list: ids separated by commas, apple, nvidia, amd or all "
+                   "(default: the anchor's vendor).")
+@click.option("--sizes", metavar="B,B,...", help="Model-size table instead: sizes in billions of parameters.")
+@click.option("--quant", default=None, help="GGUF type for --sizes / --preset (default Q4_K_M) and of "
+              "the --tg/--pp anchor's model.")
+@click.option("--chip", "size_chip", metavar="CHIP", help="Chip for --sizes (default: the anchor).")
+@click.option("--validate", is_flag=True,
+              help="Project every measured chip from every other and print the errors of both methods.")
+@click.option("--anchor-only", is_flag=True,
+              help="Calibrate on the anchor's measurement alone, not on other results of the model.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md",
+              show_default=True)
+@click.option("--list-chips", is_flag=True, help="Print the chip database and exit.")
+def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file, preset, depth,
+            chip_spec, method, chip_set, sizes, quant, size_chip, validate, anchor_only, fmt,
+            list_chips) -> None:
+    """Project measured throughput onto other Apple Silicon chips and GPUs.
+
+    \b
+    Examples:
+      benchkit project --anchor m4max --tg 198 --model-gb 0.67
+      benchkit project --anchor m4max --tg 198 --method bandwidth
+      benchkit project --from results/<run>.json --chips all --format json
+      benchkit project --anchor m4max --tg 198 --model-gb 0.67 --sizes 1,3,7,13,70
+      benchkit project --anchor h100 --tg 330 --pp 12000 --preset llama-2-7b --quant Q4_0 --depth 4096
+      benchkit project --anchor rtx4090 --tg 128 --model-gb 4.9 --chip-spec my-gpu.yaml
+      benchkit project --validate
+    """
+    from benchkit.projection import model as P
+    from benchkit.projection import output as F
+    from benchkit.projection.chips import get_chip, load_chip_spec, load_chips
+    from benchkit.models.quants import bits_per_weight
+
+    if list_chips:
+        click.echo(F.chip_list(load_chips().values(), fmt), nl=False)
+        return
+    if depth is not None and depth < 0:
+        raise BenchkitError(f"must be 0 or more, got {depth}", field="--depth")
+    spec = load_chip_spec(chip_spec) if chip_spec else None
+    if quant is not None:
+        bits_per_weight(quant, field="--quant")
+    if validate:
+        _check_validate_options({"--tg": tg, "--pp": pp, "--model-gb": model_gb,
+                                 "--layers": layers, "--gguf": gguf_file, "--preset": preset,
+                                 "--depth": depth, "--chip-spec": chip_spec, "--sizes": sizes,
+                                 "--chip": size_chip, "--chips": chip_set,
+                                 "--quant": quant, "--anchor-only": anchor_only or None})
+        paths = [from_file] if from_file else P.find_result_files(results_dir)
+        ms = P.measurements_from_results(paths)
+        anchors = [get_chip(anchor, field="--anchor").id] if anchor else None
+        result = P.validate(ms, anchors=anchors) if ms else {
+            "pairs": [], "methods": ["bandwidth", "roofline"], "per_chip": {}, "mape": {}}
+        click.echo(F.format_validation(result, fmt), nl=False)
+        return
+    ms = P.gather_measurements(anchor, from_file=from_file, results_dir=results_dir, tg=tg,
+                               pp=pp, model_gb=model_gb, layers=layers, anchor_only=anchor_only,
+                               depth=depth or 0, quant=quant)
+    shape = _shape(P, gguf_file, preset, quant, model_gb)
+    if shape is not None and (tg is not None or pp is not None) and model_gb is None:
+        # The command-line anchor measured the model given by --gguf / --preset.
+        from dataclasses import replace
+        ms[0] = replace(ms[0], model_bytes=shape.model_bytes, n_layers=shape.n_layers,
+                        n_params=shape.n_params, quant=shape.quant, shape=shape)
+    header = [f"Anchor: {F.describe_measurement(ms[0])}."]
+    if len(ms) > 1:
+        header.append(f"Calibrated on {len(ms)} measurements (the anchor and other results "
+                      "of the same model or chip).")
+    size_list = _sizes(sizes)
+    _check_table_options(size_list, size_chip, chip_set)
+    if size_list:
+        chip = spec or get_chip(size_chip or ms[0].chip_id, field="--chip")
+        rows = P.size_table(chip, ms, sizes_b=size_list, quant=quant or "Q4_K_M", method=method,
+                            depth=depth or 0)
+        header.insert(0, f"Expected throughput on {chip.name} ({chip.id}), method {method}.")
+        click.echo(F.format_sizes(rows, fmt, header=header), nl=False)
+        return
+    anchor_chip = get_chip(ms[0].chip_id)
+    chips = ([spec] + P._select_chips(chip_set or anchor_chip.id, anchor_chip, load_chips())
+             if spec else chip_set)
+    rows = P.project(ms, method=method, chips=chips, depth=depth, shape=shape)
+    header.insert(0, f"Projection by the {method} method.")
+    click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _check_validate_options(given: dict[str, object]) -> None:
+    """--validate projects every measured chip from every other, each at its own model and
+    depth: an option that sets up one projection would be ignored, so it is refused."""
+    for name, value in given.items():
+        if value is not None:
+            raise BenchkitError("does not apply to --validate, which projects every measured "
+                                "chip from every other at their own models and depths "
+                                "(--anchor and --from choose which results)", field=name)
+
+
+def _check_table_options(size_list: list[float] | None, size_chip: str | None,
+                         chip_set: str | None) -> None:
+    """--chip belongs to the size table and --chips to the chip table: an option of the
+    other table would be ignored without a word, so it is refused."""
+    if size_chip and not size_list:
+        raise BenchkitError(f"picks the chip of a --sizes table; to project onto chosen chips, "
+                            f"list them with --chips {size_chip},...", field="--chip")
+    if chip_set and size_list:
+        raise BenchkitError("lists the chips of a projection; a --sizes table is for one chip, "
+                            "named with --chip", field="--chips")
+
+
+def _shape(P, gguf_file: str | None, preset: str | None, quant: str | None,
+           model_gb: float | None):
+    """The model to project, from --gguf or --preset (None: the anchor's own)."""
+    if gguf_file and preset:
+        raise BenchkitError("give the model either as --gguf FILE or as --preset NAME",
+                            field="--preset")
+    if gguf_file:
+        return P.shape_from_gguf(gguf_file)
+    if preset:
+        return P.shape_from_preset(preset, quant or "Q4_K_M",
+                                   model_gb * P.GB if model_gb else None)
+    return None

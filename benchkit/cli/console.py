@@ -1,0 +1,121 @@
+"""The end-of-run table, as llama-bench prints it, in md / csv / json / jsonl.
+
+One row per case: model | size | params | engine | backend | ngl | threads | test | t/s | n.
+`t/s` is the mean ± sample standard deviation over the timed iterations and `n` is
+their count, so every figure says what it is. For `chat` the t/s is the decode rate a
+reader sees and `ttft ms` the median time to first token.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from benchkit.results.io import clock_of
+from benchkit.core.units import fmt_bytes, fmt_params
+
+FORMATS = ("md", "csv", "json", "jsonl")
+
+_MD_HEADER = ("model", "size", "params", "engine", "backend", "ngl", "threads", "test",
+              "t/s (mean ± sd)", "n", "ttft ms (median)")
+_MD_RIGHT = {"size", "params", "ngl", "threads", "test", "t/s (mean ± sd)", "n",
+             "ttft ms (median)"}
+
+
+def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Machine-readable rows (the csv / json / jsonl output)."""
+    backend = doc.get("environment", {}).get("backend", "cpu")
+    out = []
+    for case in doc.get("cases", []):
+        model, summary = case["model"], case.get("summary") or {}
+        placement = case.get("placement")
+        on_gpu = (placement or {}).get("device_kind") == "gpu"
+        out.append({
+            "model": model.get("name"),
+            "quantization": model.get("quantization"),
+            "size_bytes": model.get("size_bytes"),
+            "n_params": model.get("n_params"),
+            "synthetic": model.get("synthetic"),
+            "engine": case["engine"].get("kind"),
+            "clock": clock_of(case.get("iterations") or []),
+            # a server benchkit did not start, or a case never measured: placement unknown
+            "backend": (backend if on_gpu else "cpu") if placement else None,
+            "n_gpu_layers": case["engine"].get("n_gpu_layers"),
+            "n_threads": case["engine"].get("n_threads"),
+            "test": case["test"],
+            "status": case["status"],
+            "n": summary.get("n"),
+            "tps_mean": summary.get("tps_mean"),
+            "tps_stdev": summary.get("tps_stdev"),
+            "tps_median": summary.get("tps_median"),
+            "tps_ci95_low": summary.get("tps_ci95_low"),
+            "tps_ci95_high": summary.get("tps_ci95_high"),
+            "ttft_median_s": summary.get("ttft_median_s"),
+            "error": case.get("error"),
+        })
+    return out
+
+
+def format_table(doc: dict[str, Any], fmt: str = "md") -> str:
+    """The table for `doc` in one of FORMATS (text from the file printable: no escapes)."""
+    from benchkit.core.textsafe import terminal
+
+    data = [{k: terminal(v, one_line=True) if isinstance(v, str) else v for k, v in r.items()}
+            for r in rows(doc)]
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(data[0]) if data else ["model"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(data)
+        return buf.getvalue()
+    return _markdown(data)
+
+
+def _markdown(data: list[dict[str, Any]]) -> str:
+    table = [_md_row(r) for r in data]
+    widths = [max(3, len(h), *(len(row[i]) for row in table)) for i, h in enumerate(_MD_HEADER)]
+
+    def line(cells: tuple[str, ...] | list[str]) -> str:
+        return "| " + " | ".join(
+            c.rjust(w) if h in _MD_RIGHT else c.ljust(w)
+            for c, w, h in zip(cells, widths, _MD_HEADER)) + " |"
+
+    rule = "| " + " | ".join(("-" * (w - 1) + ":") if h in _MD_RIGHT else "-" * w
+                             for w, h in zip(widths, _MD_HEADER)) + " |"
+    return "\n".join([line(_MD_HEADER), rule, *(line(r) for r in table)]) + "\n"
+
+
+def _md_row(r: dict[str, Any]) -> list[str]:
+    name = (r["model"] or "?").removesuffix(".gguf")
+    if r["synthetic"]:
+        name += " (synthetic)"
+    if r["status"] == "unsupported":
+        tps = "unsupported"
+    elif r["status"] != "ok":
+        tps = "FAILED"
+    elif (r["n"] or 0) < 2:
+        tps = f"{r['tps_mean']:.2f} ± n/a"      # one iteration has no spread to show
+    else:
+        tps = f"{r['tps_mean']:.2f} ± {r['tps_stdev']:.2f}"
+    ttft = f"{r['ttft_median_s'] * 1000:.1f}" if r["ttft_median_s"] is not None else ""
+    return [name, fmt_bytes(r["size_bytes"]), fmt_params(r["n_params"]), r["engine"] or "",
+            _backend(r["backend"]) if r["backend"] else "", _blank(r["n_gpu_layers"]), _blank(r["n_threads"]),
+            r["test"], tps,
+            str(r["n"] or 0), ttft]
+
+
+def _blank(value: Any) -> str:
+    """A setting an engine does not have (a server's threads) prints as nothing."""
+    return "" if value is None else str(value)
+
+
+def _backend(name: str) -> str:
+    return {"cuda": "CUDA", "metal": "Metal", "cpu": "CPU", "vulkan": "Vulkan", "hip": "ROCm",
+            "sycl": "SYCL"}.get(name, name)

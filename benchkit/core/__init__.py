@@ -1,0 +1,1 @@
+"""Shared foundations with no benchkit imports of their own: the one error type, units and figure formatting, statistics, text made safe for terminals and Markdown, bounded reading of untrusted files, and interrupt handling."""

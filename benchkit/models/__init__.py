@@ -1,0 +1,1 @@
+"""Models: references and the hub, the GGUF reader, shape-exact synthetic stand-ins, presets and quantization types."""

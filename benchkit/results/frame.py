@@ -1,0 +1,220 @@
+"""`load_results(paths)`: result files as one pandas DataFrame, one row per case and test.
+
+This is what reports, comparisons and projections read, so the column names are a
+contract (docs/architecture.md lists them). The environment is flattened into `env_`
+columns; `device_kind` / `device_name` / `device_id` say what did the work: the GPU or
+Apple chip when any layer was offloaded, else the CPU (a `cpu-<model>` slug as id).
+
+A serve case is one load level (benchkit.workloads.serve.workload), so it stays one row: its
+level's figures are the `serve_` columns (SERVE_COLUMNS, empty for other workloads),
+named with their unit as the other columns are (`_s` seconds, `_tps` tokens per second,
+`_rps` requests per second).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from benchkit import engines
+from benchkit.run.environment import cpu_slug
+from benchkit.core.errors import BenchkitError
+from benchkit.results.io import clock_of, read_result
+
+COLUMNS = [
+    # run
+    "file", "run_id", "run_status", "partial", "started_at", "suite",
+    # case
+    "case_index", "status", "error", "test", "workload_kind", "n_prompt", "n_gen", "depth",
+    "warmup", "warmup_used",
+    # model
+    "model_name", "model_size_bytes", "model_sha256", "model_arch", "model_params",
+    "model_quant", "model_layers", "model_synthetic",
+    # engine: the kind, then every engine's settings (ENGINE_SETTINGS, from the registry)
+    "engine", "engine_layer", "clock",
+    # figures
+    "n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
+    "tps_ci95_low", "tps_ci95_high", "tps_values", "ttft_median_s",
+    # serve levels: SERVE_COLUMNS, below
+    # load
+    "load_seconds", "peak_rss_bytes",
+    # placement
+    "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id",
+    "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
+    # environment
+    "env_os_system", "env_os_release", "env_cpu_model", "env_cpu_cores_logical",
+    "env_cpu_cores_physical", "env_memory_bytes", "env_chip_kind", "env_chip_name",
+    "env_chip_id", "env_chip_gpu_cores", "env_gpu_name", "env_gpu_memory_bytes", "env_backend",
+    "env_benchkit_version", "env_llama_cpp_python_version",
+]
+
+_SUMMARY = ("n", "tps_mean", "tps_median", "tps_stdev", "tps_min", "tps_max", "tps_cv",
+            "tps_ci95_low", "tps_ci95_high")
+# The settings that define a configuration: the engine's kind and every engine's own
+# settings, as the engines declare them (lists and mappings as JSON text, so that rows group).
+ENGINE_SETTINGS = ("engine", *engines.setting_names())
+COLUMNS[COLUMNS.index("clock") + 1:COLUMNS.index("clock") + 1] = list(ENGINE_SETTINGS[1:])
+# A serve level's figures: column -> key of the case summary (serve.serve_summary).
+SERVE_COLUMNS = {
+    "serve_concurrency": "concurrency", "serve_rate_rps": "rate",
+    "serve_requests": "requests", "serve_requests_ok": "requests_ok",
+    "serve_error_rate": "error_rate", "serve_level_s": "level_s",
+    "serve_requests_per_s": "requests_per_s", "serve_output_tps": "output_tps",
+    "serve_input_tps": "input_tps", "serve_ttft_p50_s": "ttft_p50_s",
+    "serve_ttft_p90_s": "ttft_p90_s", "serve_ttft_p99_s": "ttft_p99_s",
+    "serve_tpot_p50_s": "tpot_p50_s", "serve_tpot_p99_s": "tpot_p99_s",
+    "serve_itl_p50_s": "itl_p50_s", "serve_itl_p99_s": "itl_p99_s",
+    "serve_e2e_p50_s": "e2e_p50_s", "serve_e2e_p99_s": "e2e_p99_s",
+    "serve_goodput_rps": "goodput_rps",
+}
+COLUMNS[COLUMNS.index("ttft_median_s") + 1:COLUMNS.index("ttft_median_s") + 1] = list(
+    SERVE_COLUMNS)
+
+
+def cell(value: Any) -> Any:
+    """A frame cell as a value: None for pandas' missing values (NaN, NA)."""
+    if value is None:
+        return None
+    try:
+        import pandas as pd
+
+        if not isinstance(value, (list, tuple, dict)) and pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:
+    """Read result files (or every *.json in a folder) into a DataFrame, one row per case.
+
+    Every file is checked (format, schema version, JSON Schema) first: one bad file
+    fails the load with its name, rather than quietly dropping rows.
+    """
+    return frame_of((str(path), read_result(path)) for path in expand_paths(paths))
+
+
+def frame_of(docs: Iterable[tuple[str, dict[str, Any]]]) -> Any:
+    """The DataFrame of result documents already read, each with the file it came from."""
+    import pandas as pd
+
+    records = [row for path, doc in docs for row in rows_of(doc, path)]
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """A path, a folder (its *.json files, sorted) or a list of them, as files."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                raise BenchkitError("no result files (*.json) in this folder", file=str(p))
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def rows_of(doc: dict[str, Any], file: str = "") -> list[dict[str, Any]]:
+    """The DataFrame rows of one result document."""
+    env = _env_columns(doc.get("environment") or {})
+    run = {"file": file, "run_id": doc.get("run_id"), "run_status": doc.get("status"),
+           "partial": doc.get("partial"), "started_at": doc.get("started_at"),
+           "suite": (doc.get("suite") or {}).get("name")}
+    return [{**run, **_case_columns(case, env), **env} for case in doc.get("cases", [])]
+
+
+def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    model = case.get("model") or {}
+    workload = case.get("workload") or {}
+    summary = case.get("summary") or {}
+    engine = case.get("engine") or {}
+    load = case.get("load") or {}
+    placement = case.get("placement") or {}
+    kind = placement.get("device_kind") or (
+        "gpu" if (placement.get("layers_offloaded") or 0) > 0 else "cpu")
+    if not case.get("placement") and _serves_elsewhere(engine.get("kind")):
+        kind = "unknown"        # a server benchkit did not start placed the model itself
+    row = {
+        "case_index": case.get("index"), "status": case.get("status"),
+        "error": case.get("error"), "test": case.get("test"),
+        "workload_kind": workload.get("kind"), "n_prompt": workload.get("n_prompt"),
+        "n_gen": workload.get("n_gen"), "depth": workload.get("depth") or 0,
+        "warmup": case.get("warmup"), "warmup_used": case.get("warmup_used"),
+        "model_name": model.get("name"), "model_size_bytes": model.get("size_bytes"),
+        "model_sha256": model.get("sha256"), "model_arch": model.get("architecture"),
+        "model_params": model.get("n_params"), "model_quant": model.get("quantization"),
+        "model_layers": model.get("n_layers"), "model_synthetic": bool(model.get("synthetic")),
+        **{key: _setting(engine.get(key)) for key in ENGINE_SETTINGS[1:]},
+        "engine": engine.get("kind"),
+        "engine_layer": (case.get("engine_info") or {}).get("layer"),
+        "clock": clock_of(case.get("iterations") or []),
+        **{key: summary.get(key) for key in _SUMMARY},
+        "tps_values": [it.get("tps") for it in case.get("iterations") or []],
+        "ttft_median_s": summary.get("ttft_median_s"),
+        **_serve_columns(workload.get("kind"), summary),
+        "load_seconds": load.get("seconds"), "peak_rss_bytes": load.get("peak_rss_bytes"),
+        "layers_offloaded": placement.get("layers_offloaded"),
+        "layers_total": placement.get("layers_total"),
+        "device_kind": kind,
+        "model_buffer_mib": _buffer_mib(placement, "model"),
+        "kv_buffer_mib": _buffer_mib(placement, "kv"),
+        "compute_buffer_mib": _buffer_mib(placement, "compute"),
+    }
+    if kind == "gpu":
+        row["device_name"] = env["env_chip_name"] or env["env_gpu_name"]
+        row["device_id"] = env["env_chip_id"]
+    else:
+        row["device_name"] = env["env_cpu_model"]
+        row["device_id"] = cpu_slug(env["env_cpu_model"])
+    return row
+
+
+def _serve_columns(kind: str | None, summary: dict[str, Any]) -> dict[str, Any]:
+    """A serve level's figures from its summary; None for every other workload (a chat's
+    ttft is `ttft_median_s`, not a level's)."""
+    serve = kind == "serve"
+    return {col: summary.get(key) if serve else None for col, key in SERVE_COLUMNS.items()}
+
+
+def _serves_elsewhere(kind: str | None) -> bool:
+    """An engine whose server benchkit does not start (it chooses what it serves and where
+    it puts it): the engine class says so itself."""
+    try:
+        return kind is not None and not engines.engine_class(kind).uses_model_file
+    except (BenchkitError, ImportError):
+        return False
+
+
+def _setting(value: Any) -> Any:
+    """A setting as a DataFrame cell: lists and mappings as JSON text (hashable)."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _buffer_mib(placement: dict[str, Any], kind: str) -> float | None:
+    sizes = [b["mib"] for b in placement.get("buffers") or [] if b.get("kind") == kind]
+    return sum(sizes) if sizes else None
+
+
+def _env_columns(env: dict[str, Any]) -> dict[str, Any]:
+    os_, cpu, chip = env.get("os") or {}, env.get("cpu") or {}, env.get("chip") or {}
+    gpus = env.get("gpus") or []
+    versions = env.get("versions") or {}
+    return {
+        "env_os_system": os_.get("system"), "env_os_release": os_.get("release"),
+        "env_cpu_model": cpu.get("model"), "env_cpu_cores_logical": cpu.get("cores_logical"),
+        "env_cpu_cores_physical": cpu.get("cores_physical"),
+        "env_memory_bytes": env.get("memory_bytes"),
+        "env_chip_kind": chip.get("kind"), "env_chip_name": chip.get("name"),
+        "env_chip_id": chip.get("id"), "env_chip_gpu_cores": chip.get("gpu_cores"),
+        "env_gpu_name": gpus[0].get("name") if gpus else None,
+        "env_gpu_memory_bytes": gpus[0].get("memory_bytes") if gpus else None,
+        "env_backend": env.get("backend"),
+        "env_benchkit_version": versions.get("benchkit"),
+        "env_llama_cpp_python_version": versions.get("llama_cpp_python"),
+    }

@@ -1,0 +1,206 @@
+"""The result file: one JSON document per `benchkit run`, versioned.
+
+Format history (bump SCHEMA_VERSION and add a line for every change readers must know):
+
+- 1 (benchkit 0.1.0): first format. Top level: format, schema_version, run_id, status
+  (running | complete | interrupted | failed), partial, started_at, finished_at,
+  benchkit_version, command, environment, suite, cases. Each case: index, status
+  (ok | failed), error, model, engine, test, workload, warmup, load, placement,
+  iterations (one entry per timed iteration, each with tokens, seconds, tps),
+  summary (n, tps_mean, tps_median, tps_stdev, tps_min, tps_max, tps_cv,
+  tps_ci95_low, tps_ci95_high), warnings.
+  Optional fields written by `benchkit run` 0.1.0 (readers must not require them):
+  environment.devices (ggml's device registry: name, description, type, memory_bytes);
+  suite.synthetic (the --synthetic flag), suite.configurations, suite.tests;
+  model.file, model.preset, model.standin_for (the hub ref a synthetic stand-in
+  replaced); engine.n_ctx is the context asked of llama.cpp, placement.n_ctx the one it
+  made; placement.gpu_offload_supported, placement.note; for chat, iterations carry
+  n_prompt, n_generated, ttft_s, decode_tps, total_s, token_latencies_s (tokens =
+  n_generated - 1 over seconds = first to last token) and summary carries
+  ttft_median_s, ttft_mean_s, total_median_s, token_latency_median_s.
+
+- 2 (benchkit 0.2.0): engines. Every case names its engine: `engine.kind`
+  (llama-cpp-python | llama-bench | llama-server | openai | ollama) beside that engine's
+  settings, and `engine_info` holds what the engine said about itself (version, build,
+  backend, server URL, the model a server serves, `layer`: what kind of engine it is).
+  Case status may be `unsupported` (the engine cannot run that workload; `error` says
+  why) and `partial` (a case cut short: its finished iterations are kept). Each
+  iteration names the clock of its figure: `clock` = client (benchkit's monotonic clock
+  in the measuring process), tool (the tool's own samples, e.g. llama-bench's
+  samples_ns) or server (the server's own timings); HTTP engines keep the client's
+  figures beside the server's (`client_seconds`, `client_tps`, `server_seconds`,
+  `server_tps`). Workloads may carry `depth` (tokens in the KV cache before the timed
+  part; test names `tg128 @ d4096`). `environment.versions.llama_cpp_python` may be
+  absent (results imported from other tools).
+  Version 1 files are upgraded on read (`upgrade`): their cases ran on llama-cpp-python
+  in process and their figures came from benchkit's own clock.
+
+Rules kept by every version:
+- The file is rewritten atomically after every case, so a crash or Ctrl-C loses nothing
+  already measured; until the run ends `partial` is true and `status` says why.
+- Raw values are kept (every iteration), summaries are derived from them and can be
+  recomputed; readers check `format` and `schema_version` before mixing results.
+- No host name, user name or home path is ever written.
+
+The JSON Schema of version N is `benchkit/schemas/result-vN.schema.json`; a file is checked
+against the schema of its own version, then upgraded.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+import math
+import os
+import statistics
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+from benchkit.core.errors import BenchkitError
+
+FORMAT = "benchkit-result"
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+
+# Two-sided 95% Student t quantiles for small n (df = n - 1); beyond 30 the normal 1.96.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131,
+        16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074,
+        23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045,
+        30: 2.042}
+
+
+def summarize(values: Iterable[float]) -> dict[str, float | int | None]:
+    """Summary statistics of per-iteration tok/s: the figures every table prints.
+
+    The 95% confidence interval of the mean uses Student's t, because suites run few
+    iterations (5 to 10) and the normal approximation would claim too much.
+    """
+    xs = [float(v) for v in values]
+    n = len(xs)
+    if n == 0:
+        return {"n": 0, "tps_mean": None, "tps_median": None, "tps_stdev": None,
+                "tps_min": None, "tps_max": None, "tps_cv": None,
+                "tps_ci95_low": None, "tps_ci95_high": None}
+    mean = statistics.fmean(xs)
+    stdev = statistics.stdev(xs) if n > 1 else 0.0
+    half = _T95.get(n - 1, 1.96) * stdev / math.sqrt(n) if n > 1 else 0.0
+    return {
+        "n": n,
+        "tps_mean": mean,
+        "tps_median": statistics.median(xs),
+        "tps_stdev": stdev,
+        "tps_min": min(xs),
+        "tps_max": max(xs),
+        "tps_cv": stdev / mean if mean else None,
+        "tps_ci95_low": mean - half,
+        "tps_ci95_high": mean + half,
+    }
+
+
+@lru_cache(maxsize=None)
+def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of a result format version (package data)."""
+    text = resources.files("benchkit").joinpath(
+        f"schemas/result-v{version}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document of any supported version as the current version (a new dict; the
+    input is not changed). Each step is one version, so old files keep loading."""
+    doc = json.loads(json.dumps(doc))
+    if doc.get("schema_version") == 1:
+        for case in doc.get("cases") or []:
+            case["engine"] = {"kind": "llama-cpp-python", **(case.get("engine") or {})}
+            case.setdefault("engine_info", {"name": "llama-cpp-python", "process": "in process",
+                                            "version": (doc.get("environment") or {}).get(
+                                                "versions", {}).get("llama_cpp_python")})
+            for it in case.get("iterations") or []:
+                it.setdefault("clock", "client")
+        doc["schema_version"] = 2
+    return doc
+
+
+def clock_of(iterations: list[dict[str, Any]]) -> str | None:
+    """The clock of a case's figures (iterations of one case share one; several are
+    listed, comma-separated). Files of version 1 have no clock: benchkit's own."""
+    clocks = {it.get("clock", "client") for it in iterations}
+    return ",".join(sorted(clocks)) or None
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """A result document as written to disk: the one encoding every writer uses."""
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_result(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a result atomically: a temp file in the same folder, then rename.
+
+    A reader (or a Ctrl-C) never sees half a file; the previous complete version stays
+    until the new one is in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(dumps(doc))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_result(path: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
+    """Read a result file, refusing anything that is not a benchkit result we understand.
+
+    Errors name the file and the field, so that a result from elsewhere (another tool's
+    JSON, a newer benchkit) is refused in one line rather than half-read.
+    """
+    from benchkit.core.safeio import MAX_RESULT_BYTES, json_loads_bounded, read_bounded
+
+    p = str(path)
+    # bounded: a regular file of at most 64 MiB, nesting limited, no NaN or Infinity
+    text = read_bounded(path, MAX_RESULT_BYTES, "result file", p,
+                        missing="no such result file")
+    return parse_result(json_loads_bounded(text, p), p, validate=validate)
+
+
+def parse_result(doc: Any, file: str, *, validate: bool = True) -> dict[str, Any]:
+    """`read_result` for a document already loaded: the checks, then the upgrade to the
+    current version (a new dict: `doc` stays as written)."""
+    from benchkit.results.sanity import check_figures
+
+    p = file
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BenchkitError(f"not a benchkit result (expected \"format\": \"{FORMAT}\")",
+                            file=p, field="format")
+    version = doc.get("schema_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise BenchkitError(
+            f"schema_version {version!r} is not one this benchkit reads "
+            f"({', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade benchkit or re-run",
+            file=p, field="schema_version")
+    if validate:
+        check_schema(doc, p)
+    check_figures(doc, p)      # negative, absurd or mistyped figures, naming the field
+    return upgrade(doc)
+
+
+def check_schema(doc: dict[str, Any], file: str | None = None) -> None:
+    """Validate against the JSON Schema of the document's own version; the first error
+    names its JSON path."""
+    import jsonschema
+
+    version = doc.get("schema_version")
+    validator = jsonschema.Draft202012Validator(
+        schema(version if version in SUPPORTED_VERSIONS else SCHEMA_VERSION))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        field = ".".join(str(part) for part in err.absolute_path) or "(top level)"
+        raise BenchkitError(err.message, file=file, field=field)

@@ -1,0 +1,715 @@
+"""The load generator of the `serve` workload: many streaming requests at once, timed on
+the client.
+
+One asyncio event loop and ONE `httpx.AsyncClient` whose connection pool is sized to the
+load (the concurrency, or the in-flight cap of an open loop): no thread per request,
+because a thread per stream would cost the client more than the server it measures on a
+small machine. While a stream is read, the only Python work per received chunk is two list
+appends (the chunk and a `time.perf_counter()` stamp); parsing the events (JSON, token
+counts, usage figures) happens after the level has drained, outside the timed part, so
+that the client's parsing never delays the timestamp of another stream's token.
+
+Two kinds of load, as vLLM's `bench serve` and GuideLLM have them:
+- closed loop (`concurrency` N): N workers, each sends its next request when its previous
+  one ends, so exactly N are in flight until the requests run out;
+- open loop (`rate` R): requests arrive as a Poisson process of R per second (exponential
+  gaps from a seeded RNG, so two runs send the same schedule), however many are in
+  flight; a server that cannot keep up queues them, which the latencies show.
+
+A level is bounded: a number of requests or a duration, a per-request timeout and a stall
+timeout (no byte from the server for that long), so it always ends by itself. Warmup
+requests run first and are discarded; a level starts only when the previous requests
+have drained (and, for llama-server, when its slots report idle).
+
+Errors are classified per request (`ERROR_KINDS`) and never stop the level: a server that
+closes connections under load yields `closed` requests beside the ones it finished.
+Only explicit URLs are requested (the endpoint the engine names); nothing is scanned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import inspect
+import itertools
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from benchkit.core.errors import BenchkitError
+
+# Why a request failed (RequestRecord.error):
+ERROR_KINDS = (
+    "connect",     # no connection: refused, unreachable, connect timeout
+    "timeout",     # the whole request took longer than the per-request timeout
+    "http_5xx",    # the server answered 5xx (or sent an error event in the stream)
+    "http_4xx",    # the server refused the request (4xx)
+    "malformed",   # a stream event that is not the JSON the API documents
+    "stalled",     # the server sent nothing for the stall timeout
+    "closed",      # the connection ended before the stream's final event
+)
+ROUTES = ("native", "completions", "chat")
+PROTOCOLS = ("llama-server", "openai-completions", "openai-chat", "ollama")
+# identity: the stream is read raw (no decoder between the socket and the timestamps)
+_HEADERS = {"content-type": "application/json", "accept": "text/event-stream",
+            "accept-encoding": "identity"}
+
+# Common English words, each one token in the usual BPE vocabularies: synthetic prompts
+# of about N tokens are N of these in seeded random order (distinct from the first word
+# on, so that no request reuses another's prompt cache).
+WORDS = (
+    "the of and to in is was for on with as by at from that this it be are or an have not "
+    "they which one you had were but all their there can been has more if will when who "
+    "would so what out up into no time only new some could them these may then do first "
+    "any like now my such make over our even most after also made many before must well "
+    "back through years much where your way down should because each just those people how "
+    "too little state good very world still own see men work long here get both between "
+    "life being under never day same another know while last might great old year off come "
+    "since against go came right used take three small large place house number home water "
+    "city light river morning table garden window letter music story paper market school"
+).split()
+
+
+# --------------------------------------------------------------------------- what to send
+
+@dataclass(frozen=True)
+class Target:
+    """One streaming HTTP API to load: the URL requests go to and the protocol they speak."""
+
+    url: str                      # the generate URL, e.g. http://127.0.0.1:8080/completion
+    protocol: str                 # one of PROTOCOLS
+    model: str | None = None      # the model name the body carries (OpenAI, Ollama)
+    base_url: str | None = None   # the server's root, for llama-server's /tokenize and /slots
+
+
+def target_of(endpoint: Any, route: str = "native") -> Target:
+    """The Target of an engine's `Endpoint` (benchkit.engines.base) for `route`: native is
+    the server's own streaming API (llama-server /completion, Ollama /api/generate, the
+    OpenAI completions of an OpenAI server), completions / chat its OpenAI-compatible
+    /v1/completions and /v1/chat/completions."""
+    if route not in ROUTES:
+        raise BenchkitError(f"unknown endpoint {route!r} (use {', '.join(ROUTES)})",
+                            field="serve.endpoint")
+    base = endpoint.base_url.rstrip("/")
+    openai = (endpoint.openai_url or (base if endpoint.api == "openai" else f"{base}/v1"))
+    openai = openai.rstrip("/")
+    native = {"llama-server": (f"{base}/completion", "llama-server"),
+              "ollama": (f"{base}/api/generate", "ollama"),
+              "openai": (f"{openai}/completions", "openai-completions")}
+    if endpoint.api not in native:
+        raise BenchkitError(f"unknown endpoint API {endpoint.api!r}", field="engine")
+    if route == "native":
+        url, protocol = native[endpoint.api]
+    elif route == "completions":
+        url, protocol = f"{openai}/completions", "openai-completions"
+    else:
+        url, protocol = f"{openai}/chat/completions", "openai-chat"
+    return Target(url=url, protocol=protocol, model=endpoint.model,
+                  base_url=base if endpoint.api == "llama-server" else None)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One request's prompt: token ids (exact length; llama-server) or text."""
+
+    text: str | None = None
+    token_ids: tuple[int, ...] | None = None
+    max_tokens: int | None = None     # this prompt's own limit (a prompts file may say)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One level of load and its bounds. Exactly one of concurrency / rate, and requests
+    or duration_s (requests wins when both are given)."""
+
+    concurrency: int | None = None
+    rate: float | None = None            # requests per second, Poisson arrivals
+    requests: int | None = 64
+    duration_s: float | None = None
+    warmup: int = 0
+    max_tokens: int = 128
+    ignore_eos: bool = True
+    temperature: float = 0.8
+    seed: int = 42
+    timeout_s: float = 300.0             # one request, send to last byte
+    stall_s: float = 30.0                # no byte from the server for this long
+    connect_timeout_s: float = 10.0
+    max_in_flight: int = 1024            # open loop: connection pool size
+
+    def __post_init__(self) -> None:
+        if (self.concurrency is None) == (self.rate is None):
+            raise BenchkitError("a load level needs exactly one of concurrency and rate",
+                                field="serve")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise BenchkitError(f"concurrency {self.concurrency}: must be at least 1 "
+                                "request in flight", field="serve.concurrency")
+        if self.rate is not None and not self.rate > 0:
+            raise BenchkitError(f"rate {self.rate}: must be more than 0 requests per second",
+                                field="serve.rate")
+        if self.requests is None and self.duration_s is None:
+            raise BenchkitError("a load level needs requests or duration", field="serve")
+        if self.requests is not None and self.requests < 1:
+            raise BenchkitError(f"requests {self.requests}: must be at least 1",
+                                field="serve.requests")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise BenchkitError(f"duration {self.duration_s}: must be more than 0 seconds",
+                                field="serve.duration")
+        for name in ("timeout_s", "stall_s", "connect_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise BenchkitError(f"{name} must be more than 0 seconds", field="serve")
+
+    @property
+    def pool_size(self) -> int:
+        return self.concurrency if self.concurrency is not None else self.max_in_flight
+
+
+def request_body(target: Target, prompt: Prompt, spec: LoadSpec, index: int) -> bytes:
+    """The JSON body of one streaming request (serialised before the clock starts)."""
+    n = prompt.max_tokens or spec.max_tokens
+    seed = spec.seed + (index if index >= 0 else 1_000_000 - index)   # warmups: index < 0
+    if target.protocol == "llama-server":
+        body: dict[str, Any] = {
+            "prompt": list(prompt.token_ids) if prompt.token_ids else prompt.text,
+            "n_predict": n, "stream": True, "cache_prompt": False,
+            "ignore_eos": spec.ignore_eos, "temperature": spec.temperature, "seed": seed}
+    elif target.protocol == "ollama":
+        body = {"prompt": prompt.text or "", "stream": True, "raw": True,
+                "options": {"num_predict": n, "temperature": spec.temperature, "seed": seed}}
+    else:
+        body = {"max_tokens": n, "stream": True, "temperature": spec.temperature,
+                "seed": seed, "stream_options": {"include_usage": True}}
+        if spec.ignore_eos:   # vLLM and llama-server honour ignore_eos, llama-cpp-python min_tokens
+            body.update(ignore_eos=True, min_tokens=n)
+        if target.protocol == "openai-chat":
+            body["messages"] = [{"role": "user", "content": prompt.text or ""}]
+        else:
+            body["prompt"] = list(prompt.token_ids) if prompt.token_ids else prompt.text
+    if target.model and target.protocol != "llama-server":
+        body["model"] = target.model
+    return json.dumps(body).encode()
+
+
+def synthetic_texts(n_tokens: int, count: int, seed: int) -> list[str]:
+    """`count` distinct texts of about `n_tokens` words each (see WORDS), seeded."""
+    rng = random.Random(seed)
+    pool = [rng.choice(WORDS) for _ in range(n_tokens + 4 * count + 64)]
+    return [" ".join(pool[i * 4:i * 4 + n_tokens]) for i in range(count)]
+
+
+# --------------------------------------------------------------------------- what is measured
+
+@dataclass
+class RequestRecord:
+    """One request as the client saw it. Times are perf_counter seconds: `start_s` from
+    the level's start, the others from this request's send."""
+
+    index: int
+    scheduled_s: float | None = None     # open loop: planned arrival, from the level's start
+    start_s: float = 0.0
+    e2e_s: float = 0.0                   # send -> last byte (or -> the failure)
+    ttft_s: float | None = None          # send -> first token event
+    token_times_s: list[float] = field(default_factory=list)   # send -> each token event
+    tokens_in: int | None = None
+    tokens_out: int = 0
+    tokens_source: str = "counted"       # "server" when from the server's usage figures
+    error: str | None = None             # one of ERROR_KINDS
+    detail: str | None = None
+    status_code: int | None = None
+    retries: int = 0                     # sent again after a pooled connection was dead
+    stamps: list[float] = field(default_factory=list, repr=False)    # raw, until parsed
+    chunks: list[bytes] = field(default_factory=list, repr=False)
+    t0: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def gaps_s(self) -> list[float]:
+        """Every inter-token gap: between consecutive token events as they arrived."""
+        t = self.token_times_s
+        return [b - a for a, b in zip(t, t[1:])]
+
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first: (e2e - ttft) / (tokens - 1)."""
+        if self.ttft_s is None or self.tokens_out < 2:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.tokens_out - 1)
+
+
+@dataclass
+class LevelResult:
+    """What one level measured: its requests (warmups apart) and its wall time (level
+    start to the end of the last request)."""
+
+    spec: LoadSpec
+    records: list[RequestRecord]
+    wall_s: float
+    warmup: list[RequestRecord] = field(default_factory=list)
+    interrupted: bool = False
+    parse_s: float = 0.0          # parsing the streams after the level (not in wall_s)
+
+    def errors(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.records:
+            if r.error:
+                out[r.error] = out.get(r.error, 0) + 1
+        return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- the level
+
+def run_level(target: Target, prompts: Sequence[Prompt], spec: LoadSpec, *,
+              on_request: Callable[[RequestRecord | None], None] = lambda r: None,
+              idle_timeout_s: float = 30.0) -> LevelResult:
+    """Warm up, wait for the server to be idle, run one level, parse what came back.
+
+    `on_request(record)` is called as each timed request ends (None for a warmup), for
+    progress display; it must be cheap.
+    """
+    if not prompts:
+        raise BenchkitError("no prompts to send", field="serve.prompts")
+    from benchkit.core.interrupts import CtrlC
+
+    result = asyncio.run(_level(target, list(prompts), spec, on_request, idle_timeout_s))
+    CtrlC.check()        # Ctrl-C during the level: the run records itself as interrupted
+    return result
+
+
+async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
+                 on_request: Callable[[RequestRecord | None], None],
+                 idle_timeout_s: float) -> LevelResult:
+    import httpx
+
+    with _fast_pool_locks():
+        return await _level_client(httpx, target, prompts, spec, on_request, idle_timeout_s)
+
+
+async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
+                        on_request: Callable[[RequestRecord | None], None],
+                        idle_timeout_s: float) -> LevelResult:
+    from benchkit.core.interrupts import CtrlC
+
+    limits = httpx.Limits(max_connections=spec.pool_size,
+                          max_keepalive_connections=spec.pool_size)
+    timeout = httpx.Timeout(connect=spec.connect_timeout_s, read=spec.stall_s,
+                            write=spec.stall_s, pool=spec.timeout_s)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+        state = _State(client, target, prompts, spec, on_request)
+        watcher = asyncio.create_task(_watch_interrupt(state, CtrlC))
+        try:
+            warm = await state.closed_loop(range(-spec.warmup, 0),
+                                           min(spec.warmup, spec.concurrency or 1), None)
+            await _wait_idle(client, target, idle_timeout_s)
+            gc.collect()
+            gc.disable()     # no collector pause inside the timed part
+            try:
+                t_level = state.t_level = time.perf_counter()
+                if spec.concurrency is not None:
+                    records = await state.closed_loop(_indexes(spec), spec.concurrency,
+                                                      _deadline(spec, t_level))
+                else:
+                    records = await state.open_loop(t_level)
+                wall = time.perf_counter() - t_level
+            finally:
+                gc.enable()
+        finally:
+            watcher.cancel()
+    t_parse = time.perf_counter()
+    for rec in warm + records:
+        parse_record(target.protocol, rec)
+    return LevelResult(spec=spec, records=records, wall_s=wall, warmup=warm,
+                       interrupted=state.stopping, parse_s=time.perf_counter() - t_parse)
+
+
+@contextlib.contextmanager
+def _fast_pool_locks() -> Iterator[None]:
+    """httpcore's connection locks without anyio's extra yield on an uncontended acquire.
+
+    httpcore guards each connection with an anyio Lock whose every acquire, even a free
+    one, yields to the event loop inside a shielded cancel scope. With tens of streams in
+    flight that yield waits behind the other streams' chunks, and a request waited
+    hundreds of milliseconds before its headers were even written (64 streams at 50 tok/s
+    against a server that answers at once, on 2 cores; scripts/loadgen_ceiling.py's TTFT
+    column shows it), against tens with anyio's own `fast_acquire` locks. The locks are
+    the same otherwise; only this level's client (created inside) gets them, and the
+    patch is undone when the level ends.
+    """
+    try:
+        import anyio
+        from httpcore import _synchronization as sync
+    except ImportError:
+        yield
+        return
+    original = sync.AsyncLock.setup
+    if "fast_acquire" not in inspect.signature(anyio.Lock).parameters:
+        yield
+        return
+
+    def setup(self: Any) -> None:
+        original(self)
+        if getattr(self, "_backend", None) == "asyncio":
+            self._anyio_lock = anyio.Lock(fast_acquire=True)
+
+    sync.AsyncLock.setup = setup
+    try:
+        yield
+    finally:
+        sync.AsyncLock.setup = original
+
+
+def _indexes(spec: LoadSpec) -> Iterable[int]:
+    return range(spec.requests) if spec.requests is not None else itertools.count()
+
+
+def _deadline(spec: LoadSpec, t_level: float) -> float | None:
+    """Duration mode: no request starts after this perf_counter time."""
+    return t_level + spec.duration_s if spec.requests is None and spec.duration_s else None
+
+
+class _State:
+    """The level's shared state: the client, the prompts, every request task in flight."""
+
+    def __init__(self, client: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
+                 on_request: Callable[[RequestRecord | None], None]) -> None:
+        self.client, self.target, self.prompts, self.spec = client, target, prompts, spec
+        self.on_request = on_request
+        self.in_flight: set[asyncio.Task] = set()
+        self.stopping = False
+        self.t_level = time.perf_counter()
+
+    def body(self, index: int) -> bytes:
+        """Request `index`'s body; timed requests use prompts in order, warmups the last ones.
+        Not kept: each index is sent once (a retry reuses the bytes it was given)."""
+        prompt = self.prompts[index % len(self.prompts)]
+        return request_body(self.target, prompt, self.spec, index)
+
+    async def closed_loop(self, indexes: Iterable[int], workers: int,
+                          deadline: float | None) -> list[RequestRecord]:
+        records: list[RequestRecord] = []
+        if workers < 1:
+            return records
+        shared = iter(indexes)
+
+        async def worker() -> None:
+            for i in shared:         # no await between next() calls: safe across workers
+                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                    return
+                rec = RequestRecord(index=i)
+                records.append(rec)
+                body = self.body(i)
+                await self.launch(rec, body)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return sorted(records, key=lambda r: r.index)
+
+    async def open_loop(self, t_level: float) -> list[RequestRecord]:
+        spec = self.spec
+        rng = random.Random(spec.seed)
+        records: list[RequestRecord] = []
+        tasks = []
+        arrival = 0.0
+        for i in _indexes(spec):
+            arrival += rng.expovariate(spec.rate)
+            if spec.requests is None and arrival > spec.duration_s:
+                break
+            body = self.body(i)
+            delay = t_level + arrival - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.stopping:
+                break
+            rec = RequestRecord(index=i, scheduled_s=arrival)
+            records.append(rec)
+            tasks.append(asyncio.create_task(self.launch(rec, body)))
+        await asyncio.gather(*tasks)
+        return records
+
+    async def launch(self, rec: RequestRecord, body: bytes) -> None:
+        """One request under the per-request timeout, tracked so Ctrl-C can cancel it."""
+        task = asyncio.current_task()
+        self.in_flight.add(task)
+        try:
+            await asyncio.wait_for(_stream(self.client, self.target.url, body, rec,
+                                           self.t_level), self.spec.timeout_s)
+        except asyncio.TimeoutError:
+            rec.error = rec.error or "timeout"
+            rec.detail = f"no end of stream within {self.spec.timeout_s:g} s"
+        except asyncio.CancelledError:
+            rec.error = rec.error or "timeout"
+            rec.detail = "cancelled (interrupted)"
+            if not self.stopping:
+                raise
+        finally:
+            self.in_flight.discard(task)
+            if rec.error == "timeout":      # cut off from outside: time until the cut
+                rec.t0 = rec.t0 or time.perf_counter()
+                rec.e2e_s = time.perf_counter() - rec.t0
+        self.on_request(rec if rec.index >= 0 else None)
+
+
+async def _stream(client: Any, url: str, body: bytes, rec: RequestRecord,
+                  t_level: float) -> None:
+    """Send one request and keep every chunk with its arrival time; classify failures.
+
+    A connection that the server closed while it sat in the pool fails the next request
+    sent on it before any byte of a response (llama-server closes the connection after
+    every streamed response, and the close can cross the next request): that request is
+    sent once more, on a new connection, as curl does, and its clock restarts; `retries`
+    records it.
+    """
+    import httpx
+
+    for attempt in (0, 1):
+        try:
+            await _attempt(client, url, body, rec, t_level)
+            return
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            if attempt == 0 and rec.status_code is None and not rec.chunks:
+                rec.retries += 1
+                continue
+            rec.error, rec.detail = "closed", f"connection ended: {_reason(exc)}"
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            rec.error, rec.detail = "connect", f"cannot connect to {url}: {_reason(exc)}"
+        except httpx.ReadTimeout:
+            rec.error = "stalled"
+            rec.detail = f"nothing from the server for {client.timeout.read:g} s"
+        except (httpx.PoolTimeout, httpx.WriteTimeout) as exc:
+            rec.error, rec.detail = "timeout", f"{type(exc).__name__}: {_reason(exc)}"
+        rec.e2e_s = time.perf_counter() - rec.t0
+        return
+
+
+async def _attempt(client: Any, url: str, body: bytes, rec: RequestRecord,
+                   t_level: float) -> None:
+    stamps, chunks, clock = rec.stamps, rec.chunks, time.perf_counter
+    rec.t0 = t0 = clock()
+    rec.start_s = t0 - t_level
+    async with client.stream("POST", url, content=body, headers=_HEADERS) as resp:
+        rec.status_code = resp.status_code
+        if resp.status_code >= 400:
+            text = (await resp.aread())[:300].decode("utf-8", "replace")
+            rec.error = "http_5xx" if resp.status_code >= 500 else "http_4xx"
+            rec.detail = f"HTTP {resp.status_code}: {' '.join(text.split())}"
+            rec.e2e_s = clock() - t0
+            return
+        add_stamp, add_chunk = stamps.append, chunks.append
+        async for chunk in resp.aiter_raw():
+            add_stamp(clock())
+            add_chunk(chunk)
+    rec.e2e_s = (stamps[-1] if stamps else clock()) - t0
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def _watch_interrupt(state: _State, ctrl_c: Any) -> None:
+    """Ctrl-C under the runner's guard only sets a flag: stop launching, cancel streams."""
+    while True:
+        await asyncio.sleep(0.05)
+        if ctrl_c.pending:
+            state.stopping = True
+            for task in list(state.in_flight):
+                task.cancel()
+            return
+
+
+async def _wait_idle(client: Any, target: Target, timeout_s: float) -> None:
+    """Until llama-server's /slots shows no slot processing (best effort: other servers,
+    or a llama-server started with --no-slots, have nothing to ask)."""
+    if not target.base_url:
+        return
+    end = time.perf_counter() + timeout_s
+    while time.perf_counter() < end:
+        try:
+            resp = await client.get(f"{target.base_url}/slots", timeout=5.0)
+            slots = resp.json() if resp.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - an idle check must never fail the level
+            return
+        if not isinstance(slots, list) or not any(
+                isinstance(s, dict) and s.get("is_processing") for s in slots):
+            return
+        await asyncio.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- parsing (after)
+
+def parse_record(protocol: str, rec: RequestRecord) -> None:
+    """Turn a request's raw chunks into token times and counts (after the level).
+
+    Token events are the stream's events that carry generated text: llama-server's
+    `content` events before `stop`, OpenAI's choices with text or a delta with content,
+    Ollama's lines before `done`. An event's time is the arrival of the chunk that
+    completed it. Token counts come from the server's usage figures when it gives them
+    (tokens_predicted / usage / eval_count), else they are the token events counted.
+    """
+    lines = _lines(rec.stamps, rec.chunks)
+    rec.chunks, rec.stamps = [], []
+    if rec.error and rec.error not in ("stalled", "closed", "timeout"):
+        return
+    events = _ndjson(lines) if protocol == "ollama" else _sse(lines)
+    if lines and not events:
+        return _fail(rec, "malformed", f"no stream events in the response: {lines[0][1][:80]!r}")
+    times, final, usage_in, usage_out = [], False, None, None
+    for t, payload in events:
+        if payload == b"[DONE]":
+            final = True
+            continue
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return _fail(rec, "malformed", f"not JSON: {payload[:80]!r}")
+        step = _READERS[protocol](event)
+        if step is None:
+            return _fail(rec, "malformed", f"unexpected event: {payload[:80]!r}")
+        token, done, n_in, n_out, err = step
+        if err:
+            return _fail(rec, "http_5xx", f"error in the stream: {err}"[:200])
+        if token:
+            times.append(t - rec.t0)
+        usage_in = n_in if n_in is not None else usage_in
+        usage_out = n_out if n_out is not None else usage_out
+        final = final or done
+    rec.token_times_s = times
+    rec.ttft_s = times[0] if times else None
+    rec.tokens_in = usage_in
+    rec.tokens_out = usage_out if usage_out is not None else len(times)
+    rec.tokens_source = "server" if usage_out is not None else "counted"
+    if rec.error is None and not final:
+        _fail(rec, "closed", "the stream ended before its final event")
+    elif rec.error is None and not times:
+        _fail(rec, "malformed", "the stream carried no token")
+
+
+def _fail(rec: RequestRecord, kind: str, detail: str) -> None:
+    rec.error, rec.detail = kind, detail
+
+
+def _lines(stamps: list[float], chunks: list[bytes]) -> list[tuple[float, bytes]]:
+    """Complete lines with the arrival time of the chunk that ended each."""
+    out, buf = [], b""
+    for t, chunk in zip(stamps, chunks):
+        buf += chunk
+        if b"\n" not in chunk:
+            continue
+        *done, buf = buf.split(b"\n")
+        out.extend((t, line.rstrip(b"\r")) for line in done)
+    if buf.strip() and stamps:
+        out.append((stamps[-1], buf.rstrip(b"\r")))
+    return out
+
+
+def _sse(lines: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+    """Server-sent events: `data:` lines up to a blank line make one event."""
+    events, data, t_last = [], [], 0.0
+    for t, line in lines:
+        if not line:
+            if data:
+                events.append((t, b"\n".join(data)))
+                data = []
+        elif line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+            t_last = t
+        # comments (":"), event:, id:, retry: lines carry no token
+    if data:
+        events.append((t_last, b"\n".join(data)))
+    return events
+
+
+def _ndjson(lines: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+    return [(t, line) for t, line in lines if line.strip()]
+
+
+# reader(event) -> (is_token, is_final, tokens_in, tokens_out, error) or None if unknown
+Step = tuple[bool, bool, "int | None", "int | None", "str | None"]
+
+
+def _read_llama(e: Any) -> Step | None:
+    if not isinstance(e, dict):
+        return None
+    if "error" in e:
+        return False, False, None, None, _error_text(e["error"])
+    if "content" not in e and "stop" not in e:
+        return None
+    if e.get("stop"):
+        return False, True, _int(e.get("tokens_evaluated")), _int(e.get("tokens_predicted")), None
+    return "content" in e, False, None, None, None
+
+
+def _read_openai(e: Any) -> Step | None:
+    if not isinstance(e, dict):
+        return None
+    if "error" in e:
+        return False, False, None, None, _error_text(e["error"])
+    choices, usage = e.get("choices"), e.get("usage")
+    if not isinstance(choices, list):
+        return None
+    n_in = n_out = None
+    if isinstance(usage, dict):
+        n_in, n_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+    token = done = False
+    for c in choices:
+        if not isinstance(c, dict):
+            return None
+        delta = c.get("delta")
+        if isinstance(delta, dict):
+            token = token or any(delta.get(k) for k in ("content", "reasoning_content",
+                                                          "reasoning"))
+        elif isinstance(c.get("text"), str):
+            token = token or bool(c["text"]) or c.get("finish_reason") is None
+        done = done or c.get("finish_reason") is not None
+    return token, done, n_in, n_out, None
+
+
+def _read_ollama(e: Any) -> Step | None:
+    if not isinstance(e, dict):
+        return None
+    if "error" in e:
+        return False, False, None, None, _error_text(e["error"])
+    if "done" not in e:
+        return None
+    if e["done"]:
+        return (bool(e.get("response")), True, _int(e.get("prompt_eval_count")),
+                _int(e.get("eval_count")), None)
+    return "response" in e, False, None, None, None
+
+
+_READERS: dict[str, Callable[[Any], Step | None]] = {
+    "llama-server": _read_llama, "openai-completions": _read_openai,
+    "openai-chat": _read_openai, "ollama": _read_ollama}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_text(err: Any) -> str:
+    if isinstance(err, dict):
+        return str(err.get("message") or err)
+    return str(err)
+
+
+# --------------------------------------------------------------------------- prompts
+
+def token_prompts(base_url: str, n_tokens: int, count: int, seed: int,
+                  timeout_s: float = 30.0) -> list[Prompt]:
+    """`count` prompts of exactly `n_tokens` token ids, cut from one seeded text that
+    llama-server's /tokenize turns into ids (one call, before the level), each starting
+    at a different offset so that no two share a prefix."""
+    import httpx
+
+    text = " ".join(synthetic_texts(n_tokens + 4 * count, 1, seed))
+    try:
+        resp = httpx.post(f"{base_url}/tokenize", json={"content": text},
+                          timeout=timeout_s, trust_env=False)
+        ids = resp.json().get("tokens") if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise BenchkitError(f"cannot tokenize the prompts at {base_url}/tokenize: "
+                            f"{_reason(exc)}", field="serve.prompt_tokens") from None
+    if not isinstance(ids, list) or len(ids) < n_tokens + 4 * (count - 1):
+        raise BenchkitError(f"{base_url}/tokenize did not return enough token ids",
+                            field="serve.prompt_tokens")
+    return [Prompt(token_ids=tuple(ids[4 * i:4 * i + n_tokens])) for i in range(count)]
