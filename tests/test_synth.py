@@ -617,6 +617,18 @@ def test_routing_spread_is_the_same_for_gpt_oss(reduced) -> None:
     assert [sum(r.counts) for r in spread.layers] == [64 * 2, 64 * 2]
 
 
+@pytest.mark.parametrize("preset, quant", [("qwen3-30b-a3b", "Q8_0"), ("gpt-oss-20b", "MXFP4")])
+def test_moe_standin_routes_about_as_evenly_as_chance(reduced, preset: str, quant: str) -> None:
+    """The MoE layouts zero-fill attn_output so that a batch's tokens do not all share one
+    hidden-state direction (and so the same experts): every layer's expert load is then
+    within twice the spread of independent uniform picks, and no expert sits idle. With
+    every matrix random, the later layers route nearly the whole batch to a few experts."""
+    spread = synth.routing_spread(reduced(preset, quant), 256, threads=2)
+    for r in spread.layers:
+        assert r.cv < 2 * r.chance_cv, r
+        assert r.idle == 0 and r.busiest_share < 2 * r.uniform_share, r
+
+
 def test_routing_spread_refuses_a_dense_model(q4_1: Path) -> None:
     with pytest.raises(BenchkitError, match="not a mixture of experts"):
         synth.routing_spread(q4_1, 16)
