@@ -237,7 +237,8 @@ def active_counts(header: GGUFHeader) -> ActiveCounts:
     reads one row of token_embd, so a decode step reads less than bytes_active by about
     that table where it is not tied to the output); model cards differ on this (Qwen3
     counts both tables, gpt-oss's card leaves the input one out). A dense file, or one
-    without the expert keys, has active = total.
+    without the expert keys (or with a per-layer expert_used_count longer than the reader
+    keeps, _MAX_ARRAY), has active = total.
     """
     arch = _as_str(header.metadata.get("general.architecture")) or ""
     n_expert = _as_int(header.metadata.get(f"{arch}.expert_count"))
