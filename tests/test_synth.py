@@ -596,6 +596,28 @@ def test_reduced_standin_is_named_and_cached_apart(reduced, cache: Path) -> None
     assert again.cached and again.path == path
 
 
+# Model sizes llama-bench prints for the real files (its `size` column, GiB of tensor data),
+# as published in llama-bench tables of llama.cpp users, e.g. "qwen3moe 30B.A3B Q4_K -
+# Medium | 17.28 GiB | 30.53 B" and "gpt-oss 20B MXFP4 MoE | 11.27 GiB | 20.91 B".
+PUBLISHED_SIZES_GIB = {("qwen3-30b-a3b", "Q4_K_M"): 17.28, ("gpt-oss-20b", "MXFP4"): 11.27}
+
+
+@pytest.mark.parametrize("preset, quant", list(PUBLISHED_SIZES_GIB))
+def test_full_moe_standin_is_the_size_of_the_real_file(tmp_path: Path, preset: str,
+                                                       quant: str) -> None:
+    """llama.cpp's quantizer, run dry on the full-shape source header (no data), gives
+    the stand-in's tensor data: the size llama-bench reports for the real model file, so
+    the quantizer picked the real file's type for every tensor."""
+    p = synth.get_preset(preset)
+    recipe = synth.Recipe(preset, quant)
+    plan = synth.plan_tensors(p)
+    source = tmp_path / "source.gguf"
+    synth._write_source_header(source, p, recipe, plan)
+    size = synth._dry_run(source, tmp_path / "out.gguf", recipe, synth.check_quant(quant),
+                          2, len(plan)) - (1 << 20)      # less _dry_run's 1 MiB margin
+    assert round(size / 2**30, 2) == PUBLISHED_SIZES_GIB[preset, quant]
+
+
 # --------------------------------------------------------------------------- routing spread
 
 def test_routing_spread_counts_every_tokens_choices(reduced) -> None:
