@@ -213,11 +213,13 @@ def _make_preset(key: str, raw: dict[str, Any], *, file: str | None = None) -> P
             raise BenchkitError(f"unknown preset field {name!r}", file=file,
                                 field=f"presets.{key}.{name}")
     fields = {_YAML_FIELDS.get(k, k): v for k, v in raw.items()}
-    try:
-        preset = Preset(key=key, **fields)
-    except TypeError as exc:
-        raise BenchkitError(f"incomplete preset: {exc}", file=file,
-                            field=f"presets.{key}") from None
+    required = [f.name for f in dataclasses.fields(Preset)
+                if f.default is dataclasses.MISSING and f.name != "key"]
+    for name in required:
+        if name not in fields:
+            raise BenchkitError(f"the preset lacks {name}", file=file,
+                                field=f"presets.{key}.{name}")
+    preset = Preset(key=key, **fields)
     _check_preset(preset, file=file)
     return preset
 
@@ -337,16 +339,14 @@ def n_params(preset: Preset) -> int:
 def n_params_active(preset: Preset) -> int:
     """Parameters one token runs through: every tensor but the expert ones, and of each
     expert tensor the n_expert_used of n_expert experts the router picks (a dense preset:
-    all of them). Embedding tables count in full, as the Qwen3 model cards count them;
-    see `benchkit.gguf_info.active_share` for the rule on a real file."""
+    all of them). Embedding tables count in full; `benchkit.gguf_info.active_counts`
+    applies the same rule to a real file and says how model cards differ on it."""
     from benchkit.gguf_info import is_expert_tensor
 
+    n, k = preset.n_expert or 0, preset.n_expert_used or 0
     total = 0
     for t in plan_tensors(preset):
-        if preset.is_moe and is_expert_tensor(t.name):
-            total += t.n_elements // preset.n_expert * preset.n_expert_used  # type: ignore[operator]
-        else:
-            total += t.n_elements
+        total += t.n_elements // n * k if n and is_expert_tensor(t.name) else t.n_elements
     return total
 
 

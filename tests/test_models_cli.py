@@ -78,9 +78,10 @@ def test_list_shows_presets_types_and_cached_standins(synthesized: tuple, cache:
 
 def test_list_shows_experts_and_active_parameters(cache: Path) -> None:
     proc = _run("models", "list", env={synth.CACHE_ENV: str(cache)})
-    row = next(line for line in proc.stdout.splitlines() if line.strip().startswith("qwen3-30b-a3b"))
+    lines = proc.stdout.splitlines()
+    row = next(line for line in lines if line.strip().startswith("qwen3-30b-a3b"))
     assert "8/128 x768" in row and "30.53 B" in row and "3.35 B" in row
-    dense = next(line for line in proc.stdout.splitlines() if line.strip().startswith("qwen3-8b"))
+    dense = next(line for line in lines if line.strip().startswith("qwen3-8b"))
     assert dense.split().count("8.19") == 2          # params and active alike
     doc = json.loads(_run("models", "list", "--json", env={synth.CACHE_ENV: str(cache)}).stdout)
     gpt = next(p for p in doc["presets"] if p["preset"] == "gpt-oss-20b")

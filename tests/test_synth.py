@@ -152,7 +152,8 @@ def test_head_dim_is_the_configs_where_given() -> None:
     assert synth.get_preset("llama-3-8b").head_dim == 128         # n_embd / n_head
 
 
-@pytest.mark.parametrize("drop", ["n_expert", "n_expert_used", "n_ff_expert", "head_dim"])
+@pytest.mark.parametrize("drop", ["n_expert", "n_expert_used", "n_ff_expert", "head_dim",
+                                  "n_layers"])
 def test_moe_preset_missing_a_figure_names_it(drop: str) -> None:
     raw = dict(synth._data()["presets"]["qwen3-30b-a3b"])
     del raw[drop]
