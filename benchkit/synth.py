@@ -1045,10 +1045,13 @@ def cached_standins() -> list[dict[str, Any]]:
             h = read_header(path)
         except BenchkitError:
             continue
-        out.append({"file": str(path), "preset": h.metadata.get("benchkit.preset"),
-                    "quant": h.metadata.get("benchkit.quant"),
-                    "synthetic": bool(h.metadata.get("benchkit.synthetic", False)),
-                    "size_bytes": h.size_bytes})
+        row = {"file": str(path), "preset": h.metadata.get("benchkit.preset"),
+               "quant": h.metadata.get("benchkit.quant"),
+               "synthetic": bool(h.metadata.get("benchkit.synthetic", False)),
+               "size_bytes": h.size_bytes}
+        if h.metadata.get("benchkit.reduced"):     # never listed as the model's shapes
+            row["reduced"] = h.metadata["benchkit.reduced"]
+        out.append(row)
     return out
 
 

@@ -96,13 +96,29 @@ REDUCE = "n_layers=2,n_embd=256,n_head=4,n_head_kv=2,head_dim=64,n_expert=8,n_ex
 
 
 @pytest.fixture(scope="module")
-def reduced_moe(cache: Path) -> Path:
-    """`benchkit models synth gpt-oss-20b --quant MXFP4 --reduce ...` into the cache."""
+def moe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache of its own, so that the listing tests above see only their stand-in."""
+    return tmp_path_factory.mktemp("moe-cache")
+
+
+@pytest.fixture(scope="module")
+def reduced_moe(moe_cache: Path) -> Path:
+    """`benchkit models synth gpt-oss-20b --quant MXFP4 --reduce ...` into its cache."""
     proc = _run("models", "synth", "gpt-oss-20b", "--quant", "MXFP4", "--reduce", REDUCE,
-                "--threads", "1", env={synth.CACHE_ENV: str(cache)})
+                "--threads", "1", env={synth.CACHE_ENV: str(moe_cache)})
     assert proc.returncode == 0, proc.stderr
     assert "REDUCED gpt-oss-20b shapes" in proc.stderr
     return Path(proc.stdout.strip())
+
+
+def test_list_marks_a_reduced_standin(reduced_moe: Path, moe_cache: Path) -> None:
+    proc = _run("models", "list", env={synth.CACHE_ENV: str(moe_cache)})
+    line = next(x for x in proc.stdout.splitlines() if reduced_moe.name in x)
+    assert "gpt-oss-20b (REDUCED)" in line and "MXFP4" in line
+    doc = json.loads(_run("models", "list", "--json",
+                          env={synth.CACHE_ENV: str(moe_cache)}).stdout)
+    row = next(c for c in doc["cached"] if c["file"] == str(reduced_moe))
+    assert row["reduced"] == ",".join(sorted(REDUCE.split(",")))
 
 
 def test_inspect_shows_active_parameters_of_a_moe(reduced_moe: Path) -> None:

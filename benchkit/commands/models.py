@@ -89,8 +89,9 @@ def list_models(as_json: bool) -> None:
     click.echo(_presets_text(doc["presets"]))
     click.echo(f"\nquant types: {', '.join(doc['quant_types'])}")
     click.echo(f"\nstand-ins in {doc['cache_dir']}:")
-    click.echo(_table([[c["file"].rsplit("/", 1)[-1], c["preset"] or "-", c["quant"] or "-",
-                        fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
+    click.echo(_table([[c["file"].rsplit("/", 1)[-1],
+                        (c["preset"] or "-") + (" (REDUCED)" if c.get("reduced") else ""),
+                        c["quant"] or "-", fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
                       ["file", "preset", "quant", "size"]) if doc["cached"] else "  (none)")
     click.echo("\nGGUF files in the Hugging Face cache:")
     click.echo(_table([[h["ref"], fmt_bytes(h["size_bytes"])] for h in doc["hub_cache"]],
