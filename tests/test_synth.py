@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -663,3 +663,24 @@ def test_layer_routing_figures() -> None:
     skewed = synth.LayerRouting(0, 8, (8, 8, 0, 0), 2)
     assert skewed.busiest_share == 1.0 and skewed.cv == 1.0 and skewed.idle == 2
     assert even.chance_cv == pytest.approx(math.sqrt(0.5 / (8 * 0.5)))
+
+
+def test_source_folder_of_its_own_is_used_and_emptied(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """BENCHKIT_SYNTH_WORK puts the F16 source elsewhere (e.g. /dev/shm, when the
+    output's disk cannot hold both); nothing stays behind in either folder."""
+    seen: list[Path] = []
+    real = synth._write_source_header
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> list[int]:
+        seen.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(synth, "_write_source_header", spy)
+    monkeypatch.setenv(synth.WORK_ENV, str(tmp_path / "src"))
+    out = tmp_path / "out" / "standin.gguf"
+    result = synth.synthesize("qwen3-30b-a3b", "Q8_0", output=out, threads=1, progress=False,
+                              reduce=REDUCED["qwen3-30b-a3b"])
+    assert result.path == out and out.is_file()
+    assert seen and seen[0].parent.parent == tmp_path / "src"
+    assert _leftovers(tmp_path / "src") == [] and _leftovers(tmp_path / "out") == [out.name]
