@@ -602,11 +602,12 @@ def test_reduced_standin_is_named_and_cached_apart(reduced, cache: Path) -> None
 # 17.28 GiB | 30.53 B", "gpt-oss 20B MXFP4 MoE | 11.27 GiB | 20.91 B", "qwen3 8B Q4_K -
 # Medium | 4.68 GiB | 8.19 B", "llama 8B Q4_K - Medium | 4.58 GiB | 8.03 B", "llama 13B
 # Q4_K - Medium | 13.34 GiB | 23.57 B" (Mistral Small 24B: llama.cpp names its type by
-# layer count), "llama 70B Q4_K - Medium | 39.59 GiB | 70.55 B".
+# layer count), "llama 70B Q4_K - Medium | 39.59 GiB | 70.55 B", "gemma3 12B Q4_K - Medium |
+# 6.79 GiB | 11.77 B".
 PUBLISHED_SIZES_GIB = {("qwen3-30b-a3b", "Q4_K_M"): 17.28, ("gpt-oss-20b", "MXFP4"): 11.27,
                        ("qwen3-8b", "Q4_K_M"): 4.68, ("llama-3.1-8b", "Q4_K_M"): 4.58,
                        ("mistral-small-24b", "Q4_K_M"): 13.34,
-                       ("llama-3.3-70b", "Q4_K_M"): 39.59}
+                       ("llama-3.3-70b", "Q4_K_M"): 39.59, ("gemma-3-12b", "Q4_K_M"): 6.79}
 
 
 @pytest.mark.parametrize("preset, quant", list(PUBLISHED_SIZES_GIB))
