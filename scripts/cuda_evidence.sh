@@ -38,6 +38,13 @@
 #       as in builds of spring 2024), both without FlashAttention kernels (as those builds ran by
 #       default, and half the compile), then scripts/prompt_path_check.py alternating the two on
 #       LLaMA-3-8B and TinyLlama-1.1B stand-ins in Q4_K_M and F16 (PRESETS and QUANTS choose others).
+#   scripts/cuda_evidence.sh moe      WORK OUT [synth|bench|routing|all]
+#       mixture-of-experts stand-ins: Qwen3-30B-A3B Q4_K_M and gpt-oss-20b MXFP4, beside a dense
+#       Llama-3.1-8B Q4_K_M; llama-bench pp512/tg128 (-r 3, jsonl) with each MoE fully offloaded
+#       (FlashAttention off and on) and with the experts of its first 8/16/24/all layers on the CPU
+#       (--n-cpu-moe), the dense 8B at -ngl 8,16,24,33 (FlashAttention off and on); then how evenly
+#       each MoE stand-in's random routers spread 512 tokens (`benchkit models routing`, CPU).
+#       Over 10 minutes in all: run `synth`, then `bench` and `routing`, as separate commands.
 #   scripts/cuda_evidence.sh all      SDIST_DIR WORK OUT [WHEEL_DIR]
 #       build, then every stage above and `serve`, each logged to OUT/<stage>.log; a stage that
 #       fails does not stop the next.
@@ -174,6 +181,51 @@ yaml.safe_dump(doc, open(sys.argv[3], "w"), sort_keys=False)
 PY
     bk run "$suite" -o "$out" --no-progress || true
     ;;
+  moe)
+    # Time on an H100 box (16 cores, 128 GiB RAM), estimated from the sizes, not measured:
+    #   synth    ~5-7 min: F16 sources of 61 + 42 + 16 GB written at ~1-2 GB/s, then llama.cpp's
+    #            quantizer on 16 threads (Qwen3-30B-A3B Q4_K_M the longest, ~2-3 min); cached after.
+    #   bench    ~5-6 min: 5 llama-bench runs, 18 model configurations; the dense 8B at -ngl 8
+    #            (most layers on the CPU) the slowest, ~10 s per tg128.
+    #   routing  ~1-2 min: two CPU loads (18 and 12 GB) and one 512-token batch each.
+    setup_env "$1"; tools_env; out=$2; part=${3:-all}; mkdir -p "$out"
+    # The F16 source of a stand-in lives in BENCHKIT_SYNTH_WORK, else next to the output (the
+    # cache): /dev/shm when it holds the largest (Qwen3-30B-A3B: 61 GB), so that the disk needs
+    # room only for the three outputs (~34 GiB).
+    if [ -z "${BENCHKIT_SYNTH_WORK:-}" ] &&
+       [ "$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1)" -gt 66000000000 ] 2>/dev/null; then
+      export BENCHKIT_SYNTH_WORK=/dev/shm/benchkit-synth
+    fi
+    q3=qwen3-30b-a3b:Q4_K_M oss=gpt-oss-20b:MXFP4 l8=llama-3.1-8b:Q4_K_M
+    standin() { bk models synth "${1%%:*}" --quant "${1##*:}" --no-progress; }
+    if [ "$part" = synth ] || [ "$part" = all ]; then
+      for spec in $q3 $oss $l8; do
+        echo "== synth $spec $(date -u +%H:%M:%S)"
+        bk models inspect --no-sha256 "$(standin "$spec")" | tee "$out/inspect-${spec%%:*}.txt"
+      done
+    fi
+    bench() {   # NAME, then llama-bench's model and placement arguments; one jsonl file each
+      echo "== llama-bench $1 $(date -u +%H:%M:%S)"
+      local name=$1; shift
+      "$BENCHKIT_LLAMA_BENCH" -p 512 -n 128 -r "${REPS:-3}" -o jsonl "$@" > "$out/llama-bench-$name.jsonl"
+    }
+    if [ "$part" = bench ] || [ "$part" = all ]; then
+      f3=$(standin $q3) foss=$(standin $oss) f8=$(standin $l8)
+      nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
+        --format=csv | tee "$out/gpu.csv"
+      bench qwen3-30b-a3b-q4_k_m-ngl99-fa01 -m "$f3" -ngl 99 -fa 0,1
+      bench qwen3-30b-a3b-q4_k_m-ncmoe -m "$f3" -ngl 99 -fa 1 -ncmoe 8,16,24,48     # of 48 layers
+      bench gpt-oss-20b-mxfp4-ngl99-fa01 -m "$foss" -ngl 99 -fa 0,1
+      bench gpt-oss-20b-mxfp4-ncmoe -m "$foss" -ngl 99 -fa 1 -ncmoe 8,12,16,24        # of 24 layers
+      bench llama-3.1-8b-q4_k_m-partial-ngl -m "$f8" -ngl 8,16,24,33 -fa 0,1          # 32 layers + output
+    fi
+    if [ "$part" = routing ] || [ "$part" = all ]; then
+      for spec in $q3 $oss; do
+        echo "== routing $spec $(date -u +%H:%M:%S)"
+        bk models routing "$(standin "$spec")" --tokens 512 | tee "$out/routing-${spec%%:*}.txt"
+      done
+    fi
+    ;;
   all)
     sdist=$1 work=$2 out=$3 wheels=${4:-}
     mkdir -p "$out"
@@ -239,7 +291,7 @@ PY
       | tee "$out/prompt-paths.txt"
     ;;
   *)
-    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|paths|all ..." >&2
+    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|paths|moe|all ..." >&2
     exit 2
     ;;
 esac

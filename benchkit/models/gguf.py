@@ -143,6 +143,21 @@ class GGUFInfo:
     name: str | None = None
     size_bytes: int = 0
     tensor_bytes: int = 0
+    # A mixture of experts: what one token runs through (see `active_counts`); for a
+    # dense model the same as n_params and tensor_bytes.
+    n_params_active: int = 0
+    bytes_active: int = 0
+    n_expert: int | None = None
+    n_expert_used: int | None = None
+
+    @property
+    def n_params_total(self) -> int:
+        return self.n_params
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes of tensor data (padding left out)."""
+        return self.tensor_bytes
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -172,6 +187,7 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     fields = header.metadata
     tensors = tuple((t.name, t.shape, t.type) for t in header.tensors)
     arch = _as_str(fields.get("general.architecture"))
+    counts = active_counts(header)
     return GGUFInfo(
         path=header.path,
         architecture=arch,
@@ -185,8 +201,69 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
         preset=_as_str(fields.get("benchkit.preset")),
         name=_as_str(fields.get("general.name")),
         size_bytes=header.size_bytes,
-        tensor_bytes=sum(t.n_bytes for t in header.tensors),
+        tensor_bytes=counts.bytes_total,
+        n_params_active=counts.n_params_active,
+        bytes_active=counts.bytes_active,
+        n_expert=counts.n_expert,
+        n_expert_used=counts.n_expert_used,
     )
+
+
+@dataclass(frozen=True)
+class ActiveCounts:
+    """Parameters and tensor bytes of a file, in all and per token (`active_counts`)."""
+
+    n_params_total: int
+    n_params_active: int
+    bytes_total: int
+    bytes_active: int
+    n_expert: int | None
+    n_expert_used: int | None
+
+
+def is_expert_tensor(name: str) -> bool:
+    """A routed-expert tensor: llama.cpp's blk.N.ffn_{gate,up,down}[_up]_exps.{weight,bias}
+    (LLM_TENSOR_FFN_*_EXPS), n_expert experts stacked along its last ggml dimension.
+    Shared experts (`_shexp`) and the router (`ffn_gate_inp`) run for every token."""
+    return "_exps." in name
+
+
+def active_counts(header: GGUFHeader) -> ActiveCounts:
+    """Total and per-token ("active") parameters and bytes, from the tensor table.
+
+    Active: every tensor in full, except the routed-expert tensors, of which
+    n_expert_used of n_expert (the GGUF's {arch}.expert_used_count / expert_count) count:
+    what one token's matrix products read. The embedding tables count in full (a token
+    reads one row of token_embd, so a decode step reads less than bytes_active by about
+    that table where it is not tied to the output); model cards differ on this (Qwen3
+    counts both tables, gpt-oss's card leaves the input one out). A dense file, or one
+    without the expert keys (or with a per-layer expert_used_count longer than the reader
+    keeps, _MAX_ARRAY), has active = total.
+    """
+    arch = _as_str(header.metadata.get("general.architecture")) or ""
+    n_expert = _as_int(header.metadata.get(f"{arch}.expert_count"))
+    n_used = _expert_used(header.metadata.get(f"{arch}.expert_used_count"))
+    params = sum(math.prod(t.shape) for t in header.tensors)
+    nbytes = sum(t.n_bytes for t in header.tensors)
+    if not n_expert or not n_used:
+        return ActiveCounts(params, params, nbytes, nbytes, n_expert or None, n_used or None)
+    act_params, act_bytes = 0, 0
+    for t in header.tensors:
+        if is_expert_tensor(t.name):
+            act_params += math.prod(t.shape) // n_expert * n_used
+            act_bytes += t.n_bytes // n_expert * n_used
+        else:
+            act_params += math.prod(t.shape)
+            act_bytes += t.n_bytes
+    return ActiveCounts(params, act_params, nbytes, act_bytes, n_expert, n_used)
+
+
+def _expert_used(raw: Any) -> int | None:
+    """expert_used_count: one number, or one per layer (the largest then: an upper bound)."""
+    if isinstance(raw, list):
+        values = [v for v in (_as_int(x) for x in raw) if v is not None]
+        return max(values) if values else None
+    return _as_int(raw)
 
 
 def read_header(path: str | os.PathLike[str]) -> GGUFHeader:

@@ -34,6 +34,8 @@ the preset's size for every architecture, since tokenizer values do not change s
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import difflib
 import errno
 import glob
@@ -63,6 +65,8 @@ CACHE_ENV = "BENCHKIT_CACHE"
 # Pretend the output's filesystem has this many bytes free: lets a test (or a user who
 # wants a dry check) exercise the "no room" refusal without filling a disk.
 FREE_BYTES_ENV = "BENCHKIT_FREE_BYTES"
+# Folder for the F16 source (default: a temp folder next to the output), e.g. /dev/shm.
+WORK_ENV = "BENCHKIT_SYNTH_WORK"
 
 SYNTH_VERSION = 1          # bump when the recipe changes: cached stand-ins are rebuilt
 WEIGHT_STD = 0.02          # the usual initialisation scale of transformer weights
@@ -100,17 +104,40 @@ class Preset:
     norm_eps: float
     tied_embeddings: bool
     chat_template: str | None = None
+    # Optional figures, for the architectures that have them (None: the model has none).
+    # presets.yaml calls this one `head_dim`; the property below is the effective size.
+    head_dim_config: int | None = None
+    n_expert: int | None = None
+    n_expert_used: int | None = None
+    n_ff_expert: int | None = None
+    sliding_window: int | None = None
+    sliding_window_pattern: int | None = None
+    rope_theta_swa: float | None = None
+    rope_scaling: str | None = None
+    rope_scaling_factor: float | None = None
+    rope_scaling_orig_ctx: int | None = None
 
     @property
     def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+        """Per-head size: config.json's head_dim where it gives one (Qwen3, Gemma 3 and
+        Mistral Small are not n_embd / n_head), else n_embd / n_head."""
+        return self.head_dim_config or self.n_embd // self.n_head
+
+    @property
+    def is_moe(self) -> bool:
+        return bool(self.n_expert)
 
     @property
     def dims(self) -> dict[str, int]:
-        """The names a tensor shape in presets.yaml may use."""
-        return {"n_embd": self.n_embd, "n_ff": self.n_ff, "n_vocab": self.n_vocab,
+        """The names a tensor shape in presets.yaml may use (the expert ones only for a
+        mixture of experts)."""
+        dims = {"n_embd": self.n_embd, "n_ff": self.n_ff, "n_vocab": self.n_vocab,
+                "n_head": self.n_head, "head_dim": self.head_dim,
                 "n_embd_q": self.n_head * self.head_dim,
                 "n_embd_kv": self.n_head_kv * self.head_dim}
+        if self.n_expert and self.n_ff_expert:
+            dims.update(n_expert=self.n_expert, n_ff_exp=self.n_ff_expert)
+        return dims
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,7 @@ class TensorPlan:
     name: str
     shape: tuple[int, ...]
     fill: str  # normal | ones | zeros
+    dtype_override: str | None = None  # the layout's `dtype:` (F32 for routers, 2-D biases)
 
     @property
     def n_elements(self) -> int:
@@ -127,7 +155,11 @@ class TensorPlan:
 
     @property
     def dtype(self) -> str:
-        """F16 for matrices (what llama.cpp's converter writes), F32 for 1-D norms/biases."""
+        """F16 for matrices (what llama.cpp's converter writes), F32 for 1-D norms/biases
+        and for what the layout marks F32 (the converter keeps routers and biases F32; the
+        quantizer leaves both as they are)."""
+        if self.dtype_override:
+            return self.dtype_override
         return "F16" if len(self.shape) >= 2 else "F32"
 
     @property
@@ -161,8 +193,81 @@ def get_preset(name: str, *, file: str | None = None, field: str | None = None) 
         hint = (f"did you mean {', '.join(close)}?" if close
                 else f"known presets: {', '.join(presets)}")
         raise BenchkitError(f"unknown preset {name!r}; {hint}", file=file, field=field)
-    fields = {k: v for k, v in presets[name].items()}
-    return Preset(key=name, **fields)
+    return _make_preset(name, dict(presets[name]), file=file)
+
+
+# presets.yaml's name for a field where the dataclass needs another (a property has it)
+_YAML_FIELDS = {"head_dim": "head_dim_config"}
+# Figures a reduced stand-in may change (see `reduce_preset`): shapes only.
+REDUCIBLE = ("n_layers", "n_embd", "n_ff", "n_head", "n_head_kv", "n_vocab", "head_dim",
+             "n_expert", "n_expert_used", "n_ff_expert")
+
+
+def _make_preset(key: str, raw: dict[str, Any], *, file: str | None = None) -> Preset:
+    """A Preset from presets.yaml's mapping, checked: unknown fields and figures the
+    architecture's layout needs but the preset lacks are one error naming the field."""
+    known = {f.name for f in dataclasses.fields(Preset)} - {"key", "head_dim_config"}
+    known |= set(_YAML_FIELDS)
+    for name in raw:
+        if name not in known:
+            raise BenchkitError(f"unknown preset field {name!r}", file=file,
+                                field=f"presets.{key}.{name}")
+    fields = {_YAML_FIELDS.get(k, k): v for k, v in raw.items()}
+    required = [f.name for f in dataclasses.fields(Preset)
+                if f.default is dataclasses.MISSING and f.name != "key"]
+    for name in required:
+        if name not in fields:
+            raise BenchkitError(f"the preset lacks {name}", file=file,
+                                field=f"presets.{key}.{name}")
+    preset = Preset(key=key, **fields)
+    _check_preset(preset, file=file)
+    return preset
+
+
+def _check_preset(p: Preset, *, file: str | None = None) -> None:
+    """The figures the layout `requires` are there; a mixture of experts routes to no
+    more experts than it has. Caught here, not as a llama.cpp abort at load time."""
+    layout = _data()["architectures"].get(p.architecture)
+    if layout is None:
+        return  # plan_tensors names the missing layout
+    for name in layout.get("requires", []):
+        if not getattr(p, _YAML_FIELDS.get(name, name)):
+            raise BenchkitError(f"a {p.architecture} preset needs {name} (a positive number, "
+                                "from config.json)", file=file, field=f"presets.{p.key}.{name}")
+    if p.n_expert_used and (not p.n_expert or p.n_expert_used > p.n_expert):
+        raise BenchkitError(f"n_expert_used {p.n_expert_used} exceeds n_expert "
+                            f"{p.n_expert}", file=file, field=f"presets.{p.key}.n_expert_used")
+
+
+def reduce_preset(p: Preset, overrides: dict[str, int] | None) -> Preset:
+    """The preset with some shape figures made smaller, for a *reduced* stand-in: the same
+    architecture and tensor layout at a size that loads on a small machine (tests; a
+    check that llama.cpp accepts the layout). Its file name and metadata say so
+    (`benchkit.reduced`), so it is never mistaken for the model's shapes."""
+    if not overrides:
+        return p
+    raw = {k: v for k, v in dataclasses.asdict(p).items() if k != "key"}
+    raw["head_dim"] = raw.pop("head_dim_config")
+    for name, value in overrides.items():
+        if name not in REDUCIBLE:
+            raise BenchkitError(f"{name!r} cannot be reduced; one of: {', '.join(REDUCIBLE)}",
+                                field=f"reduce.{name}")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise BenchkitError(f"must be a positive integer, not {value!r}",
+                                field=f"reduce.{name}")
+        raw[name] = value
+    return _make_preset(p.key, {k: v for k, v in raw.items() if v is not None})
+
+
+def parse_reduce(text: str | None) -> dict[str, int]:
+    """`n_layers=2,n_expert=8` (the CLI's --reduce) as a mapping; bad input names it."""
+    out: dict[str, int] = {}
+    for part in filter(None, (text or "").split(",")):
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise BenchkitError(f"expected NAME=INTEGER, got {part!r}", field="reduce")
+        out[name.strip()] = int(value)
+    return out
 
 
 def check_quant(quant: str, *, file: str | None = None, field: str | None = None) -> str:
@@ -210,8 +315,13 @@ def plan_tensors(preset: Preset) -> list[TensorPlan]:
     def add(entry: dict[str, Any], prefix: str = "") -> None:
         if entry.get("unless") and getattr(preset, entry["unless"]):
             return
+        missing = [d for d in entry["shape"] if d not in dims]
+        if missing:
+            raise BenchkitError(f"tensor {entry['name']} needs {missing[0]}, which preset "
+                                f"{preset.key} does not give", field=f"presets.{preset.key}")
         shape = tuple(dims[d] for d in entry["shape"])
-        plan.append(TensorPlan(prefix + entry["name"], shape, entry.get("fill", "normal")))
+        plan.append(TensorPlan(prefix + entry["name"], shape, entry.get("fill", "normal"),
+                               entry.get("dtype")))
 
     for entry in layout["global"]:
         add(entry)
@@ -224,6 +334,20 @@ def plan_tensors(preset: Preset) -> list[TensorPlan]:
 def n_params(preset: Preset) -> int:
     """Parameter count of the preset (every element of every tensor)."""
     return sum(t.n_elements for t in plan_tensors(preset))
+
+
+def n_params_active(preset: Preset) -> int:
+    """Parameters one token runs through: every tensor but the expert ones, and of each
+    expert tensor the n_expert_used of n_expert experts the router picks (a dense preset:
+    all of them). Embedding tables count in full; `benchkit.models.gguf.active_counts`
+    applies the same rule to a real file and says how model cards differ on it."""
+    from benchkit.models.gguf import is_expert_tensor
+
+    n, k = preset.n_expert or 0, preset.n_expert_used or 0
+    total = 0
+    for t in plan_tensors(preset):
+        total += t.n_elements // n * k if n and is_expert_tensor(t.name) else t.n_elements
+    return total
 
 
 # --------------------------------------------------------------------------- cache
@@ -247,9 +371,16 @@ class Recipe:
     fill: str = "normal"
     token_embedding_type: str | None = None
     output_tensor_type: str | None = None
+    reduced: tuple[tuple[str, int], ...] = ()  # shape figures made smaller (reduce_preset)
+
+    @property
+    def reduced_text(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.reduced)
 
     def file_name(self) -> str:
         parts = [self.preset, self.quant]
+        if self.reduced:
+            parts.append("reduced-" + "-".join(f"{k}{v}" for k, v in self.reduced))
         if self.token_embedding_type:
             parts.append(f"embd-{self.token_embedding_type}")
         if self.output_tensor_type:
@@ -270,6 +401,8 @@ class Recipe:
             meta["benchkit.token_embedding_type"] = self.token_embedding_type
         if self.output_tensor_type:
             meta["benchkit.output_tensor_type"] = self.output_tensor_type
+        if self.reduced:
+            meta["benchkit.reduced"] = self.reduced_text
         return meta
 
 
@@ -293,7 +426,8 @@ def _matches(path: Path, recipe: Recipe) -> bool:
         return False
     want = recipe.metadata()
     have = {k: header.metadata.get(k) for k in want}
-    extra = {k for k in ("benchkit.token_embedding_type", "benchkit.output_tensor_type")
+    extra = {k for k in ("benchkit.token_embedding_type", "benchkit.output_tensor_type",
+                         "benchkit.reduced")
              if k in header.metadata and k not in want}
     return header.complete and have == want and not extra
 
@@ -305,8 +439,12 @@ def synthesize(preset: str, quant: str, *, output: str | os.PathLike[str] | None
                output_tensor_type: str | None = None, threads: int | None = None,
                free_bytes: int | None = None, force: bool = False,
                progress: bool = True, announce: bool = False, file: str | None = None,
-               field: str | None = None) -> Synthesis:
+               field: str | None = None, reduce: dict[str, int] | None = None) -> Synthesis:
     """Write (or find in the cache) the stand-in for `preset` quantized to `quant`.
+
+    `reduce` makes a *reduced* stand-in (see `reduce_preset`): the preset's architecture
+    at smaller shape figures, e.g. {"n_layers": 2, "n_expert": 8}; named as such in
+    the file name and metadata.
 
     `free_bytes` overrides the free space measured on the output's filesystem (and the
     BENCHKIT_FREE_BYTES variable): the "no room" refusal can then be tested honestly.
@@ -315,7 +453,7 @@ def synthesize(preset: str, quant: str, *, output: str | os.PathLike[str] | None
     (a suite), for error messages.
     """
     start = time.perf_counter()
-    p = get_preset(preset, file=file, field=_sub(field, "preset"))
+    p = reduce_preset(get_preset(preset, file=file, field=_sub(field, "preset")), reduce)
     ftype = check_quant(quant, file=file, field=_sub(field, "quant"))
     if fill not in FILLS:
         raise BenchkitError(f"unknown fill {fill!r}; one of: {', '.join(FILLS)}",
@@ -324,7 +462,8 @@ def synthesize(preset: str, quant: str, *, output: str | os.PathLike[str] | None
         p.key, _canonical_quant(quant), int(seed), fill,
         check_tensor_type(token_embedding_type, file=file,
                           field=_sub(field, "token_embedding_type")),
-        check_tensor_type(output_tensor_type, file=file, field=_sub(field, "output_tensor_type")))
+        check_tensor_type(output_tensor_type, file=file, field=_sub(field, "output_tensor_type")),
+        tuple(sorted((reduce or {}).items())))
     target = Path(output) if output else cache_dir() / recipe.file_name()
     if target.exists():
         if _matches(target, recipe):
@@ -341,7 +480,9 @@ def synthesize(preset: str, quant: str, *, output: str | os.PathLike[str] | None
     if announce:
         count = n_params(p)
         size = f"{count / 1e9:.2f} B" if count >= 1e9 else f"{count / 1e6:.0f} M"
-        print(f"synthesizing {target.name}: {p.name} shapes ({size} parameters), quantized "
+        shapes = f"REDUCED {p.name} shapes ({recipe.reduced_text})" if recipe.reduced \
+            else f"{p.name} shapes"
+        print(f"synthesizing {target.name}: {shapes} ({size} parameters), quantized "
               f"to {recipe.quant} by llama.cpp; made once, then cached", file=sys.stderr,
               flush=True)
     _build(p, recipe, ftype, target, threads=threads, free_bytes=free_bytes, progress=progress)
@@ -359,12 +500,17 @@ def _build(p: Preset, recipe: Recipe, ftype: str, target: Path, *, threads: int 
     _remove_stale_work(target)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial",
                                  dir=target.parent))
-    source, out = work / "source-f16.gguf", work / "out.gguf"
+    src_work = _source_folder(target, work)
+    source, out = src_work / "source-f16.gguf", work / "out.gguf"
     try:
         with _terminate_as_interrupt():
             offsets = _write_source_header(source, p, recipe, plan)
             out_bytes = _dry_run(source, out, recipe, ftype, threads, len(plan)) + offsets[0]
-            _check_room(target, p, recipe, plan, out_bytes, free_bytes)
+            if src_work == work:
+                _check_room(target, p, recipe, plan, out_bytes, free_bytes)
+            else:   # two filesystems: each must hold its own file
+                _check_room(target, p, recipe, plan, out_bytes, free_bytes, source=False)
+                _check_room(source, p, recipe, plan, 0, free_bytes)
             if recipe.fill == "normal":
                 _write_source_data(source, plan, offsets, recipe.seed, progress)
             _quantize(source, out, recipe, ftype, threads, len(plan), progress, dry_run=False)
@@ -377,6 +523,25 @@ def _build(p: Preset, recipe: Recipe, ftype: str, target: Path, *, threads: int 
         raise BenchkitError(f"cannot write: {exc.strerror or exc}", file=str(target)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if src_work != work:
+            shutil.rmtree(src_work, ignore_errors=True)
+
+
+def _source_folder(target: Path, work: Path) -> Path:
+    """Where the F16 source is written: the temp folder next to the output, or a fresh
+    folder under $BENCHKIT_SYNTH_WORK (e.g. /dev/shm, when the output's disk cannot hold
+    a 61 GB source next to the output). Only the quantizer reads it; it is deleted at the
+    end like the rest."""
+    base = os.environ.get(WORK_ENV)
+    if not base:
+        return work
+    try:
+        Path(base).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.",
+                                     suffix=".partial", dir=base))
+    except OSError as exc:
+        raise BenchkitError(f"cannot use the source folder: {exc.strerror or exc}",
+                            field=WORK_ENV, file=base) from None
 
 
 def _disk_full(target: Path) -> BenchkitError:
@@ -439,7 +604,7 @@ def _write_source_header(path: Path, p: Preset, recipe: Recipe,
     from gguf import GGUFWriter, LlamaFileType
 
     writer = GGUFWriter(path, p.architecture)
-    _add_model_metadata(writer, p)
+    _add_model_metadata(writer, p, recipe.reduced_text)
     writer.add_file_type(LlamaFileType.MOSTLY_F16)
     _add_tokenizer(writer, p)
     for key, value in recipe.metadata().items():
@@ -467,11 +632,17 @@ def _write_source_header(path: Path, p: Preset, recipe: Recipe,
     return offsets
 
 
-def _add_model_metadata(writer: Any, p: Preset) -> None:
+def _add_model_metadata(writer: Any, p: Preset, reduced: str = "") -> None:
     writer.add_type("model")
-    writer.add_name(f"{p.name} (synthetic stand-in)")
-    writer.add_description(f"benchkit synthetic stand-in: shapes of {p.name} "
-                           f"({p.source}), random weights; for speed measurement only")
+    if reduced:
+        writer.add_name(f"{p.name} (reduced synthetic stand-in: {reduced})")
+        writer.add_description(f"benchkit reduced synthetic stand-in: the architecture of "
+                               f"{p.name} ({p.source}) at smaller shapes ({reduced}), random "
+                               "weights; for tests only, not the model's speed")
+    else:
+        writer.add_name(f"{p.name} (synthetic stand-in)")
+        writer.add_description(f"benchkit synthetic stand-in: shapes of {p.name} "
+                               f"({p.source}), random weights; for speed measurement only")
     writer.add_context_length(p.n_ctx_train)
     writer.add_embedding_length(p.n_embd)
     writer.add_block_count(p.n_layers)
@@ -482,6 +653,34 @@ def _add_model_metadata(writer: Any, p: Preset) -> None:
     writer.add_rope_freq_base(float(p.rope_theta))
     writer.add_layer_norm_rms_eps(float(p.norm_eps))
     writer.add_vocab_size(p.n_vocab)
+    _add_optional_metadata(writer, p)
+
+
+def _add_optional_metadata(writer: Any, p: Preset) -> None:
+    """The keys only some architectures have, written only where the preset gives the
+    figure (so the dense presets of before write the same header as before). llama.cpp's
+    load_hparams requires expert_feed_forward_length and sliding_window for gpt-oss and
+    reads the rest where present; the key names are gguf-py's (constants.py Keys)."""
+    arch = p.architecture
+    if p.head_dim_config:
+        writer.add_key_length(p.head_dim)
+        writer.add_value_length(p.head_dim)
+    if p.is_moe:
+        writer.add_expert_count(p.n_expert)
+        writer.add_expert_used_count(p.n_expert_used)
+        writer.add_expert_feed_forward_length(p.n_ff_expert)
+    if p.sliding_window:
+        writer.add_sliding_window(p.sliding_window)
+    if p.sliding_window_pattern:
+        writer.add_uint32(f"{arch}.attention.sliding_window_pattern", p.sliding_window_pattern)
+    if p.rope_theta_swa:
+        writer.add_float32(f"{arch}.rope.freq_base_swa", float(p.rope_theta_swa))
+    if p.rope_scaling:
+        writer.add_string(f"{arch}.rope.scaling.type", p.rope_scaling)
+        writer.add_float32(f"{arch}.rope.scaling.factor", float(p.rope_scaling_factor or 1.0))
+        if p.rope_scaling_orig_ctx:
+            writer.add_uint32(f"{arch}.rope.scaling.original_context_length",
+                              p.rope_scaling_orig_ctx)
 
 
 def _add_tokenizer(writer: Any, p: Preset) -> None:
@@ -596,9 +795,11 @@ def _pad(n: int) -> int:
 # --------------------------------------------------------------------------- room check
 
 def _check_room(target: Path, p: Preset, recipe: Recipe, plan: list[TensorPlan],
-                out_bytes: int, free_bytes: int | None) -> None:
-    """Refuse before writing data when the source plus the output would not fit."""
-    source_bytes = sum(_pad(t.nbytes) for t in plan) if recipe.fill == "normal" else 0
+                out_bytes: int, free_bytes: int | None, *, source: bool = True) -> None:
+    """Refuse before writing data when the source plus the output would not fit in
+    `target`'s folder (`source=False`: the source is written elsewhere)."""
+    source_bytes = (sum(_pad(t.nbytes) for t in plan)
+                    if recipe.fill == "normal" and source else 0)
     need = source_bytes + out_bytes + 16 * _MIB
     free = _free_bytes(target.parent, free_bytes)
     if need <= free:
@@ -796,8 +997,10 @@ def read_header(path: str | os.PathLike[str]) -> Header:
 
 def inspect_model(path: str | os.PathLike[str], *, sha256: bool = True) -> dict[str, Any]:
     """What `benchkit models inspect` shows about any GGUF, real or synthetic."""
-    from benchkit.models.gguf import sha256_file
+    from benchkit.models.gguf import active_counts, sha256_file
+    from benchkit.models.gguf import read_header as read_full_header
 
+    full = read_full_header(path)
     h = read_header(path)
     if not h.complete:
         raise BenchkitError("truncated GGUF: the tensor data runs past the end of the file",
@@ -808,9 +1011,13 @@ def inspect_model(path: str | os.PathLike[str], *, sha256: bool = True) -> dict[
     standin = ({k.removeprefix("benchkit."): v for k, v in meta.items()
                 if k.startswith("benchkit.") and k != "benchkit.synthetic"}
                if synthetic else None)
+    counts = active_counts(full)
     return {
         "file": str(path), "name": meta.get("general.name"), "architecture": arch,
-        "n_params": sum(math.prod(shape) for _, shape, _ in h.tensors),
+        "n_params": counts.n_params_total,
+        "n_params_total": counts.n_params_total, "n_params_active": counts.n_params_active,
+        "bytes_total": counts.bytes_total, "bytes_active": counts.bytes_active,
+        "n_expert": counts.n_expert, "n_expert_used": counts.n_expert_used,
         "file_type": _file_type(meta.get("general.file_type"), h.tensors),
         "n_layers": meta.get(f"{arch}.block_count"),
         "context_length": meta.get(f"{arch}.context_length"), "n_tensors": len(h.tensors),
@@ -838,10 +1045,13 @@ def cached_standins() -> list[dict[str, Any]]:
             h = read_header(path)
         except BenchkitError:
             continue
-        out.append({"file": str(path), "preset": h.metadata.get("benchkit.preset"),
-                    "quant": h.metadata.get("benchkit.quant"),
-                    "synthetic": bool(h.metadata.get("benchkit.synthetic", False)),
-                    "size_bytes": h.size_bytes})
+        row = {"file": str(path), "preset": h.metadata.get("benchkit.preset"),
+               "quant": h.metadata.get("benchkit.quant"),
+               "synthetic": bool(h.metadata.get("benchkit.synthetic", False)),
+               "size_bytes": h.size_bytes}
+        if h.metadata.get("benchkit.reduced"):     # never listed as the model's shapes
+            row["reduced"] = h.metadata["benchkit.reduced"]
+        out.append(row)
     return out
 
 
@@ -855,7 +1065,10 @@ def preset_table() -> list[dict[str, Any]]:
                      "n_head": p.n_head, "n_head_kv": p.n_head_kv, "n_vocab": p.n_vocab,
                      "n_ctx_train": p.n_ctx_train, "rope_theta": p.rope_theta,
                      "norm_eps": p.norm_eps, "tied_embeddings": p.tied_embeddings,
-                     "n_params": n_params(p), "source": p.source})
+                     "head_dim": p.head_dim, "n_expert": p.n_expert,
+                     "n_expert_used": p.n_expert_used, "n_ff_expert": p.n_ff_expert,
+                     "n_params": n_params(p), "n_params_active": n_params_active(p),
+                     "source": p.source})
     return rows
 
 
@@ -946,6 +1159,230 @@ def _check_expectations(path: Path, standin: dict[str, Any], *, suite_file: str,
             raise BenchkitError(f"the stand-in's tensor types are {have_types}, the suite "
                                 f"names {dict(want_types)}", file=suite_file,
                                 field=f"{field}.tensor_types")
+
+
+# --------------------------------------------------------------------------- routing spread
+
+ROUTING_TOPK = "ffn_moe_topk-"   # llama.cpp's name for a layer's chosen experts (llama-graph.cpp)
+
+
+@dataclass(frozen=True)
+class LayerRouting:
+    """How one layer's router spread a batch of tokens over its experts."""
+
+    layer: int
+    n_tokens: int
+    counts: tuple[int, ...]          # tokens routed to each expert
+    n_expert_used: int
+
+    @property
+    def uniform_share(self) -> float:
+        """k/n: the share of tokens each expert gets when the load is perfectly even."""
+        return self.n_expert_used / len(self.counts)
+
+    @property
+    def busiest_share(self) -> float:
+        """The share of the tokens that went to the busiest expert."""
+        return max(self.counts) / self.n_tokens if self.n_tokens else 0.0
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation of the experts' load (std / mean; 0 = even)."""
+        mean = sum(self.counts) / len(self.counts)
+        var = sum((c - mean) ** 2 for c in self.counts) / len(self.counts)
+        return math.sqrt(var) / mean if mean else 0.0
+
+    @property
+    def chance_cv(self) -> float:
+        """The CV that independent uniform picks would give for this many tokens
+        (binomial: sqrt((1 - k/n) / (N k/n))): routing no more uneven than chance sits
+        near it; the sampling noise of a short batch is not a routing skew."""
+        p = self.uniform_share
+        return math.sqrt((1 - p) / (self.n_tokens * p)) if self.n_tokens and p else 0.0
+
+    @property
+    def idle(self) -> int:
+        """Experts no token of the batch went to."""
+        return sum(1 for c in self.counts if c == 0)
+
+
+@dataclass(frozen=True)
+class RoutingSpread:
+    """Expert load per layer for one prompt batch decoded by llama.cpp (see `routing_spread`)."""
+
+    path: str
+    n_tokens: int
+    n_expert: int
+    n_expert_used: int
+    layers: tuple[LayerRouting, ...]
+
+
+class _GGMLTensor(ctypes.Structure):
+    """The head of ggml.h's struct ggml_tensor up to its name (GGML_MAX_DIMS 4,
+    GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10, GGML_MAX_NAME 64); checked against
+    ggml_get_name on first use, so another ggml's layout fails loudly, never silently."""
+
+    _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p),
+                ("ne", ctypes.c_int64 * 4), ("nb", ctypes.c_size_t * 4), ("op", ctypes.c_int),
+                ("op_params", ctypes.c_int32 * 16), ("flags", ctypes.c_int32),
+                ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p),
+                ("view_offs", ctypes.c_size_t), ("data", ctypes.c_void_p),
+                ("name", ctypes.c_char * 64)]
+
+
+def _ggml_lib() -> Any:
+    """libggml-base of the llama.cpp build llama-cpp-python loaded (ggml_get_name,
+    ggml_nbytes, ggml_backend_tensor_get: a tensor's bytes from any backend)."""
+    from benchkit.engines.llama_cpp.native import lib_dir
+
+    for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
+        if (lib_dir() / name).exists():
+            lib = ctypes.CDLL(str(lib_dir() / name))
+            lib.ggml_get_name.restype = ctypes.c_void_p
+            lib.ggml_get_name.argtypes = [ctypes.c_void_p]
+            lib.ggml_nbytes.restype = ctypes.c_size_t
+            lib.ggml_nbytes.argtypes = [ctypes.c_void_p]
+            lib.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                                    ctypes.c_size_t, ctypes.c_size_t]
+            return lib
+    raise BenchkitError(f"no libggml-base in {lib_dir()}: cannot read llama.cpp's tensors")
+
+
+class _TopkRecorder:
+    """The eval callback: asks llama.cpp for every `ffn_moe_topk-<layer>` tensor (the
+    expert ids each token picked, I32 [n_expert_used, n_tokens], maybe a strided view of
+    the argsort) and counts the ids per layer."""
+
+    def __init__(self, lib: Any, n_expert: int) -> None:
+        self.lib, self.n_expert = lib, n_expert
+        self.counts: dict[int, list[int]] = {}
+        self.tokens: dict[int, int] = {}
+        self.error: str | None = None
+        self.checked = False
+
+    def __call__(self, ptr: int, ask: bool, user_data: Any) -> bool:  # noqa: ARG002
+        try:
+            t = _GGMLTensor.from_address(ptr)
+            if not self.checked:
+                self._check_layout(ptr, t)
+            name = t.name.decode("utf-8", "replace")
+            if not name.startswith(ROUTING_TOPK):
+                return not ask       # not wanted; after compute: go on
+            if ask:
+                return True
+            self._record(ptr, t, int(name[len(ROUTING_TOPK):]))
+        except Exception as exc:     # never raise through C; stop the graph instead
+            self.error = self.error or f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def _check_layout(self, ptr: int, t: _GGMLTensor) -> None:
+        if self.lib.ggml_get_name(ptr) != ptr + _GGMLTensor.name.offset:
+            raise RuntimeError("struct ggml_tensor of this llama.cpp build has another layout")
+        self.checked = True
+
+    def _record(self, ptr: int, t: _GGMLTensor, layer: int) -> None:
+        if t.type != 26:             # GGML_TYPE_I32
+            raise RuntimeError(f"{t.name!r} has ggml type {t.type}, expected I32")
+        size = self.lib.ggml_nbytes(ptr)
+        raw = (ctypes.c_char * size)()
+        self.lib.ggml_backend_tensor_get(ptr, raw, 0, size)
+        k, n_tok = t.ne[0], t.ne[1]
+        counts = self.counts.setdefault(layer, [0] * self.n_expert)
+        for j in range(n_tok):
+            for i in range(k):
+                off = i * t.nb[0] + j * t.nb[1]
+                counts[int.from_bytes(raw[off:off + 4], "little", signed=True)] += 1
+        self.tokens[layer] = self.tokens.get(layer, 0) + n_tok
+
+
+def routing_spread(path: str | os.PathLike[str], n_tokens: int = 512, *,
+                   threads: int | None = None, seed: int = 0) -> RoutingSpread:
+    """Decode `n_tokens` random tokens as one batch in llama.cpp (CPU) and count, per
+    layer, which experts each token's router picked.
+
+    Why: a stand-in's random router weights decide how evenly its experts share the
+    tokens, and that decides how much expert weight a prompt batch reads; this measures
+    it on the file itself instead of assuming it. Every token's logits are requested so
+    that the last layer routes the whole batch too (llama.cpp otherwise keeps only the
+    output rows there). Raises BenchkitError for a file without experts or a llama.cpp
+    that gives no `ffn_moe_topk` tensors.
+    """
+    from benchkit.engines.llama_cpp.native import LOG, _backend_init
+
+    info = _file_counts(path)
+    if not info.n_expert or not info.n_expert_used:
+        raise BenchkitError("not a mixture of experts (no expert_count / expert_used_count "
+                            "in its header)", file=str(path))
+    if n_tokens < 1:
+        raise BenchkitError("must be at least 1", field="tokens")
+    llama = _backend_init()
+    recorder = _TopkRecorder(_ggml_lib(), info.n_expert)
+    callback = llama.ggml_backend_sched_eval_callback(recorder)
+    mparams = llama.llama_model_default_params()
+    mparams.n_gpu_layers = 0
+    with LOG.capture() as lines:
+        model = llama.llama_model_load_from_file(str(path).encode(), mparams)
+    if not model:
+        raise BenchkitError(f"llama.cpp could not load it: {LOG.first_error(lines) or 'no reason'}",
+                            file=str(path))
+    try:
+        _decode_routed(llama, model, callback, n_tokens, threads, seed)
+    finally:
+        llama.llama_model_free(model)
+    if recorder.error or not recorder.counts:
+        raise BenchkitError("no expert choices came back from llama.cpp's eval callback: "
+                            + (recorder.error or f"no {ROUTING_TOPK}* tensor in the graph"),
+                            file=str(path))
+    layers = tuple(LayerRouting(i, recorder.tokens[i], tuple(recorder.counts[i]),
+                                info.n_expert_used) for i in sorted(recorder.counts))
+    return RoutingSpread(str(path), n_tokens, info.n_expert, info.n_expert_used, layers)
+
+
+def _decode_routed(llama: Any, model: Any, callback: Any, n_tokens: int,
+                   threads: int | None, seed: int) -> None:
+    """One context with the eval callback; the batch decoded once, all logits wanted."""
+    import random
+
+    from benchkit.engines.llama_cpp.native import LOG
+
+    cparams = llama.llama_context_default_params()
+    cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = max(n_tokens, 32)
+    cparams.n_threads = cparams.n_threads_batch = threads or os.cpu_count() or 1
+    cparams.cb_eval = callback
+    cparams.cb_eval_user_data = None
+    cparams.no_perf = True
+    with LOG.capture() as lines:
+        ctx = llama.llama_init_from_model(model, cparams)
+    if not ctx:
+        raise BenchkitError(f"llama.cpp could not create a context: "
+                            f"{LOG.first_error(lines) or 'no reason'}")
+    batch = llama.llama_batch_init(n_tokens, 0, 1)
+    try:
+        n_vocab = llama.llama_vocab_n_tokens(llama.llama_model_get_vocab(model))
+        rng = random.Random(seed)
+        for i in range(n_tokens):
+            batch.token[i] = rng.randrange(3, n_vocab)
+            batch.pos[i] = i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = True
+        batch.n_tokens = n_tokens
+        with LOG.capture() as lines:
+            rc = llama.llama_decode(ctx, batch)
+        if rc != 0:
+            raise BenchkitError(f"llama_decode returned {rc}: {LOG.first_error(lines) or ''}")
+    finally:
+        llama.llama_batch_free(batch)
+        llama.llama_free(ctx)
+
+
+def _file_counts(path: str | os.PathLike[str]) -> Any:
+    """The file's total and active counts (benchkit.models.gguf.active_counts)."""
+    from benchkit.models.gguf import active_counts
+    from benchkit.models.gguf import read_header as read
+
+    return active_counts(read(path))
 
 
 if __name__ == "__main__" and len(sys.argv) == 9 and sys.argv[1] == "quantize":

@@ -77,6 +77,93 @@ def test_list_shows_presets_types_and_cached_standins(synthesized: tuple, cache:
                               .stat().st_size}]
 
 
+def test_list_shows_experts_and_active_parameters(cache: Path) -> None:
+    proc = _run("models", "list", env={synth.CACHE_ENV: str(cache)})
+    lines = proc.stdout.splitlines()
+    row = next(line for line in lines if line.strip().startswith("qwen3-30b-a3b"))
+    assert "8/128 x768" in row and "30.53 B" in row and "3.35 B" in row
+    dense = next(line for line in lines if line.strip().startswith("qwen3-8b"))
+    assert dense.split().count("8.19") == 2          # params and active alike
+    doc = json.loads(_run("models", "list", "--json", env={synth.CACHE_ENV: str(cache)}).stdout)
+    gpt = next(p for p in doc["presets"] if p["preset"] == "gpt-oss-20b")
+    assert (gpt["n_expert"], gpt["n_expert_used"], gpt["n_params"], gpt["n_params_active"]) \
+        == (32, 4, 20_914_757_184, 4_187_440_704)
+
+
+# --------------------------------------------------------------------------- reduced / routing
+
+REDUCE = "n_layers=2,n_embd=256,n_head=4,n_head_kv=2,head_dim=64,n_expert=8,n_expert_used=2," \
+         "n_ff_expert=256,n_vocab=2048"
+
+
+@pytest.fixture(scope="module")
+def moe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache of its own, so that the listing tests above see only their stand-in."""
+    return tmp_path_factory.mktemp("moe-cache")
+
+
+@pytest.fixture(scope="module")
+def reduced_moe(moe_cache: Path) -> Path:
+    """`benchkit models synth gpt-oss-20b --quant MXFP4 --reduce ...` into its cache."""
+    proc = _run("models", "synth", "gpt-oss-20b", "--quant", "MXFP4", "--reduce", REDUCE,
+                "--threads", "1", env={synth.CACHE_ENV: str(moe_cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert "REDUCED gpt-oss-20b shapes" in proc.stderr
+    return Path(proc.stdout.strip())
+
+
+def test_list_marks_a_reduced_standin(reduced_moe: Path, moe_cache: Path) -> None:
+    proc = _run("models", "list", env={synth.CACHE_ENV: str(moe_cache)})
+    line = next(x for x in proc.stdout.splitlines() if reduced_moe.name in x)
+    assert "gpt-oss-20b (REDUCED)" in line and "MXFP4" in line
+    doc = json.loads(_run("models", "list", "--json",
+                          env={synth.CACHE_ENV: str(moe_cache)}).stdout)
+    row = next(c for c in doc["cached"] if c["file"] == str(reduced_moe))
+    assert row["reduced"] == ",".join(sorted(REDUCE.split(",")))
+
+
+def test_inspect_shows_active_parameters_of_a_moe(reduced_moe: Path) -> None:
+    text = _run("models", "inspect", "--no-sha256", str(reduced_moe)).stdout
+    assert "per token (2 of 8 experts)" in text
+    doc = json.loads(_run("models", "inspect", "--json", "--no-sha256", str(reduced_moe)).stdout)
+    assert doc["n_expert"] == 8 and doc["n_expert_used"] == 2
+    assert doc["n_params_active"] < doc["n_params_total"] == doc["n_params"]
+    assert doc["bytes_active"] < doc["bytes_total"]
+    assert doc["file_type"] == "MXFP4_MOE"
+    assert doc["standin"]["reduced"] == ",".join(sorted(REDUCE.split(",")))
+
+
+def test_inspect_dense_model_is_all_active(smollm2_model: Path) -> None:
+    doc = json.loads(_run("models", "inspect", "--json", "--no-sha256", str(smollm2_model)).stdout)
+    assert doc["n_params_active"] == doc["n_params"] and doc["n_expert"] is None
+    assert "(dense: all of it)" in _run("models", "inspect", "--no-sha256",
+                                        str(smollm2_model)).stdout
+
+
+def test_routing_prints_a_table_per_layer(reduced_moe: Path) -> None:
+    proc = _run("models", "routing", str(reduced_moe), "--tokens", "48", "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "48 random tokens in one batch, 2 of 8 experts per token" in proc.stdout
+    assert "busiest %" in proc.stdout and "chance CV" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0", "1"] and all(r[1] == "48" and r[3] == "25.0" for r in rows)
+    doc = json.loads(_run("models", "routing", str(reduced_moe), "-n", "48", "--json").stdout)
+    assert [sum(layer["counts"]) for layer in doc["layers"]] == [96, 96]
+
+
+def test_routing_of_a_dense_model_is_one_clear_error(smollm2_model: Path) -> None:
+    proc = _run("models", "routing", str(smollm2_model), "--tokens", "8")
+    assert proc.returncode != 0
+    assert "not a mixture of experts" in _one_error_line(proc)
+
+
+def test_synth_bad_reduce_names_the_field(cache: Path) -> None:
+    proc = _run("models", "synth", "qwen3-30b-a3b", "--quant", "Q8_0", "--reduce",
+                "n_layers=2,rope_theta=5", env={synth.CACHE_ENV: str(cache)})
+    assert proc.returncode != 0
+    assert "reduce.rope_theta" in _one_error_line(proc)
+
+
 # --------------------------------------------------------------------------- inspect
 
 def test_inspect_real_model(smollm2_model: Path) -> None:

@@ -283,3 +283,44 @@ def test_file_type_falls_back_to_the_most_common_weight_type() -> None:
     assert file_type_name(None, tensors[:2]) == "Q4_0"       # a tie: alphabetical
     assert file_type_name(None, list(reversed(tensors[:2]))) == "Q4_0"
     assert file_type_name(15, []) == "Q4_K_M" and file_type_name(999, []) == "file_type_999"
+
+
+def _moe_file(path: Path, n_expert: int | None, n_used: int | None) -> Path:
+    """A two-tensor file: a shared matrix and 4 stacked experts (ggml 8 x 2 x 4)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "qwen3moe")
+    writer.add_block_count(1)
+    if n_expert is not None:
+        writer.add_expert_count(n_expert)
+    if n_used is not None:
+        writer.add_expert_used_count(n_used)
+    writer.add_tensor("blk.0.attn_q.weight", np.zeros((8, 8), dtype=np.float32))
+    writer.add_tensor("blk.0.ffn_up_exps.weight", np.zeros((4, 2, 8), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_active_counts_take_k_of_n_experts(tmp_path: Path) -> None:
+    info = read_gguf_info(_moe_file(tmp_path / "moe.gguf", 4, 1))
+    assert (info.n_expert, info.n_expert_used) == (4, 1)
+    assert info.n_params_total == info.n_params == 64 + 64
+    assert info.n_params_active == 64 + 16
+    assert info.bytes_total == 64 * 4 + 64 * 2
+    assert info.bytes_active == 64 * 4 + 16 * 2
+
+
+@pytest.mark.parametrize("n_expert, n_used", [(None, None), (4, None), (None, 2)])
+def test_without_expert_keys_everything_is_active(tmp_path: Path, n_expert, n_used) -> None:
+    info = read_gguf_info(_moe_file(tmp_path / "moe.gguf", n_expert, n_used))
+    assert info.n_params_active == info.n_params and info.bytes_active == info.bytes_total
+
+
+def test_dense_real_model_is_all_active(smollm2_model: Path) -> None:
+    info = read_gguf_info(smollm2_model)
+    assert info.n_expert is None
+    assert info.n_params_active == info.n_params and info.bytes_active == info.tensor_bytes

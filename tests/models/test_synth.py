@@ -8,6 +8,7 @@ from the small smollm2-135m preset: a few seconds each on two cores.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -41,6 +43,48 @@ PUBLISHED_PARAMS = {
     "llama-3.2-1b": 1_235_814_400,
     "llama-3.2-3b": 3_212_749_824,
     "smollm2-135m": 134_515_008,
+    # the newer families: the safetensors totals on the Hugging Face model pages, which
+    # llama.cpp's GGUFs of them also state (general.parameter_count / n_params); Gemma 3:
+    # its text model (the vision encoder is not part of the stand-in)
+    "llama-3.1-8b": 8_030_261_248,
+    "llama-3.3-70b": 70_553_706_496,
+    "mistral-small-24b": 23_572_403_200,
+    "qwen3-8b": 8_190_735_360,
+    "qwen3-30b-a3b": 30_532_122_624,
+    "qwen3-235b-a22b": 235_093_634_560,
+    "gpt-oss-20b": 20_914_757_184,
+    "gpt-oss-120b": 116_829_156_672,
+    "gemma-3-4b": 3_880_263_168,
+    "gemma-3-12b": 11_766_034_176,
+    "gemma-3-27b": 27_009_346_304,
+}
+
+# Active (per token) parameters as the model cards state them: (figure in billions,
+# decimals given). Qwen3 model cards (https://huggingface.co/Qwen/Qwen3-30B-A3B,
+# https://huggingface.co/Qwen/Qwen3-235B-A22B): "30.5B in total and 3.3B activated",
+# "235B in total and 22B activated"; the gpt-oss model card
+# (https://arxiv.org/abs/2508.10925, table 1): 3.61B and 5.13B active. The cards differ
+# on the input embedding table (a token reads one row of it): gpt-oss leaves it out
+# (its figures are ours without it, to the digit); Qwen's lie between ours without and
+# with it (3.04B-3.35B, 21.6B-22.2B).
+PUBLISHED_ACTIVE = {
+    "qwen3-30b-a3b": (3.3, 1),
+    "qwen3-235b-a22b": (22, 0),
+    "gpt-oss-20b": (3.61, 2),
+    "gpt-oss-120b": (5.13, 2),
+}
+
+# Reduced stand-ins (synth's `reduce`): each architecture at a size this machine loads in
+# a second, quantized by llama.cpp, to prove llama.cpp accepts the layout and metadata.
+# The same tensor names and kinds as the full preset; only the figures are smaller.
+SMALL = {"n_layers": 2, "n_embd": 256, "n_head": 4, "n_head_kv": 2, "head_dim": 64,
+         "n_vocab": 2048}
+REDUCED = {
+    "qwen3-30b-a3b": {**SMALL, "n_expert": 16, "n_expert_used": 4, "n_ff_expert": 256},
+    "gpt-oss-20b": {**SMALL, "n_expert": 8, "n_expert_used": 2, "n_ff_expert": 256},
+    "qwen3-8b": {**SMALL, "n_ff": 512},
+    "gemma-3-4b": {**SMALL, "n_layers": 7, "n_ff": 512},   # 6 sliding layers, then a global one
+    "mistral-small-24b": {**SMALL, "n_ff": 512},
 }
 
 
@@ -82,6 +126,70 @@ def _leftovers(folder: Path) -> list[str]:
 @pytest.mark.parametrize("preset", list(PUBLISHED_PARAMS))
 def test_preset_rebuilds_published_parameter_count(preset: str) -> None:
     assert synth.n_params(synth.get_preset(preset)) == PUBLISHED_PARAMS[preset]
+
+
+@pytest.mark.parametrize("preset", list(PUBLISHED_ACTIVE))
+def test_moe_preset_rebuilds_published_active_count(preset: str) -> None:
+    figure, digits = PUBLISHED_ACTIVE[preset]
+    p = synth.get_preset(preset)
+    active = synth.n_params_active(p)
+    without_input = active - p.n_vocab * p.n_embd
+    half_unit = 0.5 * 10.0 ** -digits
+    assert without_input / 1e9 - half_unit <= figure <= active / 1e9 + half_unit
+    if preset.startswith("gpt-oss"):
+        assert round(without_input / 1e9, digits) == figure
+    assert active < synth.n_params(p) / 4
+
+
+def test_dense_preset_is_all_active() -> None:
+    p = synth.get_preset("qwen3-8b")
+    assert not p.is_moe and synth.n_params_active(p) == synth.n_params(p)
+
+
+def test_head_dim_is_the_configs_where_given() -> None:
+    assert synth.get_preset("qwen3-30b-a3b").head_dim == 128      # 2048 / 32 would be 64
+    assert synth.get_preset("mistral-small-24b").head_dim == 128  # 5120 / 32 would be 160
+    assert synth.get_preset("llama-3-8b").head_dim == 128         # n_embd / n_head
+
+
+@pytest.mark.parametrize("drop", ["n_expert", "n_expert_used", "n_ff_expert", "head_dim",
+                                  "n_layers"])
+def test_moe_preset_missing_a_figure_names_it(drop: str) -> None:
+    raw = dict(synth._data()["presets"]["qwen3-30b-a3b"])
+    del raw[drop]
+    with pytest.raises(BenchkitError) as err:
+        synth._make_preset("broken", raw)
+    assert err.value.field == f"presets.broken.{drop}"
+    assert drop in str(err.value)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"n_expert_used": 200}, "presets.broken.n_expert_used"),
+    ({"n_experts": 8}, "presets.broken.n_experts"),
+])
+def test_bad_preset_figure_names_the_field(change: dict, field: str) -> None:
+    raw = {**synth._data()["presets"]["qwen3-30b-a3b"], **change}
+    with pytest.raises(BenchkitError) as err:
+        synth._make_preset("broken", raw)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("reduce, field", [
+    ({"rope_theta": 2}, "reduce.rope_theta"),
+    ({"n_layers": 0}, "reduce.n_layers"),
+    ({"n_expert_used": 200}, "presets.qwen3-30b-a3b.n_expert_used"),
+])
+def test_bad_reduction_names_the_field(reduce: dict, field: str) -> None:
+    with pytest.raises(BenchkitError) as err:
+        synth.reduce_preset(synth.get_preset("qwen3-30b-a3b"), reduce)
+    assert err.value.field == field
+
+
+def test_parse_reduce() -> None:
+    assert synth.parse_reduce("n_layers=2, n_expert=8") == {"n_layers": 2, "n_expert": 8}
+    with pytest.raises(BenchkitError) as err:
+        synth.parse_reduce("n_layers=two")
+    assert err.value.field == "reduce"
 
 
 def test_every_preset_is_listed_and_has_a_source() -> None:
@@ -412,3 +520,174 @@ def test_llama_3_70b_needs_are_stated_before_writing(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "131.42 GiB for the F16 source" in msg and "--fill zeros" in msg
     assert _leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- reduced stand-ins
+
+REDUCED_CASES = [("qwen3-30b-a3b", "Q8_0"), ("qwen3-30b-a3b", "Q4_K_M"),
+                 ("gpt-oss-20b", "MXFP4"), ("gpt-oss-20b", "Q8_0"), ("qwen3-8b", "Q4_K_M"),
+                 ("gemma-3-4b", "Q4_K_M"), ("mistral-small-24b", "Q4_K_M")]
+
+
+@pytest.fixture(scope="module")
+def reduced(cache: Path) -> Callable[[str, str], Path]:
+    """The reduced stand-in of a preset in a quantization type, made once per module."""
+    made: dict[tuple[str, str], Path] = {}
+
+    def make(preset: str, quant: str) -> Path:
+        if (preset, quant) not in made:
+            made[preset, quant] = synth.synthesize(preset, quant, reduce=REDUCED[preset],
+                                                   threads=1, progress=False).path
+        return made[preset, quant]
+
+    old = os.environ.get(synth.CACHE_ENV)
+    os.environ[synth.CACHE_ENV] = str(cache)
+    yield make
+    if old is None:
+        os.environ.pop(synth.CACHE_ENV)
+    else:
+        os.environ[synth.CACHE_ENV] = old
+
+
+@pytest.mark.parametrize("preset, quant", REDUCED_CASES)
+def test_reduced_standin_loads_and_decodes_in_llama_cpp(reduced, preset: str,
+                                                        quant: str) -> None:
+    """llama.cpp refuses a file with a missing tensor, a wrong shape or a missing
+    required key at load; this one loads, decodes a prompt and generates."""
+    from benchkit.engines.llama_cpp.native import LlamaModel as Engine
+    from benchkit.engines.llama_cpp.options import LlamaCppOptions as EngineSettings
+
+    path = reduced(preset, quant)
+    p = synth.reduce_preset(synth.get_preset(preset), REDUCED[preset])
+    assert path.name.startswith(f"{preset}.{quant}.reduced-")
+    info = read_gguf_info(path)
+    assert "reduced" in (info.name or "") and info.metadata["benchkit.reduced"]
+    assert info.n_params == synth.n_params(p)
+    assert info.n_params_active == synth.n_params_active(p)
+    with Engine(path, EngineSettings(n_gpu_layers=0, n_threads=2)) as eng:
+        assert eng.time_pp(64) > 0
+        assert eng.time_tg(4) > 0
+
+
+def test_reduced_moe_standin_has_the_published_types(reduced) -> None:
+    """MXFP4 (llama.cpp's MOSTLY_MXFP4_MOE, as gpt-oss ships): the experts MXFP4, the
+    other matrices Q8_0, the router and every bias F32."""
+    info = read_gguf_info(reduced("gpt-oss-20b", "MXFP4"))
+    types = {name: ttype for name, _, ttype in info.tensors}
+    assert info.file_type == "MXFP4_MOE"
+    assert {types[f"blk.0.ffn_{w}_exps.weight"] for w in ("gate", "up", "down")} == {"MXFP4"}
+    assert types["blk.0.attn_q.weight"] == "Q8_0" and types["output.weight"] == "Q8_0"
+    assert types["blk.0.ffn_gate_inp.weight"] == "F32"
+    assert {t for n, t in types.items() if n.endswith(".bias")} == {"F32"}
+    assert info.n_expert == 8 and info.n_expert_used == 2
+    experts = sum(b for n, b in _tensor_bytes(info).items() if "_exps." in n)
+    assert info.bytes_total - info.bytes_active == experts * 6 // 8
+
+
+def _tensor_bytes(info) -> dict[str, int]:  # noqa: ANN001
+    return {name: size for (name, _, _), size in zip(info.tensors, _tensor_sizes(info))}
+
+
+def test_reduced_standin_is_named_and_cached_apart(reduced, cache: Path) -> None:
+    full = synth.Recipe("qwen3-30b-a3b", "Q8_0")
+    path = reduced("qwen3-30b-a3b", "Q8_0")
+    assert path.name != full.file_name()
+    again = synth.synthesize("qwen3-30b-a3b", "Q8_0", reduce=REDUCED["qwen3-30b-a3b"],
+                             progress=False)
+    assert again.cached and again.path == path
+
+
+# Model sizes llama-bench prints for the real files (its `size` column, GiB of tensor data),
+# as published in llama-bench tables of llama.cpp users: "qwen3moe 30B.A3B Q4_K - Medium |
+# 17.28 GiB | 30.53 B", "gpt-oss 20B MXFP4 MoE | 11.27 GiB | 20.91 B", "qwen3 8B Q4_K -
+# Medium | 4.68 GiB | 8.19 B", "llama 8B Q4_K - Medium | 4.58 GiB | 8.03 B", "llama 13B
+# Q4_K - Medium | 13.34 GiB | 23.57 B" (Mistral Small 24B: llama.cpp names its type by
+# layer count), "llama 70B Q4_K - Medium | 39.59 GiB | 70.55 B", "gemma3 12B Q4_K - Medium |
+# 6.79 GiB | 11.77 B".
+PUBLISHED_SIZES_GIB = {("qwen3-30b-a3b", "Q4_K_M"): 17.28, ("gpt-oss-20b", "MXFP4"): 11.27,
+                       ("qwen3-8b", "Q4_K_M"): 4.68, ("llama-3.1-8b", "Q4_K_M"): 4.58,
+                       ("mistral-small-24b", "Q4_K_M"): 13.34,
+                       ("llama-3.3-70b", "Q4_K_M"): 39.59, ("gemma-3-12b", "Q4_K_M"): 6.79}
+
+
+@pytest.mark.parametrize("preset, quant", list(PUBLISHED_SIZES_GIB))
+def test_full_standin_is_the_size_of_the_real_file(tmp_path: Path, preset: str,
+                                                       quant: str) -> None:
+    """llama.cpp's quantizer, run dry on the full-shape source header (no data), gives
+    the stand-in's tensor data: the size llama-bench reports for the real model file, so
+    the quantizer picked the real file's type for every tensor."""
+    p = synth.get_preset(preset)
+    recipe = synth.Recipe(preset, quant)
+    plan = synth.plan_tensors(p)
+    source = tmp_path / "source.gguf"
+    synth._write_source_header(source, p, recipe, plan)
+    size = synth._dry_run(source, tmp_path / "out.gguf", recipe, synth.check_quant(quant),
+                          2, len(plan)) - (1 << 20)      # less _dry_run's 1 MiB margin
+    assert round(size / 2**30, 2) == PUBLISHED_SIZES_GIB[preset, quant]
+
+
+# --------------------------------------------------------------------------- routing spread
+
+def test_routing_spread_counts_every_tokens_choices(reduced) -> None:
+    """The eval callback sees each layer's ffn_moe_topk: every token picks k experts in
+    every layer, the last layer included."""
+    path = reduced("qwen3-30b-a3b", "Q8_0")
+    spread = synth.routing_spread(path, 96, threads=2)
+    assert (spread.n_expert, spread.n_expert_used) == (16, 4)
+    assert [r.layer for r in spread.layers] == [0, 1]
+    for r in spread.layers:
+        assert r.n_tokens == 96 and sum(r.counts) == 96 * 4 and len(r.counts) == 16
+        assert r.uniform_share == 0.25
+        assert 0.25 <= r.busiest_share <= 1.0 and r.cv >= 0 and r.chance_cv > 0
+    assert synth.routing_spread(path, 96, threads=2) == spread      # same seed, same batch
+
+
+def test_routing_spread_is_the_same_for_gpt_oss(reduced) -> None:
+    spread = synth.routing_spread(reduced("gpt-oss-20b", "MXFP4"), 64, threads=2)
+    assert [sum(r.counts) for r in spread.layers] == [64 * 2, 64 * 2]
+
+
+@pytest.mark.parametrize("preset, quant", [("qwen3-30b-a3b", "Q8_0"), ("gpt-oss-20b", "MXFP4")])
+def test_moe_standin_routes_about_as_evenly_as_chance(reduced, preset: str, quant: str) -> None:
+    """The MoE layouts zero-fill attn_output so that a batch's tokens do not all share one
+    hidden-state direction (and so the same experts): every layer's expert load is then
+    within twice the spread of independent uniform picks, and no expert sits idle. With
+    every matrix random, the later layers route nearly the whole batch to a few experts."""
+    spread = synth.routing_spread(reduced(preset, quant), 256, threads=2)
+    for r in spread.layers:
+        assert r.cv < 2 * r.chance_cv, r
+        assert r.idle == 0 and r.busiest_share < 2 * r.uniform_share, r
+
+
+def test_routing_spread_refuses_a_dense_model(q4_1: Path) -> None:
+    with pytest.raises(BenchkitError, match="not a mixture of experts"):
+        synth.routing_spread(q4_1, 16)
+
+
+def test_layer_routing_figures() -> None:
+    even = synth.LayerRouting(0, 8, (4, 4, 4, 4), 2)
+    assert even.cv == 0 and even.busiest_share == 0.5 == even.uniform_share * 1
+    skewed = synth.LayerRouting(0, 8, (8, 8, 0, 0), 2)
+    assert skewed.busiest_share == 1.0 and skewed.cv == 1.0 and skewed.idle == 2
+    assert even.chance_cv == pytest.approx(math.sqrt(0.5 / (8 * 0.5)))
+
+
+def test_source_folder_of_its_own_is_used_and_emptied(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """BENCHKIT_SYNTH_WORK puts the F16 source elsewhere (e.g. /dev/shm, when the
+    output's disk cannot hold both); nothing stays behind in either folder."""
+    seen: list[Path] = []
+    real = synth._write_source_header
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> list[int]:
+        seen.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(synth, "_write_source_header", spy)
+    monkeypatch.setenv(synth.WORK_ENV, str(tmp_path / "src"))
+    out = tmp_path / "out" / "standin.gguf"
+    result = synth.synthesize("qwen3-30b-a3b", "Q8_0", output=out, threads=1, progress=False,
+                              reduce=REDUCED["qwen3-30b-a3b"])
+    assert result.path == out and out.is_file()
+    assert seen and seen[0].parent.parent == tmp_path / "src"
+    assert _leftovers(tmp_path / "src") == [] and _leftovers(tmp_path / "out") == [out.name]

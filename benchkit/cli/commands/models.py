@@ -47,22 +47,26 @@ def models() -> None:
               help="Replace an existing -o file that is not this stand-in.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
+@click.option("--reduce", metavar="NAME=N,...", default=None,
+              help="A REDUCED stand-in: the preset's architecture at smaller figures, e.g. "
+                   "n_layers=2,n_embd=256,n_expert=8 (tests only: not the model's speed; "
+                   "the file name and metadata say so).")
 def synth(preset: str, quant: str, output: str | None, token_embedding_type: str | None,
           output_tensor_type: str | None, seed: int, fill: str, threads: int | None,
-          force: bool, progress: bool | None) -> None:
+          force: bool, progress: bool | None, reduce: str | None) -> None:
     """Write a shape-exact synthetic stand-in of PRESET, quantized by llama.cpp to TYPE.
 
     Same tensors, shapes and quantization types as the real model, random weights:
     it runs at the real model's speed, for benchmarks only. Prints the file's path
     (on stdout); a second call with the same arguments finds it in the cache at once.
     """
-    from benchkit.models.synth import synthesize
+    from benchkit.models.synth import parse_reduce, synthesize
 
     result = synthesize(preset, quant, output=output, seed=seed, fill=fill,
                         token_embedding_type=token_embedding_type,
                         output_tensor_type=output_tensor_type, threads=threads, force=force,
                         progress=sys.stderr.isatty() if progress is None else progress,
-                        announce=True)
+                        announce=True, reduce=parse_reduce(reduce))
     verb = "cached" if result.cached else f"wrote in {result.seconds:.1f} s"
     click.echo(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
                f"{fmt_bytes(result.size_bytes)}", err=True)
@@ -85,8 +89,9 @@ def list_models(as_json: bool) -> None:
     click.echo(_presets_text(doc["presets"]))
     click.echo(f"\nquant types: {', '.join(doc['quant_types'])}")
     click.echo(f"\nstand-ins in {doc['cache_dir']}:")
-    click.echo(_table([[c["file"].rsplit("/", 1)[-1], c["preset"] or "-", c["quant"] or "-",
-                        fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
+    click.echo(_table([[c["file"].rsplit("/", 1)[-1],
+                        (c["preset"] or "-") + (" (REDUCED)" if c.get("reduced") else ""),
+                        c["quant"] or "-", fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
                       ["file", "preset", "quant", "size"]) if doc["cached"] else "  (none)")
     click.echo("\nGGUF files in the Hugging Face cache:")
     click.echo(_table([[h["ref"], fmt_bytes(h["size_bytes"])] for h in doc["hub_cache"]],
@@ -105,6 +110,34 @@ def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
     require_regular_file(file, "model file")    # a FIFO would block the read forever
     doc = inspect_model(file, sha256=not no_sha256)
     click.echo(json.dumps(doc, indent=2) if as_json else _inspect_text(doc))
+
+
+@models.command("routing")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--tokens", "-n", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Random tokens decoded as one batch.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads (default: all cores).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random tokens.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def routing(file: str, tokens: int, threads: int | None, seed: int, as_json: bool) -> None:
+    """How evenly a mixture of experts' routers spread a batch of tokens over the experts.
+
+    llama.cpp (CPU) decodes TOKENS random tokens as one batch; an eval callback reads
+    each layer's chosen experts (`ffn_moe_topk-<layer>`). Per layer: the busiest
+    expert's share of the tokens against the even share k/n, the coefficient of
+    variation of the experts' load against what independent random picks would give,
+    and the experts no token chose. A stand-in's random routers decide this; a real
+    model's trained ones too, on real text.
+    """
+    from benchkit.core.safeio import require_regular_file
+    from benchkit.models.synth import routing_spread
+
+    require_regular_file(file, "model file")
+    spread = routing_spread(file, tokens, threads=threads, seed=seed)
+    click.echo(json.dumps(_routing_doc(spread), indent=2) if as_json
+               else _routing_text(spread))
 
 
 @models.command("pull")
@@ -130,11 +163,20 @@ def pull(ref: str, progress: bool) -> None:
 
 def _presets_text(rows: list[dict[str, Any]]) -> str:
     head = ["preset", "model", "arch", "layers", "n_embd", "n_ff", "heads", "kv", "vocab",
-            "ctx", "params"]
+            "ctx", "experts", "params", "active"]
     body = [[r["preset"], r["model"], r["architecture"], r["n_layers"], r["n_embd"], r["n_ff"],
-             r["n_head"], r["n_head_kv"], r["n_vocab"], r["n_ctx_train"],
-             fmt_params(r["n_params"])] for r in rows]
-    return "presets (benchkit models synth PRESET --quant TYPE):\n" + _table(body, head)
+             r["n_head"], r["n_head_kv"], r["n_vocab"], r["n_ctx_train"], _experts(r),
+             fmt_params(r["n_params"]), fmt_params(r["n_params_active"])] for r in rows]
+    note = ("\n  experts: used of all per token, x expert FFN width; active: parameters one "
+            "token runs through (all for a dense model)")
+    return ("presets (benchkit models synth PRESET --quant TYPE):\n" + _table(body, head)
+            + note)
+
+
+def _experts(row: dict[str, Any]) -> str:
+    if not row.get("n_expert"):
+        return "-"
+    return f"{row['n_expert_used']}/{row['n_expert']} x{row['n_ff_expert']}"
 
 
 def _inspect_text(d: dict[str, Any]) -> str:
@@ -149,6 +191,7 @@ def _inspect_text(d: dict[str, Any]) -> str:
         ("file", d["file"]), ("name", d["name"] or "-"),
         ("architecture", d["architecture"] or "-"),
         ("parameters", f"{fmt_params(d['n_params'])} ({d['n_params']:,})"),
+        ("active", _active_text(d)),
         ("file type", d["file_type"] or "-"), ("layers", d["n_layers"] or "-"),
         ("context", f"{d['context_length']} tokens (training)" if d["context_length"] else "-"),
         ("size", f"{d['size_bytes']:,} bytes ({fmt_bytes(d['size_bytes'])}); tensor data "
@@ -158,6 +201,42 @@ def _inspect_text(d: dict[str, Any]) -> str:
         ("sha256", d["sha256"] or "(not computed)"), ("synthetic", synthetic),
     ]
     return "\n".join(f"{k:<13} {v}" for k, v in rows)
+
+
+def _routing_doc(spread: Any) -> dict[str, Any]:
+    return {"file": spread.path, "n_tokens": spread.n_tokens, "n_expert": spread.n_expert,
+            "n_expert_used": spread.n_expert_used,
+            "layers": [{"layer": r.layer, "n_tokens": r.n_tokens, "counts": list(r.counts),
+                        "busiest_share": r.busiest_share, "uniform_share": r.uniform_share,
+                        "cv": r.cv, "chance_cv": r.chance_cv, "idle_experts": r.idle}
+                       for r in spread.layers]}
+
+
+def _routing_text(spread: Any) -> str:
+    head = ["layer", "tokens", "busiest %", "even % (k/n)", "busiest/even", "load CV",
+            "chance CV", "idle experts"]
+    body = [[r.layer, r.n_tokens, f"{100 * r.busiest_share:.1f}",
+             f"{100 * r.uniform_share:.1f}", f"{r.busiest_share / r.uniform_share:.2f}x",
+             f"{r.cv:.3f}", f"{r.chance_cv:.3f}", f"{r.idle}/{spread.n_expert}"]
+            for r in spread.layers]
+    mean_cv = sum(r.cv for r in spread.layers) / len(spread.layers)
+    return (f"{spread.path}: {spread.n_tokens} random tokens in one batch, "
+            f"{spread.n_expert_used} of {spread.n_expert} experts per token\n"
+            + _table(body, head)
+            + f"\n  busiest %: share of the batch's tokens routed to the layer's busiest "
+              f"expert; even %: k/n, every expert equally busy\n  load CV: std / mean of "
+              f"tokens per expert (mean over layers {mean_cv:.3f}); chance CV: what "
+              f"independent uniform picks give for this many tokens")
+
+
+def _active_text(d: dict[str, Any]) -> str:
+    """Per-token parameters and bytes: of a mixture of experts, the shared tensors plus
+    n_expert_used of n_expert experts; of a dense model, everything."""
+    active = (f"{fmt_params(d['n_params_active'])} parameters ({d['n_params_active']:,}), "
+              f"{fmt_bytes(d['bytes_active'])} of {fmt_bytes(d['bytes_total'])} tensor data")
+    if d.get("n_expert") and d.get("n_expert_used"):
+        return f"{active} per token ({d['n_expert_used']} of {d['n_expert']} experts)"
+    return f"{active} (dense: all of it)"
 
 
 def _table(rows: list[list[Any]], head: list[str]) -> str:
