@@ -196,10 +196,10 @@ PY
        [ "$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1)" -gt 66000000000 ] 2>/dev/null; then
       export BENCHKIT_SYNTH_WORK=/dev/shm/benchkit-synth
     fi
-    q3=qwen3-30b-a3b:Q4_K_M oss=gpt-oss-20b:MXFP4 l8=llama-3.1-8b:Q4_K_M
+    q3=qwen3-30b-a3b:Q4_K_M oss=gpt-oss-20b:MXFP4 l8=llama-3.1-8b:Q4_K_M l7=llama-2-7b:Q4_0
     standin() { bk models synth "${1%%:*}" --quant "${1##*:}" --no-progress; }
     if [ "$part" = synth ] || [ "$part" = all ]; then
-      for spec in $q3 $oss $l8; do
+      for spec in $l7 $l8 $oss $q3; do
         echo "== synth $spec $(date -u +%H:%M:%S)"
         bk models inspect --no-sha256 "$(standin "$spec")" | tee "$out/inspect-${spec%%:*}.txt"
       done
@@ -207,16 +207,18 @@ PY
     bench() {   # NAME, then llama-bench's model and placement arguments; one jsonl file each
       echo "== llama-bench $1 $(date -u +%H:%M:%S)"
       local name=$1; shift
-      "$BENCHKIT_LLAMA_BENCH" -p 512 -n 128 -r "${REPS:-3}" -o jsonl "$@" > "$out/llama-bench-$name.jsonl"
+      "$BENCHKIT_LLAMA_BENCH" -p 512 -n 128 -r "${REPS:-3}" -o jsonl "$@" > "$out/llama-bench-$name.jsonl" ||
+        echo "== llama-bench $name failed (exit $?); the next run goes on"
     }
     if [ "$part" = bench ] || [ "$part" = all ]; then
-      f3=$(standin $q3) foss=$(standin $oss) f8=$(standin $l8)
+      f3=$(standin $q3) foss=$(standin $oss) f8=$(standin $l8) f7=$(standin $l7)
       nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
         --format=csv | tee "$out/gpu.csv"
       bench qwen3-30b-a3b-q4_k_m-ngl99-fa01 -m "$f3" -ngl 99 -fa 0,1
       bench qwen3-30b-a3b-q4_k_m-ncmoe -m "$f3" -ngl 99 -fa 1 -ncmoe 8,16,24,48     # of 48 layers
       bench gpt-oss-20b-mxfp4-ngl99-fa01 -m "$foss" -ngl 99 -fa 0,1
       bench gpt-oss-20b-mxfp4-ncmoe -m "$foss" -ngl 99 -fa 1 -ncmoe 8,12,16,24        # of 24 layers
+      bench llama-2-7b-q4_0-ngl99-fa01 -m "$f7" -ngl 99 -fa 0,1                     # the dense anchor
       bench llama-3.1-8b-q4_k_m-partial-ngl -m "$f8" -ngl 8,16,24,33 -fa 0,1          # 32 layers + output
     fi
     if [ "$part" = routing ] || [ "$part" = all ]; then
