@@ -38,7 +38,7 @@
 #       as in builds of spring 2024), both without FlashAttention kernels (as those builds ran by
 #       default, and half the compile), then scripts/prompt_path_check.py alternating the two on
 #       LLaMA-3-8B and TinyLlama-1.1B stand-ins in Q4_K_M and F16 (PRESETS and QUANTS choose others).
-#   scripts/cuda_evidence.sh moe      WORK OUT [synth|bench|routing|all]
+#   scripts/cuda_evidence.sh moe      WORK OUT [synth|bench|dense|routing|all]
 #       mixture-of-experts stand-ins: Qwen3-30B-A3B Q4_K_M and gpt-oss-20b MXFP4, beside a dense
 #       Llama-3.1-8B Q4_K_M; llama-bench pp512/tg128 (-r 3, jsonl) with each MoE fully offloaded
 #       (FlashAttention off and on) and with the experts of its first 8/16/24/all layers on the CPU
@@ -183,7 +183,9 @@ PY
     ;;
   moe)
     # Time on an H100 box (16 cores, 128 GiB RAM), estimated from the sizes, not measured:
-    #   synth    ~5-7 min: F16 sources of 61 + 42 + 16 GB written at ~1-2 GB/s, then llama.cpp's
+    #   (parts: synth, bench, dense, routing, all; measured on an H100: build 4 min, synth 6 min,
+#   bench 2.5 min, dense 6 min with its synthesis, routing 10 s)
+#   synth    ~5-7 min: F16 sources of 61 + 42 + 16 GB written at ~1-2 GB/s, then llama.cpp's
     #            quantizer on 16 threads (Qwen3-30B-A3B Q4_K_M the longest, ~2-3 min); cached after.
     #   bench    ~5-6 min: 5 llama-bench runs, 18 model configurations; the dense 8B at -ngl 8
     #            (most layers on the CPU) the slowest, ~10 s per tg128.
@@ -220,6 +222,12 @@ PY
       bench gpt-oss-20b-mxfp4-ncmoe -m "$foss" -ngl 99 -fa 1 -ncmoe 8,12,16,24        # of 24 layers
       bench llama-2-7b-q4_0-ngl99-fa01 -m "$f7" -ngl 99 -fa 0,1                     # the dense anchor
       bench llama-3.1-8b-q4_k_m-partial-ngl -m "$f8" -ngl 8,16,24,33 -fa 0,1          # 32 layers + output
+    fi
+    if [ "$part" = dense ] || [ "$part" = all ]; then   # dense models of 2025-26, all layers on the GPU
+      for m in qwen3-8b gemma-3-12b mistral-small-24b; do
+        echo "== synth and llama-bench $m $(date -u +%H:%M:%S)"
+        bench "$m-q4_k_m-ngl99-fa01" -m "$(standin "$m:Q4_K_M")" -ngl 99 -fa 0,1
+      done
     fi
     if [ "$part" = routing ] || [ "$part" = all ]; then
       for spec in $q3 $oss; do
