@@ -210,3 +210,155 @@ def test_chip_spec_file(tmp_path):
     clash.write_text(spec.read_text().replace("my-gpu", "h100"), encoding="utf-8")
     with pytest.raises(BenchkitError, match="already"):
         load_chip_spec(clash)
+
+
+# Projection v3, item 6: the GPUs people still run llama.cpp on, and CPUs by memory
+# configuration. Each id loads with the figures a projection needs, and the name the
+# machine reports (nvidia-smi, the HIP / ROCm marketing name, CUDA's device name on
+# Jetson) finds it.
+V3_CHIPS = {
+    # id: the name nvidia-smi / ROCm / CUDA reports
+    "rtxpro6000-maxq": "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition",
+    "rtxpro6000": "NVIDIA RTX PRO 6000 Blackwell Workstation Edition",
+    "rtxpro5000": "NVIDIA RTX PRO 5000 Blackwell",
+    "rtxpro4500": "NVIDIA RTX PRO 4500 Blackwell",
+    "rtxpro4000": "NVIDIA RTX PRO 4000 Blackwell",
+    "rtx4090d": "NVIDIA GeForce RTX 4090 D",
+    "quadrortx4000": "Quadro RTX 4000",
+    "quadrortx5000": "Quadro RTX 5000",
+    "quadrortx6000": "Quadro RTX 6000",
+    "quadrortx8000": "Quadro RTX 8000",
+    "p40": "Tesla P40",
+    "p100-pcie": "Tesla P100-PCIE-16GB",
+    "m40": "Tesla M40 24GB",
+    "k80": "Tesla K80",
+    "gtx1060": "NVIDIA GeForce GTX 1060 6GB",
+    "gtx1060-3gb": "NVIDIA GeForce GTX 1060 3GB",
+    "gtx1070": "NVIDIA GeForce GTX 1070",
+    "gtx1070ti": "NVIDIA GeForce GTX 1070 Ti",
+    "gtx1080": "NVIDIA GeForce GTX 1080",
+    "gtx1080ti": "NVIDIA GeForce GTX 1080 Ti",
+    "titanxp": "NVIDIA TITAN Xp",
+    "titanv": "NVIDIA TITAN V",
+    "a100-pcie-40gb": "NVIDIA A100-PCIE-40GB",
+    "b300": "NVIDIA B300 SXM6 AC",
+    "gb200": "NVIDIA GB200",
+    "gb300": "NVIDIA GB300",
+    "jetson-agx-thor": "NVIDIA Thor",
+    "jetson-agx-orin-64gb": "Orin",
+    "mi50": "AMD Instinct MI50",
+    "mi60": "AMD Instinct MI60",
+    "mi100": "AMD Instinct MI100",
+    "r9700": "AMD Radeon AI PRO R9700",
+    "v620": "AMD Radeon PRO V620",
+}
+V3_CPUS = ("cpu-ddr5-5600-2ch", "cpu-ddr5-6400-2ch", "cpu-lpddr5x-8000-256b", "cpu-ddr5-5600-8ch",
+           "cpu-ddr5-6400-8ch", "cpu-ddr5-6400-12ch")
+
+
+@pytest.mark.parametrize("chip_id", [*V3_CHIPS, *V3_CPUS])
+def test_v3_chips_load_with_sourced_figures(chip_id):
+    chip = get_chip(chip_id)
+    assert chip.id == chip_id and chip.bandwidth_gbs > 0 and chip.memory_type
+    for field in ("bandwidth_gbs", "gpu_cores", "fp32_tflops", "matrix_tflops", "board_power_w"):
+        assert chip.source(field), (chip_id, field)
+    if chip.vendor != "cpu":
+        assert chip.fp32_tflops and chip.matrix_tflops and chip.board_power_w, chip_id
+        # A matrix unit is never slower than the vector units feeding it.
+        assert chip.matrix_tflops >= chip.fp32_tflops * 0.999, chip_id
+        if chip.gpu_clock_mhz:
+            # FP32 = cores x lanes x 2 x clock: 128 lanes per SM / 64 per CU (x2 dual issue
+            # on RDNA 4), 64 per SM on Volta, Turing, GP100 and GA100, 192 per Kepler SMX.
+            lanes = {"volta": 64, "turing": 64, "kepler": 192, "rdna4": 128}.get(
+                chip.family, 64 if chip.vendor == "amd" or chip.id in ("p100-pcie", "a100-pcie-40gb") else 128)
+            derived = chip.gpu_cores * lanes * 2 * chip.gpu_clock_mhz / 1e6
+            assert chip.fp32_tflops == pytest.approx(derived, rel=0.03), chip_id
+
+
+@pytest.mark.parametrize("chip_id,name", sorted(V3_CHIPS.items()))
+def test_v3_chips_are_identified_from_the_reported_name(chip_id, name):
+    assert identify(name) == chip_id
+
+
+@pytest.mark.parametrize("reported,cores,expected", [
+    # Older drivers print no "NVIDIA " prefix; newer print it for Tesla and Quadro too.
+    ("GeForce GTX 1080 Ti", None, "gtx1080ti"), ("TITAN V", None, "titanv"),
+    ("NVIDIA Tesla P40", None, "p40"), ("NVIDIA Quadro RTX 8000", None, "quadrortx8000"),
+    ("NVIDIA GeForce RTX 4090D", None, "rtx4090d"), ("NVIDIA B300", None, "b300"),
+    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", None, "rtxpro6000"),
+    # gfx906 cards report one marketing name (amdgpu.ids 66A1): the CU count picks the part,
+    # the larger one without it, as for Apple's core variants.
+    ("AMD Instinct MI60 / MI50", 60, "mi50"), ("AMD Instinct MI60 / MI50", 64, "mi60"),
+    ("AMD Instinct MI60 / MI50", None, "mi60"),
+    ("Radeon AI PRO R9700", None, "r9700"), ("AMD Radeon Pro V620", None, "v620"),
+    # The 40 GB PCIe card is its own entry now (250 W, not the SXM4 module's 400 W).
+    ("NVIDIA A100-SXM4-40GB", None, "a100-40gb"), ("NVIDIA A100-PCIE-40GB", None, "a100-pcie-40gb"),
+    # What the database still does not list stays unknown rather than guessed.
+    ("NVIDIA GeForce GTX 980 Ti", None, None), ("Radeon PRO W9700", None, None),
+])
+def test_identify_v3_name_variants(reported, cores, expected):
+    assert identify(reported, cores) == expected
+
+
+@pytest.mark.parametrize("chip_id,figures", [
+    # vendor-printed totals the entries must carry (dense matrix figures)
+    ("p40", {"fp32_tflops": 11.76, "int8_matrix_tops": 47, "bandwidth_gbs": 346, "memory_gb": (24.0,)}),
+    ("p100-pcie", {"fp32_tflops": 9.3, "matrix_tflops": 18.7, "bandwidth_gbs": 732}),
+    ("m40", {"bandwidth_gbs": 288, "memory_gb": (24.0,), "board_power_w": 250}),
+    ("k80", {"fp32_tflops": 8.73, "bandwidth_gbs": 480, "memory_gb": (24.0,), "board_power_w": 300}),
+    ("titanv", {"fp32_tflops": 14.9, "matrix_tflops": 110, "bandwidth_gbs": 652.8}),
+    ("quadrortx6000", {"fp32_tflops": 16.3, "matrix_tflops": 130.5, "memory_gb": (24.0,)}),
+    ("quadrortx8000", {"fp32_tflops": 16.3, "matrix_tflops": 130.5, "memory_gb": (48.0,)}),
+    ("quadrortx5000", {"fp32_tflops": 11.2, "matrix_tflops": 89.2}),
+    ("quadrortx4000", {"fp32_tflops": 7.1, "matrix_tflops": 57}),
+    ("rtx4090d", {"gpu_cores": 114, "bandwidth_gbs": 1008, "board_power_w": 425}),
+    ("rtxpro6000-maxq", {"gpu_cores": 188, "fp32_tflops": 110.1, "bandwidth_gbs": 1792, "board_power_w": 300}),
+    ("rtxpro5000", {"gpu_cores": 110, "bandwidth_gbs": 1344, "memory_gb": (48.0,), "board_power_w": 300}),
+    ("rtxpro4500", {"gpu_cores": 82, "bandwidth_gbs": 896, "memory_gb": (32.0,), "board_power_w": 200}),
+    ("rtxpro4000", {"gpu_cores": 70, "bandwidth_gbs": 672, "memory_gb": (24.0,), "board_power_w": 140}),
+    ("gb200", {"matrix_tflops": 2500, "int8_matrix_tops": 5000, "memory_gb": (186.0,)}),
+    ("b300", {"matrix_tflops": 2250, "int8_matrix_tops": 150, "memory_gb": (288.0,), "bandwidth_gbs": 8000}),
+    ("gb300", {"matrix_tflops": 2500, "int8_matrix_tops": 165, "board_power_w": 1400}),
+    ("jetson-agx-thor", {"gpu_cores": 20, "bandwidth_gbs": 273, "memory_gb": (128.0,), "matrix_tflops": 2070 / 8}),
+    ("a100-pcie-40gb", {"bandwidth_gbs": 1555, "board_power_w": 250}),
+    ("mi50", {"fp32_tflops": 13.3, "matrix_tflops": 26.5, "int8_matrix_tops": 53, "bandwidth_gbs": 1024}),
+    ("mi60", {"fp32_tflops": 14.7, "matrix_tflops": 29.5, "int8_matrix_tops": 59, "memory_gb": (32.0,)}),
+    ("mi100", {"fp32_tflops": 23.1, "matrix_tflops": 184.6, "bf16_matrix_tflops": 92.3,
+               "int8_matrix_tops": 184.6, "bandwidth_gbs": 1228.8}),
+    ("r9700", {"gpu_cores": 64, "fp32_tflops": 47.8, "bandwidth_gbs": 640, "memory_gb": (32.0,), "board_power_w": 300}),
+    ("v620", {"fp32_tflops": 20.28, "bandwidth_gbs": 512, "memory_gb": (32.0,)}),
+    ("cpu-lpddr5x-8000-256b", {"bandwidth_gbs": 256}),
+])
+def test_v3_figures_match_vendor_totals(chip_id, figures):
+    chip = get_chip(chip_id)
+    for key, value in figures.items():
+        got = getattr(chip, key)
+        assert got == (value if isinstance(value, tuple) else pytest.approx(value, rel=0.01)), (chip_id, key)
+
+
+def test_cards_without_tensor_cores_follow_the_file_s_conventions():
+    chips = load_chips()
+    for chip in chips.values():
+        if chip.family in ("pascal", "maxwell", "kepler") and chip.id != "p100-pcie":
+            # FP16 at 1/64 (Pascal sm_61) or none: llama.cpp's F16 path runs on the FP32 ALUs.
+            assert chip.matrix_tflops == chip.fp32_tflops, chip.id
+        if chip.family in ("pascal", "maxwell", "kepler", "volta", "turing", "gcn5", "rdna2"):
+            assert chip.bf16_matrix_tflops is None, chip.id   # no BF16 units
+    # dp4a (sm_61) is 4x the FP32 rate; GP100, Maxwell and Kepler have none.
+    for chip_id in ("p40", "gtx1080ti", "gtx1060", "titanxp"):
+        chip = chips[chip_id]
+        assert chip.int8_matrix_tops == pytest.approx(4 * chip.fp32_tflops, rel=0.01), chip_id
+    for chip_id in ("p100-pcie", "m40", "k80", "titanv", "v620", "jetson-agx-thor"):
+        assert chips[chip_id].int8_matrix_tops is None, chip_id
+    # Two GPUs on one card, as for MI250X; the whole card's figures.
+    assert chips["k80"].multi_die and chips["b300"].multi_die and chips["gb200"].multi_die
+
+
+def test_v3_coverage_and_families():
+    chips = load_chips()
+    families = {c.family for c in chips.values()}
+    assert {"pascal", "maxwell", "kepler", "gcn5", "cdna1", "rdna4"} <= families
+    # Every NVIDIA generation a llama.cpp user may still own, Kepler to Blackwell.
+    nvidia = {c.family for c in chips.values() if c.vendor == "nvidia"}
+    assert {"kepler", "maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper", "blackwell"} <= nvidia
+    assert len(chips) >= 188
