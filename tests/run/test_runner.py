@@ -9,6 +9,7 @@ import math
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -249,21 +250,29 @@ def test_a_signal_keeps_every_finished_case(tmp_path: Path, sig: int, code: int)
     out = tmp_path / "out"
     # A shell that starts pytest in the background ignores SIGINT, and children inherit
     # that; restore the default so that the child's Python installs its Ctrl-C handler.
-    proc = subprocess.Popen([*benchkit_cmd(), "run", str(suite), "-o", str(out)],
+    # --progress draws each case's bar on stderr when it starts: the signal is sent once the
+    # second case's bar is there (a state, not a time), so that a case is in progress.
+    proc = subprocess.Popen([*benchkit_cmd(), "run", str(suite), "-o", str(out), "--progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")),
+                              daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:      # wait until the first case is on disk
+        while time.monotonic() < deadline:      # the first case on disk, the second started
             files = list(out.glob("*.json")) if out.exists() else []
-            if files and json.loads(files[0].read_text())["cases"]:
+            if files and json.loads(files[0].read_text())["cases"] and "tg4000" in "".join(err):
                 break
             time.sleep(0.2)
         else:
-            pytest.fail("the first case never reached the result file")
+            pytest.fail("the second case never started")
         assert json.loads(files[0].read_text())["partial"] is True
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+        stderr = "".join(err)
     finally:
         if proc.poll() is None:
             proc.kill()
