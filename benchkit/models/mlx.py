@@ -159,9 +159,11 @@ def read_weights(folder: str | os.PathLike[str], bits: int | None) -> MLXWeights
 
 def folder_sha256(folder: str | os.PathLike[str]) -> str:
     """SHA-256 over config.json and every weight file (names and bytes, sorted): the
-    identity of an MLX folder, as a GGUF's sha256 is of the file."""
+    identity of an MLX folder, as a GGUF's sha256 is of the file (of what is there, for a
+    folder that is not complete)."""
     digest = hashlib.sha256()
-    for f in [Path(folder) / "config.json", *weight_files(folder)]:
+    files = [Path(folder) / "config.json", *sorted(Path(folder).glob("*.safetensors"))]
+    for f in (f for f in files if f.is_file()):
         digest.update(f.name.encode() + b"\0")
         try:
             with open(f, "rb") as fh:
@@ -180,11 +182,21 @@ def quant_label(q: tuple[int, int] | None, config: dict[str, Any]) -> str:
 
 
 def read_mlx_info(folder: str | os.PathLike[str]) -> GGUFInfo:
-    """What a result case records of the model, as for a GGUF (`metadata.format` is mlx)."""
+    """What a result case records of the model, as for a GGUF (`metadata.format` is mlx).
+
+    Lenient: a folder the mlx engine cannot load (no config.json, no weights, bits MLX does
+    not take) is still described as far as it can be, and `metadata.problem` says what is
+    wrong; the engine then fails the case with that line, and the run goes on."""
     path = Path(folder)
-    config = read_config(path)
-    q = quantization(config, file=str(path / "config.json"))
-    weights = read_weights(path, q[0] if q else None)
+    try:
+        config = read_config(path)
+        q = quantization(config, file=str(path / "config.json"))
+        weights = read_weights(path, q[0] if q else None)
+    except BenchkitError as exc:
+        return GGUFInfo(path=str(path), architecture=None, n_params=0, file_type="MLX",
+                        n_layers=None, context_length=None, tensors=(), name=path.name,
+                        metadata={"format": MLX_FORMAT, "problem": str(exc)},
+                        size_bytes=_size(path))
     stand = config.get("benchkit") or {}
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     n_layers = config.get("num_hidden_layers") or config.get("n_layers")
@@ -365,7 +377,8 @@ def _existing_standin(folder: Path) -> dict[str, Any] | None:
 
 
 def _size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if folder.is_dir() \
+        else 0
 
 
 def _write_weights(folder: Path, cfg: dict[str, Any], bits: int, group_size: int, seed: int,

@@ -151,10 +151,9 @@ def _local_path(spec: ModelSpec) -> Path:
     if not path.exists():
         raise BenchkitError(f"model file not found: {spec.ref}", file=spec.suite_file,
                             field=spec.field, line=spec.line)
-    if not path.is_file() and not (path.is_dir() and (path / "config.json").is_file()):
-        raise BenchkitError(f"model path is not a file or an MLX model folder (config.json): "
-                            f"{spec.ref}", file=spec.suite_file, field=spec.field,
-                            line=spec.line)
+    if not path.is_file() and not path.is_dir():
+        raise BenchkitError(f"model path is not a file or an MLX model folder: {spec.ref}",
+                            file=spec.suite_file, field=spec.field, line=spec.line)
     return path
 
 

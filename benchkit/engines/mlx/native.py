@@ -36,7 +36,7 @@ from typing import Any
 
 from benchkit.core.errors import BenchkitError
 from benchkit.core.interrupts import CtrlC
-from benchkit.models.mlx import INSTALL_HINT, quantization, read_config
+from benchkit.models.mlx import INSTALL_HINT, quantization, read_config, weight_files
 
 
 def _import_mlx() -> tuple[Any, Any]:
@@ -76,6 +76,7 @@ class MLXModel:
         self.path, self.options, self.label = Path(path), options, label
         config = read_config(self.path)
         self.stored_quant = quantization(config, file=str(self.path / "config.json"))
+        weight_files(self.path)
         self._check_bits()
         self._rng = random.Random(0)
         start = time.perf_counter()
