@@ -499,3 +499,67 @@ def _gguf_fields(path: Path) -> dict[str, Any]:
         raise BenchkitError(f"not a readable GGUF ({type(exc).__name__}: {exc})",
                             file=str(path)) from None
     return {name: f.contents() for name, f in reader.fields.items()}
+
+
+# --------------------------------------------------------------------------- the hub
+
+STANDIN_KEYS = {"preset", "format", "bits", "group_size", "seed"}
+
+
+def resolve_hub_folder(spec: Any, synthetic: bool) -> tuple[Path, bool]:
+    """A suite's `hf: ORG/REPO` (an MLX model repository) as a local folder: the hub
+    cache's snapshot; with --synthetic and no snapshot, the `standin:` (format: mlx);
+    else downloaded (offline: one line saying how to get it). Returns (folder, stand-in?)."""
+    from benchkit.models.ref import hub_reachable
+
+    where = {"file": spec.suite_file, "field": spec.field, "line": spec.line}
+    local = hub_folder(spec.ref, spec.revision)
+    if local is not None:
+        return local, False
+    if synthetic:
+        field = spec.field.rsplit(".", 1)[0] + ".standin"
+        return standin_for_suite(spec.standin, file=spec.suite_file, field=field), True
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
+            not hub_reachable():
+        raise BenchkitError(
+            f"hf:{spec.ref} is not in the local Hugging Face cache and the hub cannot be "
+            f"reached; get it with `huggingface-cli download {spec.ref}` when online, or a "
+            f"local copy with `path:`, or `benchkit run SUITE --synthetic` with a `standin: "
+            f"{{preset: NAME, format: mlx, bits: 4}}`", **where)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(spec.ref, revision=spec.revision)), False
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; say which
+        raise BenchkitError(f"could not download hf:{spec.ref} ({type(exc).__name__})",
+                            **where) from None
+
+
+def hub_folder(repo_id: str, revision: str | None = None) -> Path | None:
+    """The repository's snapshot in the local hub cache, or None (never the network)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss means "not local"
+        return None
+
+
+def standin_for_suite(standin: dict[str, Any] | None, *, file: str | None,
+                      field: str) -> Path:
+    """The MLX stand-in a suite's `standin: {preset, format: mlx, bits}` asks for."""
+    if not isinstance(standin, dict) or standin.get("format") != "mlx":
+        raise BenchkitError("--synthetic needs a `standin: {preset: NAME, format: mlx, bits: "
+                            "4}` for an MLX hub model", file=file, field=field)
+    unknown = sorted(set(standin) - STANDIN_KEYS)
+    if unknown:
+        raise BenchkitError(f"unknown key {unknown[0]!r} for an MLX stand-in; known: "
+                            f"{', '.join(sorted(STANDIN_KEYS))}", file=file,
+                            field=f"{field}.{unknown[0]}")
+    try:
+        return synthesize_mlx(standin["preset"], standin.get("bits", 4),
+                              group_size=standin.get("group_size", 64),
+                              seed=standin.get("seed", 0)).path
+    except BenchkitError as exc:
+        raise BenchkitError(exc.message, file=file, field=f"{field}.{exc.field or 'preset'}") \
+            from None

@@ -127,6 +127,13 @@ def hub_reachable(host: str = HF_HOST, timeout: float = PROBE_TIMEOUT_S) -> bool
 
 def _resolve_hf(spec: ModelSpec, synthetic: bool) -> ResolvedModel:
     source = {"hf": spec.ref, **({"revision": spec.revision} if spec.revision else {})}
+    if spec.ref.count("/") == 1:            # ORG/REPO: an MLX model folder on the hub
+        from benchkit.models.mlx import resolve_hub_folder
+
+        folder, standin = resolve_hub_folder(spec, synthetic)
+        return ResolvedModel(spec, folder, {"standin": dict(spec.standin), **source}
+                             if standin else source,
+                             standin_for=f"hf:{spec.ref}" if standin else None)
     local = cached_hf(spec.ref, spec.revision)
     if local is not None:
         return ResolvedModel(spec, local, source)
