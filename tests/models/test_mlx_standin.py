@@ -104,3 +104,44 @@ def test_synth_without_mlx_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(BenchkitError, match=r"pip install 'benchkit\[mlx\]'"):
         synthesize_mlx("smollm2-135m", 4, output=tmp_path / "x")
+
+
+HUB_SUITE = """\
+name: mlx-hub-test
+models:
+  - hf: test-org/smol-mlx
+engines:
+  - mlx
+workloads:
+  - tg: 4
+warmup: 0
+iterations: 1
+"""
+
+
+def test_a_hub_id_resolves_to_the_cached_snapshot_offline(tmp_path: Path) -> None:
+    """`hf: ORG/REPO` through huggingface_hub's own cache lookup (a cache laid out as the
+    hub client writes it, offline); not cached and offline: one line saying how to get it."""
+    import os
+    import shutil
+
+    src = mlx_standin("smollm2-135m", SMOLLM2_REDUCED)
+    repo = tmp_path / "hub" / "models--test-org--smol-mlx"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(src, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    suite = tmp_path / "hub.yaml"
+    suite.write_text(HUB_SUITE)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    proc = run_benchkit("run", str(suite), "-o", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (case,) = json.loads(next((tmp_path / "out").glob("*.json")).read_text())["cases"]
+    assert case["status"] == "ok" and case["model"]["source"] == {"hf": "test-org/smol-mlx"}
+    assert case["model"]["format"] == "mlx" and case["iterations"][0]["tokens"] == 4
+
+    env["HF_HUB_CACHE"] = str(tmp_path / "empty")
+    proc = run_benchkit("run", str(suite), "-o", str(tmp_path / "out2"), env=env)
+    line = one_error_line(proc)
+    assert proc.returncode != 0 and "hf:test-org/smol-mlx is not in the local Hugging " \
+        "Face cache" in line and "format: mlx" in line
