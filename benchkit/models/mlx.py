@@ -416,16 +416,21 @@ def preset_gguf(preset_key: str) -> Path | None:
     if ref is None:
         return None
     kind, _, rest = ref.partition(":")
-    if kind == "package":
-        from benchkit.models.ref import package_file
-        try:
-            return package_file(rest)
-        except BenchkitError:
-            return None
+    if kind == "package":               # found without importing the package
+        import importlib.util
+
+        package, _, rel = rest.partition("/")
+        found = importlib.util.find_spec(package)
+        for folder in (found.submodule_search_locations or []) if found else []:
+            if (Path(folder) / rel).is_file():
+                return Path(folder) / rel
+        return None
+    from huggingface_hub import hf_hub_download
+
+    org, repo, filename = rest.split("/", 2)
     try:
-        from benchkit.models.ref import cached_hf
-        return cached_hf(rest)
-    except ImportError:
+        return Path(hf_hub_download(f"{org}/{repo}", filename, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss means "not local"
         return None
 
 
@@ -504,35 +509,6 @@ def _gguf_fields(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the hub
 
 STANDIN_KEYS = {"preset", "format", "bits", "group_size", "seed"}
-
-
-def resolve_hub_folder(spec: Any, synthetic: bool) -> tuple[Path, bool]:
-    """A suite's `hf: ORG/REPO` (an MLX model repository) as a local folder: the hub
-    cache's snapshot; with --synthetic and no snapshot, the `standin:` (format: mlx);
-    else downloaded (offline: one line saying how to get it). Returns (folder, stand-in?)."""
-    from benchkit.models.ref import hub_reachable
-
-    where = {"file": spec.suite_file, "field": spec.field, "line": spec.line}
-    local = hub_folder(spec.ref, spec.revision)
-    if local is not None:
-        return local, False
-    if synthetic:
-        field = spec.field.rsplit(".", 1)[0] + ".standin"
-        return standin_for_suite(spec.standin, file=spec.suite_file, field=field), True
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
-            not hub_reachable():
-        raise BenchkitError(
-            f"hf:{spec.ref} is not in the local Hugging Face cache and the hub cannot be "
-            f"reached; get it with `huggingface-cli download {spec.ref}` when online, or a "
-            f"local copy with `path:`, or `benchkit run SUITE --synthetic` with a `standin: "
-            f"{{preset: NAME, format: mlx, bits: 4}}`", **where)
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(spec.ref, revision=spec.revision)), False
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; say which
-        raise BenchkitError(f"could not download hf:{spec.ref} ({type(exc).__name__})",
-                            **where) from None
 
 
 def hub_folder(repo_id: str, revision: str | None = None) -> Path | None:
