@@ -100,6 +100,10 @@ def prepare_models(suite: Suite, *, synthetic: bool = False) -> list[PreparedMod
     for spec in suite.models:
         resolved = resolve(spec, synthetic=synthetic)
         folder = resolved.path.is_dir()       # an MLX model folder (benchkit.models.mlx)
+        if folder and not any("mlx" in e.model_formats for e in suite.engines):
+            raise BenchkitError(f"model path is not a file: {spec.ref} (a folder is an MLX "
+                                "model, and no engine of this suite runs MLX)",
+                                file=spec.suite_file, field=spec.field, line=spec.line)
         try:
             info = read_mlx_info(resolved.path) if folder else read_gguf_info(resolved.path)
             digest = folder_sha256(resolved.path) if folder else sha256_file(resolved.path)
