@@ -180,8 +180,9 @@ def test_benchkit_run_puts_mlx_beside_llama_cpp(tmp_path: Path, smol: Path,
     folder mlx-lm cannot load fails its cases and the run goes on; the table, the frame
     and the report say which backend made each figure."""
     bad = _bad(tmp_path, smol, "unknown-arch")
+    full = mlx_standin("smollm2-135m", None)     # the GGUF's shape: one comparison table
     suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.format(gguf=smollm2_model, mlx=smol, bad=bad))
+    suite.write_text(SUITE.format(gguf=smollm2_model, mlx=full, bad=bad))
     out = tmp_path / "out"
     proc = run_benchkit("run", str(suite), "-o", str(out))
     assert proc.returncode == 1, proc.stderr[-2000:]        # failed cases: exit 1
@@ -191,13 +192,13 @@ def test_benchkit_run_puts_mlx_beside_llama_cpp(tmp_path: Path, smol: Path,
     assert len(by) == 12 and doc["status"] == "complete"
     for test in ("pp16", "tg4"):
         assert by[(smollm2_model.name, "llama-cpp-python", test)]["status"] == "ok"
-        assert by[(smol.name, "mlx", test)]["status"] == "ok"
+        assert by[(full.name, "mlx", test)]["status"] == "ok"
         assert by[(smollm2_model.name, "mlx", test)]["error"] == \
             "mlx runs mlx models; this one is gguf"
-        assert by[(smol.name, "llama-cpp-python", test)]["status"] == "unsupported"
+        assert by[(full.name, "llama-cpp-python", test)]["status"] == "unsupported"
         failed = by[(bad.name, "mlx", test)]
         assert failed["status"] == "failed" and "Model type nonesuch" in failed["error"]
-    mlx_case = by[(smol.name, "mlx", "pp16")]
+    mlx_case = by[(full.name, "mlx", "pp16")]
     assert mlx_case["model"]["format"] == "mlx" and mlx_case["model"]["synthetic"] is True
     assert mlx_case["model"]["quantization"] == "MLX 4-bit g64"
     assert mlx_case["engine_info"]["backend"] == "mlx"
@@ -212,7 +213,12 @@ def test_benchkit_run_puts_mlx_beside_llama_cpp(tmp_path: Path, smol: Path,
     rep = run_benchkit("report", str(path), "-o", str(tmp_path / "rep"))
     assert rep.returncode == 0, rep.stderr[-2000:]
     md = (tmp_path / "rep.md").read_text()
-    assert "mlx" in md and "llama-cpp-python" in md
+    table = md.split("## Competitive comparison", 1)[1].split("\n## ", 1)[0]
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf and its MLX folder " in table
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["| llama-cpp-python", "| mlx"]          # after the header row
+    mlx_row = next(line for line in table.splitlines() if line.startswith("| mlx |"))
+    assert "benchkit's clock" in mlx_row and "n=2" in mlx_row
 
 
 def test_a_suite_refuses_bits_mlx_cannot_load(tmp_path: Path, smol: Path) -> None:
