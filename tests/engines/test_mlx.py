@@ -153,6 +153,8 @@ def test_without_mlx_the_engine_says_how_to_install(monkeypatch: pytest.MonkeyPa
     with pytest.raises(BenchkitError) as err:
         mlx_engine().open(model_file(smol))
     assert "pip install 'benchkit[mlx]'" in str(err.value)
+    assert MLX.availability() == ("mlx and mlx_lm not installed: pip install 'benchkit[mlx]' "
+                                  "(mlx, mlx-cpu on Linux, mlx-lm)")
 
 
 SUITE = """\

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchkit.core.errors import BenchkitError
 from benchkit.engines.base import Engine, Iteration, ModelFile, Options, Session, setting
-from benchkit.models.mlx import MLX_BITS, MLX_FORMAT, MLX_GROUP_SIZES
+from benchkit.models.mlx import INSTALL_HINT, MLX_BITS, MLX_FORMAT, MLX_GROUP_SIZES
 
 if TYPE_CHECKING:
     from benchkit.workloads.base import Workload
@@ -66,6 +66,22 @@ class MLX(Engine):
     Options = MLXOptions
     workloads = frozenset({"pp", "tg", "pp+tg", "chat"})
     model_formats = frozenset({MLX_FORMAT})
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """Why MLX cannot run here (`benchkit engines list`), or None."""
+        import importlib.util
+
+        def absent(name: str) -> bool:
+            try:
+                return importlib.util.find_spec(name) is None
+            except (ImportError, ValueError):     # a module set to None, a broken install
+                return True
+
+        missing = [m for m in ("mlx", "mlx_lm") if absent(m)]
+        if missing:
+            return f"{' and '.join(missing)} not installed: {INSTALL_HINT}"
+        return None
 
     def open(self, model: ModelFile | None) -> Session:
         from benchkit.engines.mlx.native import MLXModel
