@@ -84,6 +84,9 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
         return
     if quant is None:
         raise BenchkitError("--quant TYPE is needed (or --format mlx --bits N)", field="quant")
+    if output is not None and os.path.isdir(output):
+        raise BenchkitError("is a folder; a GGUF stand-in is a file (a folder is for --format "
+                            "mlx)", file=output, field="--output")
     result = synthesize(preset, quant, output=output, seed=seed, fill=fill,
                         token_embedding_type=token_embedding_type,
                         output_tensor_type=output_tensor_type, threads=threads, force=force,
