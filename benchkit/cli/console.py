@@ -41,7 +41,8 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "engine": case["engine"].get("kind"),
             "clock": clock_of(case.get("iterations") or []),
             # a server benchkit did not start, or a case never measured: placement unknown
-            "backend": (backend if on_gpu else "cpu") if placement else None,
+            "backend": (_engine_backend(placement, backend if on_gpu else "cpu")
+                        if placement else None),
             "n_gpu_layers": case["engine"].get("n_gpu_layers"),
             "n_threads": case["engine"].get("n_threads"),
             "test": case["test"],
@@ -118,4 +119,12 @@ def _blank(value: Any) -> str:
 
 def _backend(name: str) -> str:
     return {"cuda": "CUDA", "metal": "Metal", "cpu": "CPU", "vulkan": "Vulkan", "hip": "ROCm",
-            "sycl": "SYCL"}.get(name, name)
+            "sycl": "SYCL", "mlx-cpu": "MLX (CPU)", "mlx-gpu": "MLX (Metal)"}.get(name, name)
+
+
+def _engine_backend(placement: dict[str, Any], llama_backend: str) -> str:
+    """`mlx-cpu` / `mlx-gpu` for the mlx engine (its placement names its backend), else the
+    llama.cpp build's backend."""
+    if placement.get("backend") == "mlx":
+        return f"mlx-{placement.get('device_kind') or 'cpu'}"
+    return llama_backend

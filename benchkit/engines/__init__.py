@@ -23,6 +23,7 @@ KINDS = {
     "llama-server": "benchkit.engines.llama_cpp.server:LlamaServer",
     "openai": "benchkit.engines.http.openai:OpenAICompatible",
     "ollama": "benchkit.engines.http.ollama:Ollama",
+    "mlx": "benchkit.engines.mlx.engine:MLX",
 }
 
 

@@ -244,6 +244,7 @@ class Engine(ABC):
     Options: ClassVar[type[Options]]
     workloads: ClassVar[frozenset[str]]  # workload kinds it can measure
     uses_model_file: ClassVar[bool] = True   # False: the server chooses what it serves
+    model_formats: ClassVar[frozenset[str]] = frozenset({"gguf"})   # "gguf", "mlx" (a folder)
 
     def __init__(self, options: Options) -> None:
         self.options = options.resolved()

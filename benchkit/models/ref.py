@@ -127,6 +127,8 @@ def hub_reachable(host: str = HF_HOST, timeout: float = PROBE_TIMEOUT_S) -> bool
 
 def _resolve_hf(spec: ModelSpec, synthetic: bool) -> ResolvedModel:
     source = {"hf": spec.ref, **({"revision": spec.revision} if spec.revision else {})}
+    if spec.ref.count("/") == 1:            # ORG/REPO: an MLX model folder on the hub
+        return _resolve_mlx_repo(spec, synthetic, source)
     local = cached_hf(spec.ref, spec.revision)
     if local is not None:
         return ResolvedModel(spec, local, source)
@@ -144,6 +146,36 @@ def _resolve_hf(spec: ModelSpec, synthetic: bool) -> ResolvedModel:
     return ResolvedModel(spec, download_hf(spec.ref, spec.revision, spec=spec), source)
 
 
+def _resolve_mlx_repo(spec: ModelSpec, synthetic: bool, source: dict[str, Any]) -> ResolvedModel:
+    """`hf: ORG/REPO`, an MLX model repository: the hub cache's snapshot; with --synthetic
+    and no snapshot, the `standin:` (format: mlx); else downloaded (offline: one line)."""
+    from benchkit.models.mlx import hub_folder, standin_for_suite
+
+    local = hub_folder(spec.ref, spec.revision)
+    if local is not None:
+        return ResolvedModel(spec, local, source)
+    if synthetic:
+        field = spec.field.rsplit(".", 1)[0] + ".standin"
+        path = standin_for_suite(spec.standin, file=spec.suite_file, field=field)
+        return ResolvedModel(spec, path, {"standin": dict(spec.standin or {}), **source},
+                             standin_for=f"hf:{spec.ref}")
+    where = _where(spec)
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or not hub_reachable():
+        raise BenchkitError(
+            f"hf:{spec.ref} is not in the local Hugging Face cache and the hub cannot be "
+            f"reached; get it with `huggingface-cli download {spec.ref}` when online, or a "
+            f"local copy with `path:`, or `benchkit run SUITE --synthetic` with a `standin: "
+            f"{{preset: NAME, format: mlx, bits: 4}}`", **where)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return ResolvedModel(spec, Path(snapshot_download(spec.ref, revision=spec.revision)),
+                             source)
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; say which
+        raise BenchkitError(f"could not download hf:{spec.ref} ({type(exc).__name__})",
+                            **where) from None
+
+
 def _local_path(spec: ModelSpec) -> Path:
     path = Path(os.path.expanduser(spec.ref))
     if not path.is_absolute():
@@ -151,9 +183,9 @@ def _local_path(spec: ModelSpec) -> Path:
     if not path.exists():
         raise BenchkitError(f"model file not found: {spec.ref}", file=spec.suite_file,
                             field=spec.field, line=spec.line)
-    if not path.is_file():
-        raise BenchkitError(f"model path is not a file: {spec.ref}", file=spec.suite_file,
-                            field=spec.field, line=spec.line)
+    if not path.is_file() and not path.is_dir():
+        raise BenchkitError(f"model path is not a file or an MLX model folder: {spec.ref}",
+                            file=spec.suite_file, field=spec.field, line=spec.line)
     return path
 
 

@@ -191,7 +191,8 @@ def configurations(df) -> list[Config]:
                 engine={k: _clean(row.get(k)) for k in keys},
                 device_kind=_clean(row.get("device_kind")) or "cpu",
                 device_name=_clean(row.get("device_name")),
-                device_id=_clean(row.get("device_id")), backend=_clean(row.get("env_backend")),
+                device_id=_clean(row.get("device_id")),
+                backend=_clean(row.get("backend")) or _clean(row.get("env_backend")),
                 layers_offloaded=_clean(row.get("layers_offloaded")),
                 layers_total=_clean(row.get("layers_total")),
                 machine=_clean(row.get("env_chip_name")) or _clean(row.get("env_cpu_model")))

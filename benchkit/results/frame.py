@@ -41,7 +41,7 @@ COLUMNS = [
     # load
     "load_seconds", "peak_rss_bytes",
     # placement
-    "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id",
+    "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id", "backend",
     "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
     # environment
     "env_os_system", "env_os_release", "env_cpu_model", "env_cpu_cores_logical",
@@ -162,6 +162,9 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         "layers_offloaded": placement.get("layers_offloaded"),
         "layers_total": placement.get("layers_total"),
         "device_kind": kind,
+        # what computed the figure: `mlx` for the mlx engine (its placement says so), else
+        # the llama.cpp build's backend (cpu, cuda, metal...): projections keep them apart
+        "backend": placement.get("backend") or env.get("env_backend"),
         "model_buffer_mib": _buffer_mib(placement, "model"),
         "kv_buffer_mib": _buffer_mib(placement, "kv"),
         "compute_buffer_mib": _buffer_mib(placement, "compute"),

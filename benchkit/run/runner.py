@@ -38,6 +38,7 @@ from benchkit.run import telemetry
 from benchkit.engines.base import AutoWarmup, Engine, ModelFile
 from benchkit.core.errors import BenchkitError
 from benchkit.models.gguf import GGUFInfo, read_gguf_info, sha256_file
+from benchkit.models.mlx import folder_sha256, read_mlx_info
 from benchkit.core.interrupts import Interrupted, interrupt_guard
 from benchkit.models.ref import ResolvedModel, resolve
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, summarize, write_result
@@ -70,6 +71,7 @@ class PreparedModel:
             "n_layers": info.n_layers,
             "synthetic": info.synthetic,
             "preset": info.preset,
+            **({"format": info.metadata["format"]} if info.metadata.get("format") else {}),
             "standin_for": self.resolved.standin_for,
         }
 
@@ -97,12 +99,17 @@ def prepare_models(suite: Suite, *, synthetic: bool = False) -> list[PreparedMod
     prepared = []
     for spec in suite.models:
         resolved = resolve(spec, synthetic=synthetic)
+        folder = resolved.path.is_dir()       # an MLX model folder (benchkit.models.mlx)
+        if folder and not any("mlx" in e.model_formats for e in suite.engines):
+            raise BenchkitError(f"model path is not a file: {spec.ref} (a folder is an MLX "
+                                "model, and no engine of this suite runs MLX)",
+                                file=spec.suite_file, field=spec.field, line=spec.line)
         try:
-            info = read_gguf_info(resolved.path)
+            info = read_mlx_info(resolved.path) if folder else read_gguf_info(resolved.path)
+            digest = folder_sha256(resolved.path) if folder else sha256_file(resolved.path)
         except BenchkitError as exc:
             raise BenchkitError(f"{exc.message} ({resolved.path.name})", file=spec.suite_file,
                                 field=spec.field, line=spec.line) from None
-        digest = sha256_file(resolved.path)
         if spec.sha256 and digest != spec.sha256:
             raise BenchkitError(f"sha256 mismatch: the file has {digest}", file=spec.suite_file,
                                 field=spec.field.rsplit(".", 1)[0] + ".sha256", line=spec.line)
@@ -199,8 +206,12 @@ def _run_configuration(suite: Suite, model: PreparedModel, engine: Engine,
     """Open the model once with `engine` (in a worker when `isolate`), then run every
     workload it supports on it; the ones it does not are recorded as unsupported."""
     runnable = []
+    fmt = model.info.metadata.get("format", "gguf")
     for workload in workloads:
         reason = engine.unsupported(workload)
+        if fmt not in engine.model_formats and engine.uses_model_file:
+            reason = (f"{engine.kind} runs {' or '.join(sorted(engine.model_formats))} models; "
+                      f"this one is {fmt}")
         if reason:
             recorder.add(_case(model, engine, workload, suite, status="unsupported",
                                error=reason), workload)

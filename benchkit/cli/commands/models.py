@@ -4,6 +4,7 @@ is (inspect), and hub downloads (pull)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -27,9 +28,19 @@ def models() -> None:
 
 @models.command("synth")
 @click.argument("preset")
-@click.option("--quant", "-q", required=True, metavar="TYPE",
+@click.option("--quant", "-q", default=None, metavar="TYPE",
               help="llama.cpp quantization type: Q4_K_M, Q8_0, F16... (`models list` lists them).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--format", "fmt", type=click.Choice(["gguf", "mlx"]), default="gguf",
+              show_default=True, help="mlx: an MLX model folder (config.json + safetensors) "
+              "built with mlx-lm, for the mlx engine; needs --bits.")
+@click.option("--bits", type=click.IntRange(min=2, max=8), default=None,
+              help="MLX weight bits (4 or 8; mlx.nn.quantize), with --format mlx.")
+@click.option("--group-size", type=click.Choice(["32", "64", "128"]), default="64",
+              show_default=True, help="MLX quantization group size, with --format mlx.")
+@click.option("--tokenizer-gguf", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With --format mlx: the GGUF whose vocabulary the tokenizer takes (default: "
+                   "the preset's bundled or cached GGUF, else a byte-level tokenizer).")
+@click.option("-o", "--output", type=click.Path(), default=None,
               help="Write here, not in the cache ($BENCHKIT_CACHE or ~/.cache/benchkit/models).")
 @click.option("--token-embedding-type", metavar="TYPE", default=None,
               help="Override llama.cpp's choice for token_embd (as llama-quantize's option).")
@@ -53,15 +64,29 @@ def models() -> None:
                    "the file name and metadata say so).")
 def synth(preset: str, quant: str, output: str | None, token_embedding_type: str | None,
           output_tensor_type: str | None, seed: int, fill: str, threads: int | None,
-          force: bool, progress: bool | None, reduce: str | None) -> None:
+          force: bool, progress: bool | None, reduce: str | None, fmt: str = "gguf",
+          bits: int | None = None, group_size: str = "64",
+          tokenizer_gguf: str | None = None) -> None:
     """Write a shape-exact synthetic stand-in of PRESET, quantized by llama.cpp to TYPE.
 
     Same tensors, shapes and quantization types as the real model, random weights:
     it runs at the real model's speed, for benchmarks only. Prints the file's path
     (on stdout); a second call with the same arguments finds it in the cache at once.
     """
+    from benchkit.core.errors import BenchkitError
     from benchkit.models.synth import parse_reduce, synthesize
 
+    if fmt == "mlx":
+        if bits is None:
+            raise BenchkitError("--format mlx needs --bits (4 or 8)", field="bits")
+        _synth_mlx(preset, bits, int(group_size), seed, output, parse_reduce(reduce),
+                   tokenizer_gguf, force)
+        return
+    if quant is None:
+        raise BenchkitError("--quant TYPE is needed (or --format mlx --bits N)", field="quant")
+    if output is not None and os.path.isdir(output):
+        raise BenchkitError("is a folder; a GGUF stand-in is a file (a folder is for --format "
+                            "mlx)", file=output, field="--output")
     result = synthesize(preset, quant, output=output, seed=seed, fill=fill,
                         token_embedding_type=token_embedding_type,
                         output_tensor_type=output_tensor_type, threads=threads, force=force,
@@ -71,6 +96,18 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
     click.echo(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
                f"{fmt_bytes(result.size_bytes)}", err=True)
     click.echo(str(result.path))
+
+
+def _synth_mlx(preset: str, bits: int, group_size: int, seed: int, output: str | None,
+               reduce: dict[str, int], tokenizer_gguf: str | None, force: bool) -> None:
+    from benchkit.models.mlx import synthesize_mlx
+
+    r = synthesize_mlx(preset, bits, group_size=group_size, seed=seed, output=output,
+                       reduce=reduce, tokenizer_gguf=tokenizer_gguf, force=force)
+    verb = "cached" if r.cached else f"wrote in {r.seconds:.1f} s"
+    click.echo(f"{verb}: {preset} MLX {bits}-bit g{group_size} stand-in, "
+               f"{fmt_bytes(r.size_bytes)}, tokenizer {r.tokenizer}", err=True)
+    click.echo(str(r.path))
 
 
 @models.command("list")
@@ -99,12 +136,20 @@ def list_models(as_json: bool) -> None:
 
 
 @models.command("inspect")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @click.option("--no-sha256", is_flag=True, help="Skip hashing the file (slow for big models).")
 def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
-    """What a GGUF file is: architecture, parameters, types, size, sha256, synthetic or not."""
+    """What a GGUF file or an MLX model folder is: architecture, parameters, types (MLX:
+    bits and group size), size, sha256, synthetic or not."""
     from benchkit.core.safeio import require_regular_file
+
+    if os.path.isdir(file):
+        from benchkit.models.mlx import inspect_mlx, inspect_text
+
+        doc = inspect_mlx(file, sha256=not no_sha256)
+        click.echo(json.dumps(doc, indent=2) if as_json else inspect_text(doc))
+        return
     from benchkit.models.synth import inspect_model
 
     require_regular_file(file, "model file")    # a FIFO would block the read forever

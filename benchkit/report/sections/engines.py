@@ -25,14 +25,39 @@ def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None
     groups: dict[tuple, list[Config]] = {}
     for c in configs:
         groups.setdefault((c.model_sha256 or c.model_name, c.machine), []).append(c)
+    _join_mlx(groups)
     tables = []
     for (_, machine), group in groups.items():
         if len({c.engine.get("engine") for c in group}) < 2:
             continue
-        tables.append({"model": group[0].model_name, "machine": machine or "unknown machine",
-                       "synthetic": group[0].synthetic,
+        mixed = len({c.synthetic for c in group}) > 1       # a real GGUF, an MLX stand-in
+        names = list(dict.fromkeys(f"{c.model_name}{' (synthetic stand-in)' if mixed and c.synthetic else ''}"
+                                   for c in group))
+        tables.append({"model": " and its MLX folder ".join(names) if len(names) == 2
+                       else " / ".join(names), "machine": machine or "unknown machine",
+                       "synthetic": all(c.synthetic for c in group),
                        "rows": [_row(c, _reference(c, group), docs) for c in group]})
     return {"tables": tables} if tables else None
+
+
+def _shape(c: Config) -> tuple:
+    """What makes two files the same model shape: architecture, parameters, layers."""
+    row = next(iter(c.rows.values()), {})
+    return (_clean(row.get("model_arch")), _clean(row.get("model_params")), c.model_layers)
+
+
+def _join_mlx(groups: dict[tuple, list[Config]]) -> None:
+    """An MLX folder's configurations join the table of the GGUF of the same shape on the
+    same machine (llama.cpp or MLX? the same model, two formats)."""
+    for key in list(groups):
+        group = groups[key]
+        if not group or any(c.backend != "mlx" for c in group):
+            continue
+        shape = _shape(group[0])
+        other = next((k for k, g in groups.items() if k != key and k[1] == key[1] and g
+                      and any(c.backend != "mlx" for c in g) and _shape(g[0]) == shape), None)
+        if other is not None and shape[1]:
+            groups[other].extend(groups.pop(key))
 
 
 def _reference(c: Config, group: list[Config]) -> Config | None:
@@ -58,7 +83,8 @@ def _row(c: Config, ref: Config | None, docs: dict) -> dict[str, Any]:
     return {
         "engine": _engine_text(c),
         "layer": _clean(next(iter(c.rows.values())).get("engine_layer")) or kind,
-        "placement": c.placement_text if kind in (REFERENCE, "llama-bench", "llama-server")
+        "placement": c.placement_text if kind in (REFERENCE, "llama-bench", "llama-server",
+                                                  "mlx")
         else "as the server placed it",
         "decode": _figure(dec), "prompt": _figure(pp),
         "decode_client": _client_figure(dec, docs),

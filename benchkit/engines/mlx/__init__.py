@@ -1,0 +1,1 @@
+"""The mlx engine: MLX model folders through mlx-lm, in process."""
