@@ -1,6 +1,7 @@
 """The depth chart: decode and prompt speed against context depth (llama-bench's -d).
 
-Drawn as benchkit.report.charts.draw draws (matplotlib, SVG, the same palette, ids prefixed per chart).
+Drawn as benchkit.report.charts.draw draws (matplotlib, SVG, the same palette, ids prefixed
+per chart).
 Every point is a median the depth table prints; one colour per engine configuration (the
 same in both panels), one line per test, so engines compare on one plot. Decode and prompt
 differ by two orders of magnitude, so each has its own panel; the figures themselves are

@@ -1,7 +1,7 @@
 """Charts of the serve section: how a server's throughput and latency respond to load.
 
-Drawn as benchkit.report.charts.draw draws (matplotlib, SVG, the same palette and ids prefixed per
-chart); every point is a figure the serve table prints: a level's output tok/s and its
+Drawn as benchkit.report.charts.draw draws (matplotlib, SVG, the same palette and ids
+prefixed per chart); every point is a figure the serve table prints: a level's output tok/s and its
 p99 time to first token. One line per engine configuration, so engines compare on one
 plot; the knee (benchkit.workloads.serve.saturation) is ringed where it was found.
 """
