@@ -35,7 +35,8 @@ from typing import Any, Sequence
 
 from benchkit.core.errors import BenchkitError
 from benchkit.results.frame import cell as _clean
-from benchkit.report.core import ENGINE_SETTINGS, fmt_ms, fmt_tps
+from benchkit.core.units import fmt_ms, fmt_tps
+from benchkit.results.frame import ENGINE_SETTINGS
 from benchkit.workloads.serve.workload import compare_figures
 
 STATS = ("median", "mean")

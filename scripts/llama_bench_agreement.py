@@ -58,7 +58,7 @@ def run_llama_bench(binary: Path, model: Path, threads: int, ngl: int, reps: int
                     depths: list[int]) -> dict[str, list[float]]:
     """One llama-bench invocation (pp512 and tg128 at each depth); per-repetition tok/s by
     test, named as benchkit names them (tg128 @ d4096)."""
-    from benchkit.formats.llama_bench import test_name
+    from benchkit.formats.llama_bench_fields import test_name
 
     cmd = [str(binary), "-m", str(model), "-p", "512", "-n", "128", "-t", str(threads),
            "-ngl", str(ngl), "-r", str(reps), "-o", "json"]

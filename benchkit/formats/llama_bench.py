@@ -11,50 +11,24 @@ split_mode...) get llama-bench's defaults, because benchkit runs with those defa
 a case imported from a llama-bench file writes back the values that file had.
 
 Other workloads (chat, server load sweeps) have no llama-bench row and are left out.
+Each output registers as `--format llama-bench-<name>` of `run` and `report`
+(benchkit.formats); the field tables are shared with the reader, `llama_bench_import.py`,
+through `llama_bench_fields.py`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any
 
-from benchkit.core.errors import BenchkitError
+from benchkit.formats import get, text_format
+from benchkit.formats.llama_bench_fields import (BACKEND_NAMES, BOOL_FIELDS, DEFAULTS, FIELDS,
+                                                  FLASH_ATTN, FLOAT_FIELDS, INT_FIELDS,
+                                                  test_name)
 
-# llama-bench's fields in order, with their types (test::get_fields / get_field_type).
-FIELDS = (
-    "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename",
-    "model_type", "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads",
-    "cpu_mask", "cpu_strict", "poll", "type_k", "type_v", "n_gpu_layers", "n_cpu_moe",
-    "split_mode", "main_gpu", "no_kv_offload", "flash_attn", "devices", "tensor_split",
-    "tensor_buft_overrides", "load_mode", "lazy_mode", "embeddings", "no_op_offload",
-    "no_host", "repack", "fit_target", "fit_min_ctx", "n_prompt", "n_gen", "n_depth",
-    "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts",
-)
-INT_FIELDS = frozenset({
-    "build_number", "n_batch", "n_ubatch", "n_threads", "poll", "model_size", "model_n_params",
-    "n_gpu_layers", "main_gpu", "n_prompt", "n_gen", "n_depth", "avg_ns", "stddev_ns",
-    "no_op_offload", "n_cpu_moe", "fit_target", "fit_min_ctx", "flash_attn"})
-BOOL_FIELDS = frozenset({"f16_kv", "no_kv_offload", "cpu_strict", "embeddings", "no_host",
-                         "repack", "use_mmap"})
-FLOAT_FIELDS = frozenset({"avg_ts", "stddev_ts"})
-FORMATS = ("json", "jsonl", "csv", "sql", "md")
-
-# What llama-bench prints for the settings benchkit does not vary (its defaults).
-DEFAULTS: dict[str, Any] = {
-    "cpu_mask": "0x0", "cpu_strict": False, "poll": 50, "n_cpu_moe": 0, "split_mode": "layer",
-    "main_gpu": 0, "no_kv_offload": False, "devices": "auto", "tensor_split": "0.00",
-    "tensor_buft_overrides": "none", "lazy_mode": "auto", "embeddings": False,
-    "no_host": False, "repack": True, "fit_target": 0, "fit_min_ctx": 0,
-}
-_FA = {"auto": -1, "off": 0, "on": 1}
-_BACKEND_NAMES = {"cuda": "CUDA", "metal": "MTL", "hip": "ROCm", "vulkan": "Vulkan",
-                  "sycl": "SYCL", "cpu": "CPU"}
 _TOKEN_KINDS = ("pp", "tg", "pp+tg")
-
-
-# The --format choices of `benchkit run` and `benchkit report` that select these writers.
-CHOICES = tuple(f"llama-bench-{f}" for f in FORMATS)
+PREFIX = "llama-bench-"          # the --format names: llama-bench-json, ...
 
 
 def write(doc: dict[str, Any], fmt: str) -> str:
@@ -65,17 +39,11 @@ def write(doc: dict[str, Any], fmt: str) -> str:
 
 def write_all(docs: list[dict[str, Any]], fmt: str) -> str:
     """Several results as one llama-bench output (the rows of each, in order)."""
-    name = fmt.removeprefix("llama-bench-")
-    writer = _WRITERS.get(name)
-    if writer is None:
-        raise BenchkitError(f"unknown llama-bench format {fmt!r} (one of {', '.join(FORMATS)})",
-                            field="--format")
-    return writer([row for doc in docs for row in rows_of(doc)])
+    return get("run", PREFIX + fmt.removeprefix(PREFIX)).text(docs)
 
 
-def extension(fmt: str) -> str:
-    """The file extension for a llama-bench format: .json, .jsonl, .csv, .sql, .md."""
-    return "." + fmt.removeprefix("llama-bench-")
+def _rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row for doc in docs for row in rows_of(doc)]
 
 
 def rows_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,7 +65,7 @@ def row_of(case: dict[str, Any], env: dict[str, Any], doc: dict[str, Any]) -> di
     raw = _raw(case)
     row = {**DEFAULTS, **_from_case(case, env, doc, info), **raw}
     if isinstance(row["flash_attn"], str):      # imported rows keep auto / on / off
-        row["flash_attn"] = _FA.get(row["flash_attn"], -1)
+        row["flash_attn"] = FLASH_ATTN.get(row["flash_attn"], -1)
     if not case.get("iterations"):      # imported from csv / sql: no samples, only the summary
         return {**row, "samples_ns": [], "samples_ts": []}
     ns = [_ns(it) for it in case["iterations"]]
@@ -118,7 +86,7 @@ def _from_case(case: dict[str, Any], env: dict[str, Any], doc: dict[str, Any],
         "cpu_info": info.get("cpu_info") or (env.get("cpu") or {}).get("model") or "",
         "gpu_info": info.get("gpu_info") or ", ".join(g.get("name", "") for g in
                                                        env.get("gpus") or []),
-        "backends": info.get("backends") or _BACKEND_NAMES.get(backend, backend),
+        "backends": info.get("backends") or BACKEND_NAMES.get(backend, backend),
         "model_filename": model.get("file") or model.get("name") or "",
         "model_type": info.get("model_type") or _model_type(model),
         "model_size": int(model.get("size_bytes") or 0),
@@ -127,7 +95,7 @@ def _from_case(case: dict[str, Any], env: dict[str, Any], doc: dict[str, Any],
         "n_threads": int(info.get("n_threads") or eng.get("n_threads") or 0),
         "type_k": eng.get("type_k", "f16"), "type_v": eng.get("type_v", "f16"),
         "n_gpu_layers": int(eng.get("n_gpu_layers", -1)),
-        "flash_attn": _FA.get(str(eng.get("flash_attn", "auto")), -1),
+        "flash_attn": FLASH_ATTN.get(str(eng.get("flash_attn", "auto")), -1),
         "load_mode": "mmap" if eng.get("use_mmap", True) else "none",
         "no_op_offload": 0 if eng.get("op_offload", True) else 1,
         "n_prompt": int(w.get("n_prompt") or 0), "n_gen": int(w.get("n_gen") or 0),
@@ -211,6 +179,12 @@ def _g(x: float) -> str:
     return f"{x:.6g}"
 
 
+@text_format(PREFIX + "json", extension=".json", order=1)
+def json_output(docs: list[dict[str, Any]]) -> str:
+    """As llama-bench -o json prints it."""
+    return write_json(_rows(docs))
+
+
 def write_json(rows: list[dict[str, Any]]) -> str:
     parts = []
     for row in rows:
@@ -219,6 +193,12 @@ def write_json(rows: list[dict[str, Any]]) -> str:
         lines += [f'    "samples_ns": [ {ns} ],', f'    "samples_ts": [ {ts} ]']
         parts.append("  {\n" + "\n".join(lines) + "\n  }")
     return "[\n" + ",\n".join(parts) + "\n]\n"
+
+
+@text_format(PREFIX + "jsonl", extension=".jsonl", order=1)
+def jsonl_output(docs: list[dict[str, Any]]) -> str:
+    """As llama-bench -o jsonl prints it."""
+    return write_jsonl(_rows(docs))
 
 
 def write_jsonl(rows: list[dict[str, Any]]) -> str:
@@ -230,6 +210,12 @@ def write_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+@text_format(PREFIX + "csv", extension=".csv", order=1)
+def csv_output(docs: list[dict[str, Any]]) -> str:
+    """As llama-bench -o csv prints it."""
+    return write_csv(_rows(docs))
+
+
 def write_csv(rows: list[dict[str, Any]]) -> str:
     def esc(s: str) -> str:
         return '"' + s.replace('"', '""') + '"'
@@ -237,6 +223,12 @@ def write_csv(rows: list[dict[str, Any]]) -> str:
     lines = [",".join(FIELDS)]
     lines += [",".join(esc(_text(f, row[f])) for f in FIELDS) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+@text_format(PREFIX + "sql", extension=".sql", order=1)
+def sql_output(docs: list[dict[str, Any]]) -> str:
+    """As llama-bench -o sql prints it."""
+    return write_sql(_rows(docs))
 
 
 def write_sql(rows: list[dict[str, Any]]) -> str:
@@ -262,6 +254,12 @@ _MD_WIDTH = {"model": -30, "size": 10, "params": 10, "backend": -10, "n_gpu_laye
 # the optional columns, shown (as llama-bench does) when a value is not its default
 _MD_OPTIONAL = (("n_batch", 2048), ("n_ubatch", 512), ("type_k", "f16"), ("type_v", "f16"),
                 ("flash_attn", -1), ("load_mode", "auto"), ("no_op_offload", 0))
+
+
+@text_format(PREFIX + "md", extension=".md", order=1)
+def md_output(docs: list[dict[str, Any]]) -> str:
+    """As llama-bench -o md prints it."""
+    return write_md(_rows(docs))
 
 
 def write_md(rows: list[dict[str, Any]]) -> str:
@@ -306,19 +304,3 @@ def _md_value(field: str, r: dict[str, Any]) -> str:
     if field == "t/s":
         return f"{r['avg_ts']:.2f} ± {r['stddev_ts']:.2f}"
     return _text(field, r[field])
-
-
-def test_name(n_prompt: int, n_gen: int, n_depth: int = 0) -> str:
-    """llama-bench's test name: pp512, tg128, pp512+tg128, with ' @ d4096' at a depth."""
-    if n_prompt > 0 and n_gen == 0:
-        name = f"pp{n_prompt}"
-    elif n_gen > 0 and n_prompt == 0:
-        name = f"tg{n_gen}"
-    else:
-        name = f"pp{n_prompt}+tg{n_gen}"
-    return f"{name} @ d{n_depth}" if n_depth > 0 else name
-
-
-_WRITERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
-    "json": write_json, "jsonl": write_jsonl, "csv": write_csv, "sql": write_sql,
-    "md": write_md}

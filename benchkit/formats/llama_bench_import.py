@@ -40,10 +40,10 @@ from typing import Any, Iterable
 
 from benchkit.core.version import __version__
 from benchkit.core.errors import BenchkitError
-from benchkit.formats.llama_bench import BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, test_name
+from benchkit.formats.llama_bench_fields import (BOOL_FIELDS, FLASH_ATTN, FLOAT_FIELDS,
+                                                  INT_FIELDS, test_name)
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, check_schema, summarize, write_result
 
-FORMATS = ("json", "jsonl", "csv", "sql")
 REQUIRED = ("n_prompt", "n_gen", "model_type")
 TIMINGS = ("samples_ns", "samples_ts", "avg_ns", "avg_ts")
 _MACHINE = ("cpu_info", "gpu_info", "backends", "build_commit")
@@ -310,12 +310,12 @@ def _bool(value: Any) -> bool:
 
 def _flash_attn(value: Any) -> str:
     """-1 / 0 / 1 (llama.cpp since 2025), or a boolean (before): auto / off / on."""
-    if isinstance(value, str) and value.strip().lower() in ("auto", "on", "off"):
+    if isinstance(value, str) and value.strip().lower() in FLASH_ATTN:
         return value.strip().lower()
     if isinstance(value, bool):
         return "on" if value else "off"
     number = int(str(value).strip().lower().replace("true", "1").replace("false", "0"))
-    return {-1: "auto", 0: "off", 1: "on"}[number]
+    return {n: name for name, n in FLASH_ATTN.items()}[number]
 
 
 # --------------------------------------------------------------------------- documents

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from benchkit.report.core import fmt_tps
+from benchkit.core.units import fmt_tps
 from conftest import run_benchkit
 
 # The sections a report of the short SmolLM2 run must have: it holds throughput, detail,

@@ -62,7 +62,7 @@ def mutations(doc: dict[str, Any], within: Callable[[tuple], bool] = lambda p: T
 
 def readers(real: Path, suites: Path) -> dict[str, Callable[[Path], Any]]:
     from benchkit import compare
-    from benchkit.cli import console
+    from benchkit.formats import table as console
     from benchkit.projection import model as projection
     from benchkit.community.core import standard_suites, validate_paths
     from benchkit.results.frame import load_results
@@ -88,12 +88,12 @@ def readers(real: Path, suites: Path) -> dict[str, Callable[[Path], Any]]:
 
 
 def report(p: Path) -> None:
-    from benchkit.report import core as r
+    from benchkit.report import context, render
 
-    df, docs = r.load([p])
-    ctx = r.build_context(df, docs)
-    r.render_markdown(ctx, {})
-    r.render_html(ctx)
+    df, docs = context.load([p])
+    ctx = render.build_context(df, docs)
+    render.render_markdown(ctx, {})
+    render.render_html(ctx)
 
 
 def crash_of(fn: Callable[[Path], Any], path: Path) -> str | None:

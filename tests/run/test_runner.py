@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchkit.cli.console import format_table
+from benchkit.formats.table import format_table
 from benchkit.results.io import read_result, summarize
 from conftest import SMOLLM2_FILE, SMOLLM2_PACKAGE, benchkit_cmd, run_benchkit
 

@@ -534,7 +534,7 @@ def test_report_section_shows_measured_figures_and_what_was_not_measured(
     assert tel["window"] == "timed iterations"
     assert power[1][1] == "tg8" and power[1][3] == "—"          # no GPU power here
     assert usage[1][3] == f"{tel['cpu']['percent']:.0f}%"
-    from benchkit.report.core import fmt_bytes
+    from benchkit.core.units import fmt_bytes
 
     assert usage[1][7] == fmt_bytes(tel["memory"]["peak_rss_bytes"])
     assert f"NVIDIA GPU (NVML): {tel['nvidia']['unavailable']} (1 case)" in md

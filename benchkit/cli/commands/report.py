@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from benchkit import formats
 
 
 @click.command()
 @click.argument("results", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(
-                  ["md", "html", "both", "llama-bench-json", "llama-bench-jsonl",
-                   "llama-bench-csv", "llama-bench-sql", "llama-bench-md"]), default="both",
+@click.option("--format", "fmt", type=click.Choice(formats.names(formats.REPORT)),
+              default="both",
               show_default=True, help="Markdown (with chart images beside it), one HTML file, "
                                       "or both; llama-bench-* writes PATH.json|jsonl|csv|sql|md "
                                       "as llama-bench -o would.")
@@ -34,24 +30,9 @@ def report(results: tuple[str, ...], fmt: str, output: str | None, title: str | 
       benchkit report results/20261122T021500Z-smollm2-3f9a1c.json
       benchkit report results/ --format html -o reports/all-runs
     """
-    from benchkit.report.core import default_output, write_report
+    from benchkit.report.render import default_output
 
     out = default_output(results, output)
-    if fmt.startswith("llama-bench-"):
-        click.echo(f"wrote {_llama_bench(results, out, fmt)}")
-        return
-    written = write_report(results, out, fmt=fmt, method=method, title=title)
-    for path in written.paths:
+    written = formats.get(formats.REPORT, fmt).write(results, out, method=method, title=title)
+    for path in written:
         click.echo(f"wrote {path}")
-
-
-def _llama_bench(results: tuple[str, ...], out: Path, fmt: str) -> Path:
-    """The results as llama-bench's own output format, for tools that read it."""
-    from benchkit.formats import llama_bench as llama_bench_format
-    from benchkit.report.core import load
-
-    _, docs = load(results)
-    path = out.with_name(out.name + llama_bench_format.extension(fmt))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(llama_bench_format.write_all(list(docs.values()), fmt), encoding="utf-8")
-    return path

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from benchkit import formats
 from benchkit.core.errors import BenchkitError
 
 DEFAULT_SUITE = "suites/smollm2.yaml"
@@ -20,9 +21,7 @@ DEFAULT_SUITE = "suites/smollm2.yaml"
                    "warm until the last 3 agree within 2%, at most 10.")
 @click.option("-o", "--output-dir", default="results", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the result JSON.")
-@click.option("--format", "fmt", type=click.Choice(
-                  ["md", "csv", "json", "jsonl", "llama-bench-json", "llama-bench-jsonl",
-                   "llama-bench-csv", "llama-bench-sql", "llama-bench-md"]),
+@click.option("--format", "fmt", type=click.Choice(formats.names(formats.RUN)),
               default="md", show_default=True,
               help="Format of the table printed at the end; llama-bench-* prints what "
                    "llama-bench -o json|jsonl|csv|sql|md would.")
@@ -54,8 +53,8 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
     every case, so Ctrl-C keeps what was measured. Exit code 1 if any case failed.
     """
     import benchkit.engines.llama_cpp.native  # noqa: F401  first: llama.cpp before numpy (see there)
-    from benchkit.cli.console import format_table
     from benchkit.core.interrupts import Interrupted
+    from benchkit.core.textsafe import terminal
     from benchkit.run.runner import run_suite
     from benchkit.run.suite import display_path, load_suite
 
@@ -75,15 +74,8 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
                    f"and the one in progress, marked partial; continue with --resume",
                    err=True)
         sys.exit(exc.exit_code)
-    if fmt.startswith("llama-bench-"):
-        from benchkit.formats import llama_bench as llama_bench_format
-        from benchkit.core.textsafe import terminal
-
-        # model names and errors are result text: no escape sequence reaches the terminal
-        # (JSON escapes them already; csv, sql and md rows would print them raw)
-        click.echo(terminal(llama_bench_format.write(outcome.doc, fmt)), nl=False)
-    else:
-        click.echo(format_table(outcome.doc, fmt), nl=False)
+    # model names and errors are result text: no escape sequence reaches the terminal
+    click.echo(terminal(formats.get(formats.RUN, fmt).text([outcome.doc])), nl=False)
     click.echo(f"wrote {display_path(outcome.path)}", err=True)
     if outcome.failed:
         first = outcome.failed[0]

@@ -1,1 +1,2 @@
-"""Charts drawn for reports, as inline SVG: the core charts and the helpers every chart module shares."""
+"""Charts drawn for reports, as SVG: the look every chart shares (`draw.py`), the core
+page's charts (`page.py`) and the sections' (one module each)."""

@@ -1,7 +1,7 @@
 """Charts of the serve section: how a server's throughput and latency respond to load.
 
-Drawn as benchkit.report.charts.core draws (matplotlib, SVG, the same palette and ids prefixed per
-chart); every point is a figure the serve table prints: a level's output tok/s and its
+Drawn as benchkit.report.charts.draw draws (matplotlib, SVG, the same palette and ids
+prefixed per chart); every point is a figure the serve table prints: a level's output tok/s and its
 p99 time to first token. One line per engine configuration, so engines compare on one
 plot; the knee (benchkit.workloads.serve.saturation) is ringed where it was found.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from benchkit.report.charts.core import WIDTH_IN, _colour, _line, _pyplot, _svg
-from benchkit.report.core import fmt_tps
+from benchkit.core.units import fmt_tps
+from benchkit.report.charts.draw import WIDTH_IN, colour, line, pyplot, svg
 
 
 def throughput_vs_load(series: Sequence[dict[str, Any]], mode: str) -> str | None:
@@ -22,17 +22,17 @@ def throughput_vs_load(series: Sequence[dict[str, Any]], mode: str) -> str | Non
     series = [s for s in series if s["points"]]
     if not series:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
     for i, s in enumerate(series):
         xs, ys = zip(*sorted(s["points"]))
-        _line(ax, xs, ys, _colour(i), s["label"])
+        line(ax, xs, ys, colour(i), s["label"])
         for x, y in zip(xs, ys):
             ax.annotate(fmt_tps(y), (x, y), xytext=(0, 5), textcoords="offset points",
                         ha="center", fontsize=7)
         if s.get("knee") is not None:
             y = dict(zip(xs, ys))[s["knee"]]
-            ax.scatter([s["knee"]], [y], s=160, facecolors="none", edgecolors=_colour(i),
+            ax.scatter([s["knee"]], [y], s=160, facecolors="none", edgecolors=colour(i),
                        linewidths=1.5, zorder=3)
     _log2_if_spread(ax, [x for s in series for x, _ in s["points"]])
     ax.set_xlabel("concurrent requests" if mode == "concurrency" else
@@ -44,7 +44,7 @@ def throughput_vs_load(series: Sequence[dict[str, Any]], mode: str) -> str | Non
                  " (ring: the knee)", loc="left", pad=22)
     _legend_above(ax, len(series))
     fig.tight_layout()
-    return _svg(fig, f"serve-throughput-{mode}")
+    return svg(fig, f"serve-throughput-{mode}")
 
 
 def latency_vs_throughput(series: Sequence[dict[str, Any]], mode: str) -> str | None:
@@ -55,14 +55,14 @@ def latency_vs_throughput(series: Sequence[dict[str, Any]], mode: str) -> str | 
     series = [s for s in series if s["points"]]
     if not series:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
     prefix = "c=" if mode == "concurrency" else "r="
     for i, s in enumerate(series):
         pts = sorted(s["points"])
         xs = [p[1] for p in pts]
         ys = [p[2] * 1e3 for p in pts]
-        _line(ax, xs, ys, _colour(i), s["label"])
+        line(ax, xs, ys, colour(i), s["label"])
         for (load, x, _), y in zip(pts, ys):
             ax.annotate(f"{prefix}{load:g}", (x, y), xytext=(4, 3), textcoords="offset points",
                         fontsize=7)
@@ -74,7 +74,7 @@ def latency_vs_throughput(series: Sequence[dict[str, Any]], mode: str) -> str | 
     ax.set_title("p99 time to first token vs throughput", loc="left", pad=22)
     _legend_above(ax, len(series))
     fig.tight_layout()
-    return _svg(fig, f"serve-latency-{mode}")
+    return svg(fig, f"serve-latency-{mode}")
 
 
 def _log2_if_spread(ax: Any, xs: list[float]) -> None:

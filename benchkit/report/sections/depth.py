@@ -13,13 +13,16 @@ import re
 from typing import Any
 
 from benchkit.report.charts.depth import throughput_vs_depth
-from benchkit.report.core import Config, _clean, _num, fmt_pct, fmt_tps, spread_text
+from benchkit.core.units import fmt_pct, fmt_tps
+from benchkit.report.context import Config, clean, num, spread_text
 from benchkit.report.sections.engines import CLOCKS
+from benchkit.report.sections import section
 
 NAME = "depth"
 _AT_DEPTH = re.compile(r"^(?P<base>.+?) @ d(?P<depth>\d+)$")
 
 
+@section(NAME, order=20)
 def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None:
     """One table per configuration that measured a test at several depths, or None."""
     tables, series = [], []
@@ -29,7 +32,7 @@ def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None
         if not rows:
             continue
         depths = sorted({d for r in rows for d in r["points"]})
-        clock = _clean(next(iter(c.rows.values())).get("clock")) or "client"
+        clock = clean(next(iter(c.rows.values())).get("clock")) or "client"
         tables.append({"label": c.label, "synthetic": c.synthetic, "depths": depths,
                        "clock": CLOCKS.get(clock, clock),
                        "rows": [_cells(r, depths) for r in rows]})
@@ -56,17 +59,17 @@ def _by_base_test(c: Config) -> dict[str, dict[int, Any]]:
             continue
         m = _AT_DEPTH.match(str(row["test"]))
         base = m["base"] if m else str(row["test"])
-        depth = _clean(row.get("depth"))
+        depth = clean(row.get("depth"))
         depth = int(depth) if depth is not None else (int(m["depth"]) if m else 0)
         out.setdefault(base, {})[depth] = row
     return out
 
 
 def _table_row(base: str, points: dict[int, Any]) -> dict[str, Any]:
-    d0 = _num(points[0].get("tps_median")) if 0 in points else None
+    d0 = num(points[0].get("tps_median")) if 0 in points else None
     cells = {}
     for depth, row in sorted(points.items()):
-        median = _num(row.get("tps_median"))
+        median = num(row.get("tps_median"))
         cells[depth] = {"median": median, "text": f"{fmt_tps(median)} {spread_text(row)}",
                         "share": fmt_pct(median / d0) if d0 and median is not None
                         and depth else None}

@@ -12,7 +12,9 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchkit.report.core import Config, _case, _clean, _num, fmt_ms, fmt_tps, spread_text
+from benchkit.core.units import fmt_ms, fmt_tps
+from benchkit.report.context import Config, case, clean, num, spread_text
+from benchkit.report.sections import section
 
 NAME = "engines"
 REFERENCE = "llama-cpp-python"
@@ -20,6 +22,7 @@ CLOCKS = {"client": "benchkit's clock", "tool": "the tool's own samples",
           "server": "the server's timings"}
 
 
+@section(NAME, order=10)
 def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None:
     """Tables of the model/machine pairs measured on more than one engine."""
     groups: dict[tuple, list[Config]] = {}
@@ -43,7 +46,7 @@ def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None
 def _shape(c: Config) -> tuple:
     """What makes two files the same model shape: architecture, parameters, layers."""
     row = next(iter(c.rows.values()), {})
-    return (_clean(row.get("model_arch")), _clean(row.get("model_params")), c.model_layers)
+    return (clean(row.get("model_arch")), clean(row.get("model_params")), c.model_layers)
 
 
 def _join_mlx(groups: dict[tuple, list[Config]]) -> None:
@@ -69,7 +72,7 @@ def _reference(c: Config, group: list[Config]) -> Config | None:
 
 def decode_row(c: Config) -> Any | None:
     """The decode figure: a tg test at depth 0 (the shortest name first), else chat."""
-    tg = [r for r in c.rows.values() if r["workload_kind"] == "tg" and not _clean(r.get("depth"))]
+    tg = [r for r in c.rows.values() if r["workload_kind"] == "tg" and not clean(r.get("depth"))]
     if tg:
         return tg[0]
     return c.first_of(("chat",))
@@ -82,13 +85,13 @@ def _row(c: Config, ref: Config | None, docs: dict) -> dict[str, Any]:
     kind = c.engine.get("engine") or REFERENCE
     return {
         "engine": _engine_text(c),
-        "layer": _clean(next(iter(c.rows.values())).get("engine_layer")) or kind,
+        "layer": clean(next(iter(c.rows.values())).get("engine_layer")) or kind,
         "placement": c.placement_text if kind in (REFERENCE, "llama-bench", "llama-server",
                                                   "mlx")
         else "as the server placed it",
         "decode": _figure(dec), "prompt": _figure(pp),
         "decode_client": _client_figure(dec, docs),
-        "ttft": fmt_ms(_num(chat.get("ttft_median_s"))) if chat is not None else "—",
+        "ttft": fmt_ms(num(chat.get("ttft_median_s"))) if chat is not None else "—",
         "vs_decode": _diff(dec, ref_dec) if ref is not c else "reference",
         "vs_prompt": _diff(pp, ref_pp) if ref is not c else "reference",
     }
@@ -96,7 +99,7 @@ def _row(c: Config, ref: Config | None, docs: dict) -> dict[str, Any]:
 
 def _engine_text(c: Config) -> str:
     kind = c.engine.get("engine") or REFERENCE
-    args = _clean(c.engine.get("args"))
+    args = clean(c.engine.get("args"))
     return f"{kind} {' '.join(_as_list(args))}" if args and args != "[]" else kind
 
 
@@ -114,16 +117,16 @@ def _as_list(args: Any) -> list[str]:
 def _figure(row: Any | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    clock = _clean(row.get("clock")) or "client"
-    return {"test": row["test"], "median": fmt_tps(_num(row.get("tps_median"))),
+    clock = clean(row.get("clock")) or "client"
+    return {"test": row["test"], "median": fmt_tps(num(row.get("tps_median"))),
             "spread": spread_text(row), "clock": CLOCKS.get(clock, clock)}
 
 
 def _client_figure(row: Any | None, docs: dict) -> str:
     """The client's end-to-end decode rate beside a server's own figure (HTTP engines)."""
-    if row is None or _clean(row.get("clock")) != "server":
+    if row is None or clean(row.get("clock")) != "server":
         return "—"
-    values = [float(i["client_tps"]) for i in _case(docs, row).get("iterations") or []
+    values = [float(i["client_tps"]) for i in case(docs, row).get("iterations") or []
               if i.get("client_tps")]
     if not values:
         return "—"
@@ -135,5 +138,5 @@ def _diff(row: Any | None, ref: Any | None) -> str:
     """Median difference to the in-process engine on the same test, in percent."""
     if row is None or ref is None or row["test"] != ref["test"]:
         return "—"
-    a, b = _num(row.get("tps_median")), _num(ref.get("tps_median"))
+    a, b = num(row.get("tps_median")), num(ref.get("tps_median"))
     return f"{100 * (a / b - 1):+.1f}%" if a and b else "—"

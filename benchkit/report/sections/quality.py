@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchkit.report.core import SYNTHETIC, Config, _case, _clean, _figure, _num, fmt_pct, fmt_tps
+from benchkit.core.units import fmt_pct, fmt_tps
+from benchkit.report.context import SYNTHETIC, Config, case, clean, figure, num
+from benchkit.report.sections import section
 
 NAME = "quality"
 MEANINGLESS = f"not a quality figure: {SYNTHETIC} (random weights)"
@@ -21,9 +23,10 @@ MEANINGLESS = f"not a quality figure: {SYNTHETIC} (random weights)"
 PLACEMENT = {"n_gpu_layers", "op_offload"}
 
 
+@section(NAME, order=50)
 def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None:
     """The section's rows, checks and charts, or None when no configuration ran ppl."""
-    rows = [_row(c, row, _case(docs, row).get("summary") or {})
+    rows = [_row(c, row, case(docs, row).get("summary") or {})
             for c in configs for row in c.rows.values() if row["workload_kind"] == "ppl"]
     if not rows:
         return None
@@ -42,13 +45,13 @@ def _row(c: Config, row: Any, s: dict[str, Any]) -> dict[str, Any]:
     kld = s.get("kld_mean")
     out = {
         "label": c.label, "test": row["test"], "synthetic": c.synthetic,
-        "model": c.model_name, "quant": _clean(row.get("model_quant")) or "—",
-        "arch": _clean(row.get("model_arch")), "params": _num(row.get("model_params")),
+        "model": c.model_name, "quant": clean(row.get("model_quant")) or "—",
+        "arch": clean(row.get("model_arch")), "params": num(row.get("model_params")),
         "sha": c.model_sha256, "on_gpu": not c.is_cpu_only,
         "placement": c.placement_text, "n_gpu_layers": c.engine.get("n_gpu_layers"),
-        "decode": _figure(c.decode, c.synthetic), "prompt": _figure(c.prompt, c.synthetic),
-        "decode_tps": _num(c.decode.get("tps_median")) if c.decode is not None else None,
-        "eval_tps": _num(row.get("tps_median")), "eval": _figure(row, c.synthetic),
+        "decode": figure(c.decode, c.synthetic), "prompt": figure(c.prompt, c.synthetic),
+        "decode_tps": num(c.decode.get("tps_median")) if c.decode is not None else None,
+        "eval_tps": num(row.get("tps_median")), "eval": figure(row, c.synthetic),
         "text": s.get("text") or "—", "text_sha": (s.get("text_sha256") or "")[:12],
         "text_sha256": s.get("text_sha256"), "n_ctx": s.get("n_ctx"),
         "chunks": s.get("chunks"), "tokens": s.get("tokens_scored"),
@@ -178,15 +181,15 @@ def _charts(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def front_chart(g: dict[str, Any]) -> str | None:
     """Perplexity (lower is better) against speed (higher is better), front joined."""
-    from benchkit.report.charts.core import WIDTH_IN, _colour, _pyplot, _svg
+    from benchkit.report.charts.draw import WIDTH_IN, colour, pyplot, svg
 
     points = g["points"]
     if len(points) < 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.6))
     for i, p in enumerate(points):
-        ax.errorbar(p["speed"], p["ppl"], yerr=p["ppl_se"], fmt="o", color=_colour(i),
+        ax.errorbar(p["speed"], p["ppl"], yerr=p["ppl_se"], fmt="o", color=colour(i),
                     capsize=3, label=p["label"], zorder=3)
     front = sorted((p for p in points if p["front"]), key=lambda p: p["speed"])
     if len(front) > 1:
@@ -195,4 +198,4 @@ def front_chart(g: dict[str, Any]) -> str | None:
     ax.set_xlabel(g["speed_axis"])
     ax.set_ylabel("perplexity (lower is better)")
     ax.legend(fontsize=7, loc="best")
-    return _svg(fig, g["key"])
+    return svg(fig, g["key"])

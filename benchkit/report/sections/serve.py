@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from benchkit.workloads.serve import saturation
-from benchkit.report.core import Config, _base_key, _case, _clean, fmt_ms, fmt_pct, fmt_tps
+from benchkit.core.units import fmt_ms, fmt_pct, fmt_tps
+from benchkit.report.context import Config, base_key, case, clean
+from benchkit.report.sections import section
 
 NAME = "serve"
 
 
+@section(NAME, order=40)
 def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None:
     """The section's groups and charts, or None when the results hold no serve case."""
     if df is None or len(df) == 0:
@@ -24,16 +27,16 @@ def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None
     rows = df[(df["workload_kind"] == "serve") & df["status"].isin(["ok", "failed"])]
     if len(rows) == 0:
         return None
-    labels = {_base_key(r): c.label for c in configs for r in c.rows.values()}
+    labels = {base_key(r): c.label for c in configs for r in c.rows.values()}
     groups: dict[tuple, dict[str, Any]] = {}
     for _, row in rows.iterrows():
-        case = _case(docs, row)
-        summary = case.get("summary") or {}
+        raw = case(docs, row)
+        summary = raw.get("summary") or {}
         mode = "concurrency" if summary.get("concurrency") else "rate"
-        key = (_base_key(row), mode)
+        key = (base_key(row), mode)
         if key not in groups:
-            groups[key] = _group(row, case, mode, labels.get(_base_key(row)))
-        groups[key]["levels"].append(_level(row, case, summary, mode))
+            groups[key] = _group(row, raw, mode, labels.get(base_key(row)))
+        groups[key]["levels"].append(_level(row, raw, summary, mode))
     out = [_finish(g) for g in groups.values()]
     return {"groups": out, "rule": saturation.RULE, "charts": _charts(out),
             "percentiles": _percentile_method(rows, docs)}
@@ -47,8 +50,8 @@ def _group(row: Any, case: dict[str, Any], mode: str, label: str | None) -> dict
     name = " ".join([str(engine.get("kind") or "?"), *(str(a) for a in args or [])])
     return {"label": label or f"{name} · {row['model_name']}", "engine": name,
             "model": row["model_name"], "mode": mode,
-            "synthetic": bool(_clean(row.get("model_synthetic"))),
-            "machine": _clean(row.get("env_chip_name")) or _clean(row.get("env_cpu_model")),
+            "synthetic": bool(clean(row.get("model_synthetic"))),
+            "machine": clean(row.get("env_chip_name")) or clean(row.get("env_cpu_model")),
             "workload": {"prompt": _prompt_text(w), "max_tokens": w.get("max_tokens"),
                          "requests": w.get("requests"), "duration_s": w.get("duration_s"),
                          "api": _api(case, w), "warmup": _warmup_text(case)},
@@ -169,7 +172,7 @@ def _charts(groups: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _percentile_method(rows: Any, docs: dict) -> str:
     for _, row in rows.iterrows():
-        method = (_case(docs, row).get("workload") or {}).get("percentiles")
+        method = (case(docs, row).get("workload") or {}).get("percentiles")
         if method:
             return method
     return "linear interpolation between closest ranks"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchkit.report.sections import section
+
 NAME = "telemetry"
 WHOLE = "whole measurement"     # benchkit.run.telemetry.WHOLE, kept here so reading needs no sampler
 
@@ -19,17 +21,19 @@ SOURCES = {"nvidia": "NVIDIA GPU (NVML)", "rapl": "CPU energy (RAPL)",
            "powermetrics": "Apple Silicon power (powermetrics)"}
 
 
+@section(NAME, order=30)
 def context(df: Any, docs: dict, configs: list) -> dict[str, Any] | None:
     """Rows per configuration and test with telemetry; None when no case has any."""
     from benchkit.run import telemetry
-    from benchkit.report.core import _case, bandwidth
+    from benchkit.report.chip_figures import bandwidth
+    from benchkit.report.context import case
 
     shares = {(b["label"], b["test"]): b for b in (bandwidth(configs) or {}).get("rows", [])}
     rows, missing, warned = [], {}, []
     intervals: set[float] = set()
     for c in configs:
         for test, row in c.rows.items():
-            tel = _case(docs, row).get("telemetry")
+            tel = case(docs, row).get("telemetry")
             if not isinstance(tel, dict):
                 continue
             intervals.add(float(tel.get("interval_s") or 0))
@@ -52,14 +56,15 @@ def context(df: Any, docs: dict, configs: list) -> dict[str, Any] | None:
 
 def _row(label: str, test: str, row: Any, tel: dict[str, Any],
          bw: dict[str, Any] | None) -> dict[str, Any]:
-    from benchkit.report.core import _num, fmt_bytes, fmt_tps
+    from benchkit.core.units import fmt_bytes, fmt_tps
+    from benchkit.report.context import num
 
     nv, cpu_energy = tel.get("nvidia") or {}, _cpu_energy(tel)
     devices = nv.get("devices") or []
     mem = tel.get("memory") or {}
     gpu_mem = mem.get("gpu") or {}
     return {
-        "label": label, "test": test, "tps": fmt_tps(_num(row.get("tps_median"))),
+        "label": label, "test": test, "tps": fmt_tps(num(row.get("tps_median"))),
         "gpu_power": _watts(nv.get("power_w_mean")), "gpu_energy": _per_token(nv),
         "cpu_power": _watts(cpu_energy.get("power_w_mean")),
         "cpu_energy": _per_token(cpu_energy), "cpu_source": cpu_energy.get("source", ""),

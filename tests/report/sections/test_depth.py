@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from benchkit.report.core import fmt_tps
+from benchkit.core.units import fmt_tps
 from conftest import run_benchkit
 from markdown_tables import headings as _headings, tables as _tables
 

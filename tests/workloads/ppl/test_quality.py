@@ -397,11 +397,11 @@ def test_reference_with_another_vocabulary_fails_that_case_only(
 
 
 def test_report_puts_quality_beside_speed(smollm2_ppl: dict, tmp_path: Path) -> None:
-    from benchkit.report.core import write_report
+    from benchkit.report.render import write_report
 
     src = tmp_path / "run.json"
     src.write_text(json.dumps(smollm2_ppl), encoding="utf-8")
-    write_report([src], tmp_path / "report", fmt="both")
+    write_report([src], tmp_path / "report")
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     section = md[md.index("## Quality beside speed"):]

@@ -4,6 +4,9 @@ One row per case: model | size | params | engine | backend | ngl | threads | tes
 `t/s` is the mean ± sample standard deviation over the timed iterations and `n` is
 their count, so every figure says what it is. For `chat` the t/s is the decode rate a
 reader sees and `ttft ms` the median time to first token.
+
+Each of the four registers as a `benchkit run --format` (benchkit.formats); `report`
+writes pages instead, so these are `run`'s alone.
 """
 
 from __future__ import annotations
@@ -13,10 +16,9 @@ import io
 import json
 from typing import Any
 
-from benchkit.results.io import clock_of
 from benchkit.core.units import fmt_bytes, fmt_params
-
-FORMATS = ("md", "csv", "json", "jsonl")
+from benchkit.formats import RUN, get, text_format
+from benchkit.results.io import clock_of
 
 _MD_HEADER = ("model", "size", "params", "engine", "backend", "ngl", "threads", "test",
               "t/s (mean ± sd)", "n", "ttft ms (median)")
@@ -60,23 +62,46 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_table(doc: dict[str, Any], fmt: str = "md") -> str:
-    """The table for `doc` in one of FORMATS (text from the file printable: no escapes)."""
+    """The table for `doc` in the `run` format `fmt` (benchkit.formats)."""
+    return get(RUN, fmt).text([doc])
+
+
+def _data(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of every result, text from the files printable (no escapes, one line)."""
     from benchkit.core.textsafe import terminal
 
-    data = [{k: terminal(v, one_line=True) if isinstance(v, str) else v for k, v in r.items()}
-            for r in rows(doc)]
-    if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(data[0]) if data else ["model"],
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(data)
-        return buf.getvalue()
-    return _markdown(data)
+    return [{k: terminal(v, one_line=True) if isinstance(v, str) else v for k, v in r.items()}
+            for doc in docs for r in rows(doc)]
+
+
+@text_format("md", commands=(RUN,))
+def markdown(docs: list[dict[str, Any]]) -> str:
+    """The llama-bench style table, aligned for a terminal."""
+    return _markdown(_data(docs))
+
+
+@text_format("csv", commands=(RUN,))
+def csv_table(docs: list[dict[str, Any]]) -> str:
+    """One csv row per case, every machine-readable column."""
+    data = _data(docs)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(data[0]) if data else ["model"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(data)
+    return buf.getvalue()
+
+
+@text_format("json", commands=(RUN,))
+def json_table(docs: list[dict[str, Any]]) -> str:
+    """The rows as one indented JSON list."""
+    return json.dumps(_data(docs), indent=2, ensure_ascii=False) + "\n"
+
+
+@text_format("jsonl", commands=(RUN,))
+def jsonl_table(docs: list[dict[str, Any]]) -> str:
+    """One JSON object per line."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _data(docs))
 
 
 def _markdown(data: list[dict[str, Any]]) -> str:

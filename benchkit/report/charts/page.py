@@ -1,86 +1,20 @@
-"""Report charts, drawn with matplotlib and returned as SVG text.
+"""The core page's charts: throughput, every iteration, projection, achieved bandwidth.
 
-SVG rather than PNG because the same text serves both outputs: the Markdown report
-writes it to a file beside the page, the HTML report inlines it, so the page stays one
-self-contained file that scales to a phone screen. Every chart is drawn from figures
-the report already prints in a table; a chart never shows a number the tables do not.
-
-Each function takes plain lists of dicts (built by `benchkit.report.core`) and returns the
-SVG markup, or None when there is nothing to draw.
+Every chart is drawn from figures the report already prints in a table; a chart never
+shows a number the tables do not. `chart_data` builds their inputs from the
+configurations (`benchkit.report.context`); each drawing function takes plain lists of
+dicts and returns the SVG markup (drawn as `benchkit.report.charts.draw` says), or None
+when there is nothing to draw.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from benchkit.report.core import fmt_tps
-
-# A colour-blind-safe palette (Okabe & Ito), in the order configurations appear.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000")
-MEASURED = "#D55E00"
-WIDTH_IN = 8.0
-
-
-def _pyplot():
-    """matplotlib with a file-only backend and reproducible SVG output."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    matplotlib.rcParams.update({
-        "svg.fonttype": "none",        # text stays text: small files, selectable, scalable
-        "svg.hashsalt": "benchkit",    # stable ids, so the same input gives the same bytes
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-    })
-    return plt
-
-
-def _svg(fig, name: str) -> str:
-    """Serialize a figure to SVG and give its ids a per-chart prefix.
-
-    Several charts are inlined into one HTML document; matplotlib's ids (clip paths,
-    glyph markers) repeat from one figure to the next, and a duplicated id would make
-    one chart borrow another's clip path.
-    """
-    plt = _pyplot()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    text = re.sub(r'\bid="([^"]+)"', rf'id="{name}-\1"', text)
-    text = re.sub(r'url\(#([^)]+)\)', rf'url(#{name}-\1)', text)
-    text = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{name}-\1"', text)
-    return text
-
-
-def _colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
-
-
-def _line(ax: Any, xs: Sequence[float], ys: Sequence[float], colour: str, label: str) -> None:
-    """One configuration's line with its points marked: the look every line chart shares."""
-    ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, color=colour, label=label)
-
-
-def _unique_legend(axes: Iterable[Any]) -> tuple[list[Any], list[str]]:
-    """Legend entries of several panels, each name once: the panels share their colours,
-    so one figure-wide legend serves them all."""
-    handles: list[Any] = []
-    names: list[str] = []
-    for ax in axes:
-        for h, n in zip(*ax.get_legend_handles_labels()):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
-    return handles, names
+from benchkit.core.units import fmt_tps
+from benchkit.report.charts.draw import (MEASURED, PALETTE, WIDTH_IN, colour, pyplot, svg,
+                                         unique_legend)
+from benchkit.report.context import SYNTHETIC, Config, clean, num
 
 
 def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
@@ -91,7 +25,7 @@ def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
     """
     if not bars:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     tests = list(dict.fromkeys(b["test"] for b in bars))
     labels = list(dict.fromkeys(b["label"] for b in bars))
     fig, axes = plt.subplots(len(tests), 1, squeeze=False,
@@ -101,7 +35,7 @@ def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
         ys = list(range(len(rows)))
         medians = [b["median"] for b in rows]
         err = [[b["median"] - b["low"] for b in rows], [b["high"] - b["median"] for b in rows]]
-        colours = [_colour(labels.index(b["label"])) for b in rows]
+        colours = [colour(labels.index(b["label"])) for b in rows]
         ax.barh(ys, medians, xerr=err, color=colours, capsize=3, height=0.6,
                 error_kw={"elinewidth": 1})
         ax.set_yticks(ys, [b["label"] for b in rows])
@@ -114,7 +48,7 @@ def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
                         textcoords="offset points", va="center", fontsize=8)
         ax.margins(x=0.15)
     fig.tight_layout()
-    return _svg(fig, "throughput")
+    return svg(fig, "throughput")
 
 
 def iterations(series: Sequence[dict[str, Any]]) -> str | None:
@@ -125,7 +59,7 @@ def iterations(series: Sequence[dict[str, Any]]) -> str | None:
     series = [s for s in series if s["values"]]
     if not series:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     tests = list(dict.fromkeys(s["test"] for s in series))
     labels = list(dict.fromkeys(s["label"] for s in series))
     ncols = min(len(tests), 2)
@@ -138,16 +72,16 @@ def iterations(series: Sequence[dict[str, Any]]) -> str | None:
         for s in (s for s in series if s["test"] == test):
             xs = range(1, len(s["values"]) + 1)
             ax.plot(xs, s["values"], marker="o", markersize=3, linewidth=1.2,
-                    color=_colour(labels.index(s["label"])), label=s["label"])
+                    color=colour(labels.index(s["label"])), label=s["label"])
         ax.set_title(f"{test}: tok/s per timed iteration", loc="left")
         ax.set_xlabel("iteration")
         ax.set_ylabel("tokens per second")
         ax.xaxis.get_major_locator().set_params(integer=True)
-    handles, names = _unique_legend(list(axes.flat)[:len(tests)])
+    handles, names = unique_legend(list(axes.flat)[:len(tests)])
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 2), frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(names) // 2)))
     fig.tight_layout()
-    return _svg(fig, "iterations")
+    return svg(fig, "iterations")
 
 
 def projection(rows: Sequence[dict[str, Any]]) -> str | None:
@@ -159,7 +93,7 @@ def projection(rows: Sequence[dict[str, Any]]) -> str | None:
     rows = [r for r in rows if r.get("tg_tps") is not None]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.8 + 0.24 * len(rows)))
     ys = list(range(len(rows)))
     est = [r["tg_tps"] for r in rows]
@@ -179,7 +113,7 @@ def projection(rows: Sequence[dict[str, Any]]) -> str | None:
     ax.set_title("Projected decode throughput per chip", loc="left", pad=22)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
-    return _svg(fig, "projection")
+    return svg(fig, "projection")
 
 
 def bandwidth(rows: Sequence[dict[str, Any]]) -> str | None:
@@ -190,7 +124,7 @@ def bandwidth(rows: Sequence[dict[str, Any]]) -> str | None:
     rows = [r for r in rows if r.get("achieved_gbs") is not None]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.9 + 0.5 * len(rows)))
     ys = list(range(len(rows)))
     peaks = [(y, r["peak_gbs"]) for y, r in zip(ys, rows) if r.get("peak_gbs")]
@@ -214,10 +148,56 @@ def bandwidth(rows: Sequence[dict[str, Any]]) -> str | None:
     ax.margins(x=0.35)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
-    return _svg(fig, "bandwidth")
+    return svg(fig, "bandwidth")
 
 
 def _n_text(rows: Sequence[dict[str, Any]]) -> str:
     """'5' or '3-5' when configurations ran different iteration counts."""
     ns = sorted({int(r["n"]) for r in rows})
     return str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+
+
+def chart_data(configs: list[Config], docs: dict, bw: dict | None,
+               proj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Draw every chart the data supports; name -> {title, caption, svg}."""
+    bars, series = [], []
+    for c in configs:
+        for test, row in c.rows.items():
+            med = num(row.get("tps_median"))
+            if med is None:
+                continue
+            values = [float(v) for v in (clean(row.get("tps_values")) or [])]
+            bars.append({"test": test, "label": c.label, "median": med,
+                         "low": num(row.get("tps_min")) or med,
+                         "high": num(row.get("tps_max")) or med,
+                         "n": int(clean(row.get("n")) or len(values))})
+            series.append({"test": test, "label": c.label, "values": values})
+    synthetic = any(c.synthetic for c in configs)
+    tag = f" Figures of a {SYNTHETIC} model." if synthetic else ""
+    out = {}
+    drawn = throughput(bars)
+    if drawn:
+        out["throughput"] = {"title": "Throughput per configuration", "svg": drawn,
+                             "caption": "Bars: median tok/s over the timed iterations; "
+                                        "whiskers: the slowest and fastest iteration." + tag}
+    drawn = iterations(series)
+    if drawn:
+        out["iterations"] = {"title": "Throughput of every iteration", "svg": drawn,
+                             "caption": "tok/s of each timed iteration in run order: a "
+                                        "downward slope means throttling or a busy machine."
+                                        + tag}
+    raw = next((t["raw"] for t in proj.get("tables", []) if t.get("raw")), None)
+    if raw:
+        drawn = projection(raw)
+        if drawn:
+            out["projection"] = {"title": "Projected decode throughput", "svg": drawn,
+                                 "caption": "Bars: projected decode tok/s with its range; "
+                                            "diamonds: measured figures." + tag}
+    if bw:
+        drawn = bandwidth(bw["rows"])
+        if drawn:
+            out["bandwidth"] = {"title": "Achieved memory bandwidth", "svg": drawn,
+                                "caption": "Model file bytes × median decode tok/s; dashed: "
+                                           "the chip's peak where the database knows it."
+                                           + tag}
+    return out
