@@ -51,7 +51,9 @@ def projected_ratio(chip_id: str, quant_file: str, f16_file: str, cublas: bool,
                     n_prompt: int) -> float | None:
     """The priors' quantized / F16 prompt rate on the chip, on the build's path."""
     from benchkit.projection.chips import get_chip
-    from benchkit.projection.model import load_priors, prompt_seconds, shape_from_gguf
+    from benchkit.projection.physics import prompt_seconds
+    from benchkit.projection.priors import load_priors
+    from benchkit.projection.shapes import shape_from_gguf
 
     chip, priors = get_chip(chip_id), load_priors()
     units = {"quant": "dequant-f16"} if cublas else None

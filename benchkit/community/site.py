@@ -247,7 +247,8 @@ def _add_projection(block: dict[str, Any], rows: list[dict[str, Any]],
 
 def _project(rows: list[dict[str, Any]], model: dict[str, Any], known: dict[str, Any],
              chips: Any) -> list[dict[str, Any]]:
-    from benchkit.projection.model import Measurement, project
+    from benchkit.projection.api import project
+    from benchkit.projection.measurements import Measurement
 
     ms = [Measurement(chip_id=r["chip"], tg_tps=r["tg_value"], pp_tps=r["pp_value"],
                       model_bytes=model.get("size_bytes"), n_layers=model.get("n_layers"),

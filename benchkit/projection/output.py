@@ -12,7 +12,8 @@ import io
 import json
 from typing import Any, Iterable, Sequence
 
-from benchkit.projection.model import GB, Measurement
+from benchkit.projection.measurements import Measurement
+from benchkit.projection.shapes import GB
 
 
 def tps(value: float | None) -> str:

@@ -75,16 +75,17 @@ def _peak(chips, c: Config) -> tuple[float | None, str]:
 def projections(df, configs: list[Config], method: str = "roofline") -> dict[str, Any]:
     """Projected throughput on other chips, anchored on the measured ones.
 
-    Uses `benchkit.projection.model` when present; a CPU-only measurement has no anchor in the
+    Uses `benchkit.projection` when present; a CPU-only measurement has no anchor in the
     chip database, and the section then says so rather than guessing a bandwidth.
     """
     try:
-        from benchkit.projection import model as projection
+        from benchkit.projection.api import project, size_table
+        from benchkit.projection.measurements import measurements_from_frame
     except ImportError:
-        return {"note": "projections need the benchkit.projection.model module, which this "
+        return {"note": "projections need the benchkit.projection package, which this "
                         "installation does not have", "tables": []}
     try:
-        measurements = projection.measurements_from_frame(df[df["status"] == "ok"])
+        measurements = measurements_from_frame(df[df["status"] == "ok"])
     except BenchkitError as exc:
         return {"note": f"no projection: {exc.message}", "tables": []}
     chips = _chips_module()
@@ -107,16 +108,16 @@ def projections(df, configs: list[Config], method: str = "roofline") -> dict[str
         ref = group[0]
         ms = [m for m in anchored if _same_model(m, ref)] or anchored
         try:
-            rows = projection.project(ms, method=method, model_bytes=ref.model_bytes,
-                                      n_layers=ref.model_layers)
+            rows = project(ms, method=method, model_bytes=ref.model_bytes,
+                           n_layers=ref.model_layers)
         except BenchkitError as exc:
             tables.append({"model": ref.model_name, "note": f"no projection: {exc.message}",
                            "rows": [], "sizes": None})
             continue
         sizes = None
         try:
-            sizes = projection.size_table(ms[0].chip_id, ms, sizes_b=list(SIZES_B),
-                                          quant=SIZE_QUANT, method=method)
+            sizes = size_table(ms[0].chip_id, ms, sizes_b=list(SIZES_B),
+                               quant=SIZE_QUANT, method=method)
         except (BenchkitError, TypeError, ValueError) as exc:
             sizes = {"note": f"no model-size table: {exc}"}
         tables.append({"model": ref.model_name, "synthetic": ref.synthetic, "note": None,

@@ -1,7 +1,7 @@
 """Projection v2 (issue 12), the validation data's consistency screen: a published table whose
 quantized prompt figure beats the same chip's F16 figure, on a build whose quantized prompt
 kernels do the F16 GEMM's work and more, holds a wrong figure; that chip's prompt figures of
-the table are left out of the fit and of every held-out check (scripts/projection_accuracy.py).
+the table are left out of the fit and of every held-out check (benchkit.projection.published).
 
 Inputs are real: the shipped published.yaml, chip database and priors; the made-up tables
 below are run through the same function with real chip ids.
@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from projection_support import accuracy_script
+from benchkit.projection.fit import quant_pairs
+from benchkit.projection.published import (all_measurements, inconsistent, paths_measurements,
+                                           screened)
+
 
 L40S = [("l40s", "llama3-8b-gpus:F16"), ("l40s", "llama3-8b-gpus:Q4_K_M")]
 SPRING_2024 = {"cuda": {"quant": "dequant-f16", "reason": "older build"}}
@@ -32,12 +35,11 @@ def table(rows: dict, units: dict | None = None) -> dict:
 
 
 def test_the_shipped_data_loses_one_chips_prompt_pair_and_nothing_else():
-    acc = accuracy_script()
-    got = acc.screened()
+    got = screened()
     assert [(series, chip) for series, chip, _ in got] == [("llama3-8b-gpus", "l40s")]
     assert "2.37x the F16 figure 2491.65" in got[0][2] and "dequant-f16" in got[0][2]
-    on = {(m.chip_id, m.model_key): m for m in acc.all_measurements()}
-    off = {(m.chip_id, m.model_key): m for m in acc.all_measurements(screen=False)}
+    on = {(m.chip_id, m.model_key): m for m in all_measurements()}
+    off = {(m.chip_id, m.model_key): m for m in all_measurements(screen=False)}
     assert on.keys() == off.keys()
     assert sorted(k for k in off if on[k].pp_tps != off[k].pp_tps) == L40S
     for key in L40S:   # the decode figures stay
@@ -48,7 +50,7 @@ def test_the_shipped_data_loses_one_chips_prompt_pair_and_nothing_else():
 def test_a_quantized_prompt_faster_than_f16_on_the_dequantize_path(ratio, screened):
     rows = {"rtx4090": {"F16": [9000.0, 54.0], "Q4_K_M": [9000.0 * ratio, 127.0]},
             "rtx3090": {"F16": [4200.0, 46.0], "Q4_K_M": [3900.0, 111.0]}}
-    got = accuracy_script().inconsistent(table(rows, SPRING_2024))
+    got = inconsistent(table(rows, SPRING_2024))
     assert set(got) == ({"rtx4090"} if screened else set())
 
 
@@ -56,15 +58,14 @@ def test_mmq_builds_may_run_quantized_prompts_faster_than_f16():
     """Without the older build's units CUDA's quantized prompts go to MMQ on INT8 tensor
     cores, twice the FP16 rate: faster than F16 is possible there and not screened."""
     rows = {"h100": {"F16": [10000.0, 70.0], "Q4_K_M": [15000.0, 140.0]}}
-    acc = accuracy_script()
-    assert acc.inconsistent(table(rows)) == {}
-    assert set(acc.inconsistent(table(rows, SPRING_2024))) == {"h100"}
+    assert inconsistent(table(rows)) == {}
+    assert set(inconsistent(table(rows, SPRING_2024))) == {"h100"}
 
 
 def test_metal_runs_both_on_the_same_units_and_is_screened_too():
     rows = {"m4max": {"F16": [900.0, 31.0], "Q8_0": [890.0, 54.0], "Q4_0": [1200.0, 83.0]},
             "m3max": {"Q4_0": [800.0, 60.0]}}          # no F16 figure: nothing to compare
-    got = accuracy_script().inconsistent(table(rows))
+    got = inconsistent(table(rows))
     assert list(got) == ["m4max"] and "Q4_0 prompt 1200" in got["m4max"]
 
 
@@ -74,7 +75,9 @@ def test_a_prompt_projected_to_the_other_weight_group_says_so_and_widens():
     """From a Q4_K_M figure alone, an F16 model's prompt rate crosses weight groups: the row
     says so and its range grows by cross_quant_sigma; with an F16 figure among the anchors
     the F16 model is calibrated on that one and stays in range."""
-    from benchkit.projection.model import load_priors, project, shape_from_preset
+    from benchkit.projection.api import project
+    from benchkit.projection.priors import load_priors
+    from benchkit.projection.shapes import shape_from_preset
     from projection_support import llama3_8b
 
     priors = load_priors()
@@ -107,8 +110,7 @@ def test_the_h200_prompt_path_runs_are_read_per_build_and_file():
     the FORCE_CUBLAS build on the dequant-f16 path, and none of it in the fit."""
     import statistics
 
-    acc = accuracy_script()
-    ms = acc.paths_measurements()
+    ms = paths_measurements()
     assert {m.source for m in ms} == {f"prompt-paths-{run}-samples.json ({build})"
                                       for run in ("llama3-8b", "tinyllama")
                                       for build in ("mmq", "cublas")}
@@ -127,15 +129,15 @@ def test_the_h200_prompt_path_runs_are_read_per_build_and_file():
         for name, rate in mine.items():
             f16_name = name.rsplit(".", 3)[0] + ".F16.synthetic.gguf"
             assert rate <= mine[f16_name], (build, name)
-    fitted = {m.source for m in acc.all_measurements()}
+    fitted = {m.source for m in all_measurements()}
     assert not fitted & {m.source for m in ms}
 
 
 def test_pairs_across_quantization_cover_both_vendors_and_stay_on_one_chip_and_run():
-    acc = accuracy_script()
-    from benchkit.projection.model import load_priors, weight_group
+    from benchkit.projection.physics import weight_group
+    from benchkit.projection.priors import load_priors
 
-    pairs = acc.quant_pairs(acc.all_measurements() + acc.paths_measurements(), load_priors())
+    pairs = quant_pairs(all_measurements() + paths_measurements(), load_priors())
     assert {p["backend"] for p in pairs} == {"cuda", "metal"}
     for p in pairs:
         assert p["roofline"]["pp_error"] is not None, p

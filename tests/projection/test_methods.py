@@ -1,4 +1,5 @@
-"""benchkit.projection.model: the bandwidth and roofline methods, validation, reading results.
+"""benchkit.projection (api, validation, measurements): the bandwidth and roofline methods,
+validation, reading results.
 
 The roofline method is judged on published measurements (benchkit/data/published.yaml:
 llama.cpp's Apple Silicon table, LLaMA-2 7B) and on the reference page's own anchor;
@@ -18,8 +19,10 @@ import yaml
 
 from benchkit import load_results
 from benchkit.core.errors import BenchkitError
-from benchkit.projection.model import (Measurement, load_priors, measurements_from_frame, project,
-                                 size_table, validate)
+from benchkit.projection.api import project, size_table
+from benchkit.projection.measurements import Measurement, measurements_from_frame
+from benchkit.projection.priors import load_priors
+from benchkit.projection.validation import validate
 from gpu_results import gpu_copy
 from reference_chips import REFERENCE_ROWS
 

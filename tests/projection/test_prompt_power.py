@@ -4,7 +4,7 @@ builds, the committed results the fit reads, and the context-depth checks.
 
 Inputs are real: the chip database, the published rows of benchkit/data/published.yaml, the
 committed result files; held-out checks refit the parameters through
-scripts/projection_accuracy.py without the chip they project, as the docs' figures are made.
+benchkit.projection.fit without the chip they project, as the docs' figures are made.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ import yaml
 from benchkit import load_results
 from benchkit.projection.chips import get_chip, load_chip_spec, load_chips
 from benchkit.core.errors import BenchkitError
-from benchkit.projection.model import (PROMPT_UNITS, Measurement, attention_share, load_priors,
-                                 measurements_from_frame, parse_priors, project, prompt_seconds,
-                                 shape_from_preset, sustained_clock_share, validate,
-                                 with_backend)
-from projection_support import accuracy_script
+from benchkit.projection.api import project
+from benchkit.projection.fit import depth_attention_sigma, depth_pairs, fit_all, mape
+from benchkit.projection.measurements import Measurement, measurements_from_frame
+from benchkit.projection.physics import attention_share, prompt_seconds, sustained_clock_share
+from benchkit.projection.priors import PROMPT_UNITS, load_priors, parse_priors, with_backend
+from benchkit.projection.published import (all_measurements, committed_measurements,
+                                           series_measurements, skipped)
+from benchkit.projection.shapes import shape_from_preset
+from benchkit.projection.validation import validate
 
 V2 = REPO / "results/nvidia-h200-v2"
 SPEC = ("id: my-ada\nname: My Ada card\nbackend: cuda\nmemory_type: GDDR6\ngpu_cores: 142\n"
@@ -131,14 +135,13 @@ def test_held_out_the_power_law_brings_the_rtx_6000_ada_prompt_rate_closer():
     """The RTX 6000 Ada (300 W, 142 SMs at 2.5 GHz) held out of the fit and projected from
     every other NVIDIA GPU's LLaMA 3 figures: refitted with the power law, the prompt error
     is less than half of the refit without it (prompt_power 0)."""
-    acc = accuracy_script()
     base = load_priors()
     off = with_backend(base, "cuda", replace(base.backend("cuda"), prompt_power=0.0))
-    every = acc.all_measurements()
+    every = all_measurements()
     train = [m for m in every if m.chip_id != "rtx6000ada"]
     errors = []
     for start in (base, off):
-        priors, _ = acc.fit_all(train, start)
+        priors, _ = fit_all(train, start)
         pairs = []
         for key in ("llama3-8b-gpus:Q4_K_M", "llama3-8b-gpus:F16", "llama3-70b-gpus:Q4_K_M"):
             series = [m for m in every if m.model_key == key]
@@ -163,8 +166,7 @@ def test_published_prompt_units_are_known_units_with_a_reason():
             assert backend in ("cuda", "hip", "metal", "sycl", "vulkan", "cpu")
             assert len(entry["reason"]) > 80
             assert all(v in PROMPT_UNITS for k, v in entry.items() if k != "reason")
-    acc = accuracy_script()
-    ms = {m.chip_id: m for m in acc.series_measurements(named[0]) if m.quant == "Q4_K_M"}
+    ms = {m.chip_id: m for m in series_measurements(named[0]) if m.quant == "Q4_K_M"}
     assert ms["rtx4090"].units_on("cuda") == {"quant": "dequant-f16"}
     assert ms["m3max"].units_on("metal") is None
 
@@ -210,13 +212,12 @@ def test_priors_reject_bad_units_and_power_constants():
 # ----------------------------------------------------------------------------- committed results
 
 def test_only_kernel_throughput_runs_of_the_h200_v2_folder_count():
-    acc = accuracy_script()
-    why = {p.name.split("-", 1)[1].rsplit("-", 1)[0]: acc.skipped(p) for p in V2.glob("*.json")}
+    why = {p.name.split("-", 1)[1].rsplit("-", 1)[0]: skipped(p) for p in V2.glob("*.json")}
     assert why["depth-gpu"] is None and why["engines-tinyllama-gpu"] is None
     for name in ("serve-tinyllama-gpu", "quality-gpu", "telemetry-gpu", "warmup-auto-gpu",
                  "import-llama-bench-h200-tinyllama-q4km"):
         assert why[name], name
-    ms = acc.committed_measurements()
+    ms = committed_measurements()
     deep = {(m.model_name, m.model_key.partition(":")[2] or "llama-cpp-python", m.depth)
             for m in ms if m.chip_id == "h200" and "depth-gpu" in m.source}
     assert deep == {(model, engine, depth)
@@ -224,7 +225,7 @@ def test_only_kernel_throughput_runs_of_the_h200_v2_folder_count():
                                   "llama-2-7b.Q4_0.synthetic.gguf")
                     for engine in ("llama-cpp-python", "llama-bench")
                     for depth in (0, 1024, 4096, 16384)}
-    assert not any(acc.skipped(Path(m.source)) for m in ms)
+    assert not any(skipped(Path(m.source)) for m in ms)
 
 
 def test_server_figures_do_not_calibrate_a_projection():
@@ -243,15 +244,14 @@ def test_server_figures_do_not_calibrate_a_projection():
 def test_depth_cases_projected_from_depth_0_held_out():
     """Each H200 depth case projected from depth 0 with that model's deeper cases out of the
     fit: decode within 10% on average and closer than the depth-0 figure; prompt closer too."""
-    acc = accuracy_script()
-    pairs = acc.depth_pairs(acc.all_measurements(), load_priors())
+    pairs = depth_pairs(all_measurements(), load_priors())
     same = [p for p in pairs if p["anchor"] == p["chip"] == "h200"]
     across = [p for p in pairs if p["anchor"] == "h100"]
     assert len(same) == 12 and len(across) == 6
     for kind in ("tg", "pp"):
-        roofline, flat = (acc.mape(same, m, kind) for m in ("roofline", "bandwidth"))
+        roofline, flat = (mape(same, m, kind) for m in ("roofline", "bandwidth"))
         assert roofline < flat, (kind, roofline, flat)
-    assert acc.mape(same, "roofline", "tg") < 10 and acc.mape(across, "roofline", "tg") < 10
+    assert mape(same, "roofline", "tg") < 10 and mape(across, "roofline", "tg") < 10
 
 
 def test_depth_prompt_ranges_widen_with_the_attention_share():
@@ -260,11 +260,10 @@ def test_depth_prompt_ranges_widen_with_the_attention_share():
     depth it is as before. The sigma is what the validation script computes from the
     held-out depth pairs, and with it the ranges hold at least 9 in 10 of them (in-sample
     for the width, as the docs say)."""
-    acc = accuracy_script()
     priors = load_priors()
-    pairs = acc.depth_pairs(acc.all_measurements(), priors)
+    pairs = depth_pairs(all_measurements(), priors)
     sigma = priors.depth_attention_sigma["cuda"]
-    assert sigma == pytest.approx(acc.depth_attention_sigma(pairs, priors.interval), abs=0.001)
+    assert sigma == pytest.approx(depth_attention_sigma(pairs, priors.interval), abs=0.001)
     inside = [p["roofline"]["pp_low"] <= p["measured_pp"] <= p["roofline"]["pp_high"]
               for p in pairs]
     assert len(inside) == 18 and sum(inside) >= 0.9 * len(inside)

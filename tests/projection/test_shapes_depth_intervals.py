@@ -3,7 +3,7 @@ prediction intervals from held-out errors, out-of-range flags, chip specs, depth
 
 Inputs are real: the published rows of benchkit/data/published.yaml, the committed H100 /
 H200 result files, the real SmolLM2 GGUF; held-out checks refit the parameters without
-the target chip through scripts/projection_accuracy.py, as the docs' figures are made.
+the target chip through benchkit.projection.fit, as the docs' figures are made.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ import pytest
 from benchkit import load_results
 from benchkit.projection.chips import get_chip
 from benchkit.core.errors import BenchkitError
-from benchkit.projection.model import (Measurement, load_priors, measurements_from_frame, parse_test,
-                                 project, shape_from_gguf, shape_from_preset, size_table,
-                                 validate)
+from benchkit.projection.api import project, size_table
+from benchkit.projection.fit import fit_all
+from benchkit.projection.measurements import Measurement, measurements_from_frame, parse_test
+from benchkit.projection.priors import load_priors
+from benchkit.projection.published import all_measurements
+from benchkit.projection.shapes import shape_from_gguf, shape_from_preset
+from benchkit.projection.validation import validate
 from benchkit.results.io import write_result
 from conftest import run_benchkit
-from projection_support import accuracy_script, llama3_8b
+from projection_support import llama3_8b
 
 GIB = 2 ** 30
 PAIRS = {"h100": REPO / "results/nvidia-h100/20261122T051456Z-projection-pairs-56fcfc.json",
@@ -125,10 +129,9 @@ def test_quantized_decode_on_hopper_is_dequant_bound():
 def test_held_out_nvidia_decode_from_one_anchor():
     """The A100 SXM held out of the fit (all its rows), projected from every other GPU's
     LLaMA 3 8B Q4_K_M figure: decode within 15% on average, bandwidth scaling off by >50%."""
-    acc = accuracy_script()
-    train = [m for m in acc.all_measurements() if m.chip_id != "a100"]
-    priors, _ = acc.fit_all(train, load_priors())
-    series = [m for m in acc.all_measurements() if m.model_key == "llama3-8b-gpus:Q4_K_M"]
+    train = [m for m in all_measurements() if m.chip_id != "a100"]
+    priors, _ = fit_all(train, load_priors())
+    series = [m for m in all_measurements() if m.model_key == "llama3-8b-gpus:Q4_K_M"]
     got = validate(series, priors=priors, targets={"a100"},
                    anchors=[m.chip_id for m in series if m.chip_id != "a100"
                             and get_chip(m.chip_id).vendor == "nvidia"])

@@ -63,7 +63,7 @@ def mutations(doc: dict[str, Any], within: Callable[[tuple], bool] = lambda p: T
 def readers(real: Path, suites: Path) -> dict[str, Callable[[Path], Any]]:
     from benchkit import compare
     from benchkit.formats import table as console
-    from benchkit.projection import model as projection
+    from benchkit.projection.measurements import measurements_from_results
     from benchkit.community.core import standard_suites, validate_paths
     from benchkit.results.frame import load_results
     from benchkit.results.io import read_result
@@ -83,7 +83,7 @@ def readers(real: Path, suites: Path) -> dict[str, Callable[[Path], Any]]:
                             for f in ("md", "csv", "json")],
         "validate": lambda p: [str(x) for v in validate_paths([p], suites_dir=suites)
                                for x in v.problems],
-        "project": lambda p: projection.measurements_from_results([p]),
+        "project": lambda p: measurements_from_results([p]),
     }
 
 

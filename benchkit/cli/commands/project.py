@@ -71,8 +71,11 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
       benchkit project --anchor rtx4090 --tg 128 --model-gb 4.9 --chip-spec my-gpu.yaml
       benchkit project --validate
     """
-    from benchkit.projection import model as P
     from benchkit.projection import output as F
+    from benchkit.projection.api import project as project_rows, select_chips, size_table
+    from benchkit.projection.measurements import (find_result_files, gather_measurements,
+                                                  measurements_from_results)
+    from benchkit.projection.validation import validate as validate_all
     from benchkit.projection.chips import get_chip, load_chip_spec, load_chips
     from benchkit.models.quants import bits_per_weight
 
@@ -90,17 +93,17 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
                                  "--depth": depth, "--chip-spec": chip_spec, "--sizes": sizes,
                                  "--chip": size_chip, "--chips": chip_set,
                                  "--quant": quant, "--anchor-only": anchor_only or None})
-        paths = [from_file] if from_file else P.find_result_files(results_dir)
-        ms = P.measurements_from_results(paths)
+        paths = [from_file] if from_file else find_result_files(results_dir)
+        ms = measurements_from_results(paths)
         anchors = [get_chip(anchor, field="--anchor").id] if anchor else None
-        result = P.validate(ms, anchors=anchors) if ms else {
+        result = validate_all(ms, anchors=anchors) if ms else {
             "pairs": [], "methods": ["bandwidth", "roofline"], "per_chip": {}, "mape": {}}
         click.echo(F.format_validation(result, fmt), nl=False)
         return
-    ms = P.gather_measurements(anchor, from_file=from_file, results_dir=results_dir, tg=tg,
-                               pp=pp, model_gb=model_gb, layers=layers, anchor_only=anchor_only,
-                               depth=depth or 0, quant=quant)
-    shape = _shape(P, gguf_file, preset, quant, model_gb)
+    ms = gather_measurements(anchor, from_file=from_file, results_dir=results_dir, tg=tg,
+                             pp=pp, model_gb=model_gb, layers=layers, anchor_only=anchor_only,
+                             depth=depth or 0, quant=quant)
+    shape = _shape(gguf_file, preset, quant, model_gb)
     if shape is not None and (tg is not None or pp is not None) and model_gb is None:
         # The command-line anchor measured the model given by --gguf / --preset.
         from dataclasses import replace
@@ -114,15 +117,15 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     _check_table_options(size_list, size_chip, chip_set)
     if size_list:
         chip = spec or get_chip(size_chip or ms[0].chip_id, field="--chip")
-        rows = P.size_table(chip, ms, sizes_b=size_list, quant=quant or "Q4_K_M", method=method,
-                            depth=depth or 0)
+        rows = size_table(chip, ms, sizes_b=size_list, quant=quant or "Q4_K_M", method=method,
+                          depth=depth or 0)
         header.insert(0, f"Expected throughput on {chip.name} ({chip.id}), method {method}.")
         click.echo(F.format_sizes(rows, fmt, header=header), nl=False)
         return
     anchor_chip = get_chip(ms[0].chip_id)
-    chips = ([spec] + P._select_chips(chip_set or anchor_chip.id, anchor_chip, load_chips())
+    chips = ([spec] + select_chips(chip_set or anchor_chip.id, anchor_chip, load_chips())
              if spec else chip_set)
-    rows = P.project(ms, method=method, chips=chips, depth=depth, shape=shape)
+    rows = project_rows(ms, method=method, chips=chips, depth=depth, shape=shape)
     header.insert(0, f"Projection by the {method} method.")
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
 
@@ -149,15 +152,16 @@ def _check_table_options(size_list: list[float] | None, size_chip: str | None,
                             "named with --chip", field="--chips")
 
 
-def _shape(P, gguf_file: str | None, preset: str | None, quant: str | None,
+def _shape(gguf_file: str | None, preset: str | None, quant: str | None,
            model_gb: float | None):
     """The model to project, from --gguf or --preset (None: the anchor's own)."""
+    from benchkit.projection.shapes import GB, shape_from_gguf, shape_from_preset
+
     if gguf_file and preset:
         raise BenchkitError("give the model either as --gguf FILE or as --preset NAME",
                             field="--preset")
     if gguf_file:
-        return P.shape_from_gguf(gguf_file)
+        return shape_from_gguf(gguf_file)
     if preset:
-        return P.shape_from_preset(preset, quant or "Q4_K_M",
-                                   model_gb * P.GB if model_gb else None)
+        return shape_from_preset(preset, quant or "Q4_K_M", model_gb * GB if model_gb else None)
     return None

@@ -1,0 +1,311 @@
+"""The fit of the roofline's global parameters and its held-out checks.
+
+The parameters (per backend, memory class and quantization kind) are fitted by least
+squares on log time per token (`fit_all`). Every check refits them without what it
+projects: the target's chip or generation (`held_out`), the deeper cases of a model file
+(`depth_pairs`); the pairs across quantization types (`quant_pairs`) are never fitted. The
+sigmas of projection.yaml's `uncertainty` come from these pairs. scripts/projection_accuracy.py
+prints them; docs/projection.md reports them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from benchkit.projection.api import project
+from benchkit.projection.chips import load_chips
+from benchkit.projection.measurements import KERNEL_ENGINES, Measurement
+from benchkit.projection.physics import (attention_share, decode_terms, prompt_seconds,
+                                         sustained_clock_share, weight_group)
+from benchkit.projection.priors import BackendPriors, Priors, with_backend
+from benchkit.projection.shapes import quant_kind
+from benchkit.projection.validation import validate
+
+
+# Bounds in log space: shares of a peak stay below 1.65, the power law's exponent between
+# 1 (voltage at its floor) and 3 (voltage in step with the clock); everything else is free.
+BOUNDS = {key: (-12.0, 0.5) for key in ("efficiency", "efficiency_multi_die",
+                                         "prompt_multi_die_share", "prompt_efficiency",
+                                         "prompt_attention")}
+BOUNDS["prompt_power_exponent"] = (0.0, math.log(3.0))
+
+DECODE_KEYS = ("efficiency", "efficiency_multi_die", "layer_latency_ms",
+               "layer_compute_ms_tflops", "dequant")
+PROMPT_KEYS = ("prompt_efficiency", "prompt_multi_die_share", "prompt_layer_us")
+
+
+def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> list[tuple]:
+    """The parameters the data can pin: one per memory class, quant kind, etc. present."""
+    cs = [chips[m.chip_id] for m in ms]
+    if kind == "decode":
+        paths = [("efficiency", c) for c in sorted({c.memory_class for c in cs})]
+        if any(c.multi_die for c in cs):
+            paths.append(("efficiency_multi_die",))
+        paths += [("layer_latency_ms",), ("layer_compute_ms_tflops",)]
+        paths += [("dequant", k) for k in sorted({quant_kind(m.quant) for m in ms}) if k != "f16"]
+        return paths
+    groups = sorted({"f16" if quant_kind(m.quant) == "f16" else "quant" for m in ms if m.pp_tps})
+    paths = [("prompt_efficiency", g) for g in groups] + [("prompt_vector", g) for g in groups]
+    if any(c.multi_die for c, m in zip(cs, ms) if m.pp_tps):
+        paths.append(("prompt_multi_die_share",))
+    if backend.prompt_attention and any(m.depth for m in ms if m.pp_tps):
+        paths.append(("prompt_attention",))
+    if backend.prompt_power and any(c.board_power_w for c, m in zip(cs, ms) if m.pp_tps):
+        paths += [("prompt_power",), ("prompt_power_exponent",)]
+    paths.append(("prompt_layer_us",))
+    return paths
+
+
+def _get(b: BackendPriors, path: tuple) -> float:
+    value = getattr(b, path[0])
+    return float(value[path[1]]) if len(path) == 2 else float(value)
+
+
+def _set(b: BackendPriors, values: dict[tuple, float]) -> BackendPriors:
+    changes: dict[str, Any] = {}
+    for path, v in values.items():
+        if len(path) == 2:
+            changes.setdefault(path[0], dict(getattr(b, path[0])))[path[1]] = v
+        else:
+            changes[path[0]] = v
+    return replace(b, **changes)
+
+
+def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[BackendPriors, dict]:
+    """Least-squares fit of one backend's decode and prompt parameters on log time per token.
+
+    Parameters are fitted in log space (all are positive), with a weak pull (sigma = 2 in
+    log) towards the shipped values so that a parameter the data cannot pin stays put.
+    The power law is the exception: when no chip of the training rows runs power-limited
+    under the fitted values, nothing in them pins it, and keeping the shipped value would
+    carry the held-out chips' own figures into a held-out check; it is switched off
+    (prompt_power 0) instead.
+    """
+    chips = load_chips()
+    ms = [m for m in ms if chips[m.chip_id].backend == name]
+    b = base.backend(name)
+    rms = {}
+    for kind in ("decode", "prompt"):
+        rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)]
+        if not rows:
+            continue
+        b, rms[kind] = _fit_rows(rows, chips, b, name, base, kind)
+        if kind == "prompt" and b.prompt_power and not _power_limited(rows, chips, b, base):
+            b, rms[kind] = _fit_rows(rows, chips, replace(b, prompt_power=0.0), name, base, kind)
+    return b, rms
+
+
+def _power_limited(rows: list[Measurement], chips, b: BackendPriors, base: Priors) -> bool:
+    """Whether any chip of the rows runs below its boost clock under the power law."""
+    return any(sustained_clock_share(chips[m.chip_id], b, base) < 1 for m in rows)
+
+
+def _fit_rows(rows: list[Measurement], chips, b: BackendPriors, name: str, base: Priors,
+              kind: str) -> tuple[BackendPriors, float]:
+    """One least-squares fit of the `kind` parameters the rows can pin; (fitted, rms)."""
+    paths = _paths(rows, chips, b, kind)
+    k = len(paths)
+    x0 = np.log([max(_get(b, p), 1e-4) for p in paths])
+    model = _model_fn(rows, chips, name, base, kind)
+    # One free level per model file (a nuisance, not used to project): each series ran
+    # its own llama.cpp build, and a projection always starts from a measurement of
+    # the same model, so only the ratios between chips must come out of the parameters.
+    keys = list(dict.fromkeys(m.model_key for m in rows))
+    index = np.array([keys.index(m.model_key) for m in rows])
+
+    def res(x):
+        trial = _set(b, {p: math.exp(v) for p, v in zip(paths, x[:k])})
+        return np.concatenate([model(trial) - x[k:][index], (x[:k] - x0) / 2.0])
+
+    lo = np.concatenate([[BOUNDS.get(p[0], (-12.0, 8.0))[0] for p in paths],
+                         np.full(len(keys), -3.0)])
+    hi = np.concatenate([[BOUNDS.get(p[0], (-12.0, 8.0))[1] for p in paths],
+                         np.full(len(keys), 3.0)])
+    start = np.concatenate([np.clip(x0, lo[:k] + 1e-6, hi[:k] - 1e-6), np.zeros(len(keys))])
+    fit = least_squares(res, start, bounds=(lo, hi))
+    fitted = _set(b, {p: math.exp(v) for p, v in zip(paths, fit.x[:k])})
+    return fitted, float(np.sqrt(np.mean((model(fitted) - fit.x[k:][index]) ** 2)))
+
+
+def _model_fn(rows, chips, name, base, kind) -> Callable[[BackendPriors], np.ndarray]:
+    """Residuals log(model time) - log(measured time) for trial parameters."""
+    y = np.array([math.log(1 / (m.tg_tps if kind == "decode" else m.pp_tps)) for m in rows])
+
+    def fn(trial: BackendPriors) -> np.ndarray:
+        pri = with_backend(base, name, trial)
+        out = []
+        for m in rows:
+            chip = chips[m.chip_id]
+            if kind == "decode":
+                t = sum(decode_terms(chip, m.shape, m.n_layers, pri, m.depth, m.tg_tokens))
+            else:
+                t = prompt_seconds(chip, m.shape, pri, m.depth, m.pp_tokens,
+                                   m.units_on(chip.backend)) or 1.0
+            out.append(math.log(t))
+        return np.array(out) - y
+
+    return fn
+
+
+def fit_all(ms: list[Measurement], base: Priors) -> tuple[Priors, dict]:
+    """Every backend with data refitted; the others keep their (assumed) values."""
+    chips = load_chips()
+    priors, report = base, {}
+    for name in sorted({chips[m.chip_id].backend for m in ms}):
+        fitted, rms = fit_backend(ms, name, priors)
+        priors = with_backend(priors, name, fitted)
+        report[name] = rms
+    return priors, report
+
+
+def held_out(ms: list[Measurement], base: Priors, vendor: str, group: str) -> list[dict]:
+    """Pairs projected with the parameters refitted without the target's chip / family."""
+    chips = load_chips()
+    mine = [m for m in ms if chips[m.chip_id].vendor == vendor]
+    key = (lambda c: c.id) if group == "chip" else (lambda c: c.family)
+    pairs = []
+    for held in sorted({key(chips[m.chip_id]) for m in mine}):
+        train = [m for m in ms if key(chips[m.chip_id]) != held]
+        priors, _ = fit_all(train, base)
+        targets = {m.chip_id for m in mine if key(chips[m.chip_id]) == held}
+        anchors = [c for c in dict.fromkeys(m.chip_id for m in mine) if c not in targets]
+        for model in dict.fromkeys(m.model_key for m in mine):
+            same = [m for m in mine if m.model_key == model]
+            if not any(m.chip_id in targets for m in same):
+                continue
+            got = validate(same, anchors=[a for a in anchors if any(m.chip_id == a for m in same)],
+                           priors=priors, targets=targets)
+            pairs += got["pairs"]
+    return pairs
+
+
+def run_of(m: Measurement) -> str:
+    """One build's figures: a published series, or a result file and engine."""
+    if not m.source.endswith(".json"):
+        return m.source
+    return f"{Path(m.source).name} ({(m.model_key or '').partition(':')[2] or KERNEL_ENGINES[0]})"
+
+
+def quant_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
+    """Every depth-0 prompt figure projected from each figure of the same chip and run whose
+    weights take the other kernels (F16 <-> quantized), the case `Calibration.prompt_fit`
+    widens. The fit gives every model file its own level, so it never saw these ratios."""
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in ms:
+        if m.pp_tps and not m.depth and m.quant and m.shape:
+            groups.setdefault((m.chip_id, run_of(m)), []).append(m)
+    chips, pairs = load_chips(), []
+    for (chip, run), rows in groups.items():
+        for a in rows:
+            for t in rows:
+                if weight_group(a.quant) == weight_group(t.quant):
+                    continue
+                row = project([a], chips=[chip], shape=t.shape, priors=priors)[0]
+                pairs.append({"chip": chip, "run": run, "anchor": a.model_name,
+                              "target": t.model_name, "target_quant": t.quant,
+                              "measured_pp": t.pp_tps, "backend": chips[chip].backend,
+                              "roofline": _scored(row, t)})
+    return pairs
+
+
+def cross_quant_sigma(pairs: list[dict], backend: str, priors: Priors) -> float:
+    """The sigma that, added in quadrature to the prompt sigma, makes the 90% range hold
+    9 in 10 of the backend's pairs across quantization types."""
+    mine = [p for p in pairs if p["backend"] == backend]
+    total = sigmas(mine, priors.interval).get("pp", 0.0)
+    base = priors.prompt_sigma.get(backend, priors.prompt_sigma["default"])
+    return math.sqrt(max(total ** 2 - base ** 2, 0.0))
+
+
+def _file_of(m: Measurement) -> str:
+    """The model file of a committed measurement (its key without the engine)."""
+    return str(m.model_key).split(":")[0]
+
+
+def depth_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
+    """Each case at a context depth projected from depth 0, with that model file's deeper
+    cases held out of the fit (the other file's stay in): from the same chip, engine and
+    run, and from every other chip that measured the file at depth 0 with the same engine."""
+    deep = [m for m in ms if m.depth > 0]
+    pairs = []
+    for file in dict.fromkeys(_file_of(m) for m in deep):
+        priors, _ = fit_all([m for m in ms if not (m.depth > 0 and _file_of(m) == file)], base)
+        for target in (m for m in deep if _file_of(m) == file):
+            for anchor in (m for m in ms if m.depth == 0 and m.model_key == target.model_key):
+                pairs.append(_depth_pair(anchor, target, priors))
+    return pairs
+
+
+def _depth_pair(anchor: Measurement, target: Measurement, priors: Priors) -> dict:
+    """One depth projection, scored like `validate`'s pairs (bandwidth: the depth-0 figure
+    scaled by bandwidth, which knows no depth)."""
+    pair: dict[str, Any] = {"anchor": anchor.chip_id, "chip": target.chip_id,
+                            "model": target.model_name, "depth": target.depth,
+                            "engine": (target.model_key.split(":") + [KERNEL_ENGINES[0]])[1],
+                            "measured_tg": target.tg_tps, "measured_pp": target.pp_tps,
+                            "attention_share": attention_share(
+                                load_chips()[target.chip_id], target.shape, priors,
+                                target.depth, target.pp_tokens)}
+    for method in ("bandwidth", "roofline"):
+        row = project([anchor], method=method, chips=[target.chip_id], depth=target.depth,
+                      priors=priors)[0]
+        pair[method] = _scored(row, target)
+    return pair
+
+
+def depth_attention_sigma(pairs: list[dict], interval: float) -> float:
+    """The sigma of `uncertainty.depth_attention_sigma`: over the same-chip depth pairs
+    (whose depth-0 anchor leaves the attention term as the only new error), the
+    `interval` quantile of |log error| / attention share, over the interval's z."""
+    return _interval_sigma([abs(math.log(1 + p["roofline"]["pp_error"])) / p["attention_share"]
+                            for p in pairs if p["anchor"] == p["chip"]
+                            and p["roofline"]["pp_error"] is not None
+                            and p["attention_share"] > 0], interval) or 0.0
+
+
+def _scored(row: dict[str, Any], target: Measurement) -> dict[str, Any]:
+    """A projected row's figures, ranges and errors against the measured target, per kind
+    (tg, pp): what mape, coverage and sigmas read."""
+    out: dict[str, Any] = {}
+    for kind in ("tg", "pp"):
+        out.update({kind: row[f"{kind}_tps"], f"{kind}_low": row[f"{kind}_low"],
+                    f"{kind}_high": row[f"{kind}_high"],
+                    f"{kind}_error": _rel(row[f"{kind}_tps"], getattr(target, f"{kind}_tps"))})
+    return out
+
+
+def _rel(projected: float | None, measured: float | None) -> float | None:
+    return projected / measured - 1 if projected and measured else None
+
+
+def sigmas(pairs: list[dict], interval: float) -> dict[str, float]:
+    """Log-space sigma whose central `interval` holds that share of held-out errors."""
+    out = {}
+    for kind in ("tg", "pp"):
+        sigma = _interval_sigma([abs(math.log(1 + p["roofline"][f"{kind}_error"]))
+                                 for p in pairs if p["roofline"][f"{kind}_error"] is not None],
+                                interval)
+        if sigma is not None:
+            out[kind] = sigma
+    return out
+
+
+def _interval_sigma(values: list[float], interval: float) -> float | None:
+    """The sigma of a normal whose central `interval` holds that share of |log errors|:
+    their `interval` quantile over its z (None without values)."""
+    if not values:
+        return None
+    z = statistics.NormalDist().inv_cdf(0.5 + interval / 2)
+    return sorted(values)[min(len(values) - 1, int(interval * len(values)))] / z
+
+
+def mape(pairs: list[dict], method: str, kind: str) -> float | None:
+    errs = [abs(p[method][f"{kind}_error"]) for p in pairs if p[method][f"{kind}_error"] is not None]
+    return 100 * statistics.fmean(errs) if errs else None

@@ -1,0 +1,205 @@
+"""Model shapes: what a model does per token (weight bytes, layers, KV cache, matrix
+sizes), from a GGUF header, a preset (benchkit/data/presets.yaml) or the typical shape of its
+size (projection.yaml `model_shapes`)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from benchkit.core.errors import BenchkitError
+from benchkit.models.quants import bits_per_weight
+from benchkit.projection.priors import Priors
+
+DEFAULT_QUANT = "Q4_K_M"
+GB = 1e9
+QUANT_KINDS = ("f16", "q8", "q4", "k", "iq")
+
+
+def quant_kind(quant: str | None) -> str:
+    """The kernel family llama.cpp runs for a GGUF type: f16, q8, q4 (legacy), k or iq.
+
+    Dequantization work differs by family (K-quants unpack sub-block scales, IQ types
+    look up grids), so the decode model carries one dequant cost per family.
+    """
+    q = (quant or DEFAULT_QUANT).upper().replace("-", "_")
+    if q in ("F32", "F16", "BF16"):
+        return "f16"
+    if q.startswith("Q8"):
+        return "q8"
+    if q.startswith(("IQ", "TQ")):
+        return "iq"
+    if "_K" in q:
+        return "k"
+    return "q4"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the model does per token: bytes, layers, KV-cache and matrix shapes.
+
+    Comes from a GGUF header, a preset (benchkit/data/presets.yaml) or, failing both, the
+    typical shape for the parameter count (`source` says which).
+    """
+
+    n_params: float
+    model_bytes: float
+    n_layers: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_vocab: int
+    tied_embeddings: bool
+    quant: str
+    source: str
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """K and V, F16, every layer: what each token of context adds to the cache."""
+        return 2 * self.n_layers * self.n_head_kv * self.head_dim * 2
+
+    @property
+    def embedding_bytes(self) -> float:
+        """Bytes of an untied token-embedding table: looked up one row a token, not streamed."""
+        if self.tied_embeddings or not self.n_params:
+            return 0.0
+        # The file's average bytes per weight: no lookup of the type, which may be one
+        # quants.yaml does not list (the embedding's own type often differs anyway).
+        return self.n_vocab * self.n_embd * self.model_bytes / self.n_params
+
+    @property
+    def streamed_bytes(self) -> float:
+        """Weight bytes every generated token reads."""
+        return max(self.model_bytes - self.embedding_bytes, 0.5 * self.model_bytes)
+
+    @property
+    def matmul_params(self) -> float:
+        """Weights that take part in matrix products (the embedding lookup does not)."""
+        unused = 0 if self.tied_embeddings else self.n_vocab * self.n_embd
+        return max(self.n_params - unused, 0.5 * self.n_params)
+
+    def kv_bytes(self, tokens: float) -> float:
+        return self.kv_bytes_per_token * max(tokens, 0)
+
+
+def shape_from_preset(key: str, quant: str, model_bytes: float | None = None) -> ModelShape:
+    """The shape of a preset model in a GGUF type (file size from the type if not given)."""
+    from benchkit.models import synth
+
+    p = synth.get_preset(key, field="preset")
+    n = float(synth.n_params(p))
+    nbytes = model_bytes or n * bits_per_weight(quant) / 8
+    return ModelShape(n, nbytes, p.n_layers, p.n_embd, p.n_head, p.n_head_kv, p.head_dim,
+                      p.n_vocab, p.tied_embeddings, quant.upper(), f"preset {key}")
+
+
+def shape_from_gguf(path: str) -> ModelShape:
+    """The shape a GGUF header states (llama-style metadata keys)."""
+    from benchkit.models.gguf import read_gguf_info
+
+    info = read_gguf_info(path)
+    meta, arch = info.metadata, info.architecture or "llama"
+    names = {t[0]: t for t in info.tensors}
+
+    def key(name: str) -> int | None:
+        value = meta.get(f"{arch}.{name}")
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    n_embd = key("embedding_length") or 0
+    n_head = key("attention.head_count") or 1
+    head_dim = key("attention.key_length") or (n_embd // n_head if n_head else 0)
+    embd = names.get("token_embd.weight")
+    n_vocab = key("vocab_size") or (max(embd[1]) if embd else 0)
+    if not (n_embd and info.n_layers):
+        raise BenchkitError("the GGUF header lacks the layer count or embedding length",
+                            file=path, field=f"{arch}.embedding_length")
+    return ModelShape(float(info.n_params), float(info.size_bytes), int(info.n_layers), n_embd,
+                      n_head, key("attention.head_count_kv") or n_head, head_dim, n_vocab,
+                      "output.weight" not in names, info.file_type or DEFAULT_QUANT,
+                      f"GGUF header of {path}")
+
+
+def guess_shape(n_params: float | None, model_bytes: float | None, n_layers: int | None,
+                quant: str | None, priors: Priors, preset: str | None = None) -> ModelShape:
+    """The best shape known for a model: a named preset, a preset with the same parameter
+    and layer counts (a stand-in, or the real model it was made from), else the typical
+    shape of its size from projection.yaml (`source` then says "typical")."""
+    quant = (quant or DEFAULT_QUANT).upper()
+    if preset:
+        try:
+            return shape_from_preset(preset, quant, model_bytes)
+        except BenchkitError:
+            pass
+    if n_params is None and model_bytes:
+        n_params = model_bytes * 8 / bits_per_weight(quant)
+    if n_params is None:
+        raise BenchkitError("the model's size is unknown: give --model-gb (or a result file)",
+                            field="--model-gb")
+    match = _preset_by_counts(round(n_params), n_layers)
+    if match:
+        return shape_from_preset(match, quant, model_bytes)
+    typical = _typical(n_params, priors)
+    layers = int(n_layers or estimate_layers(n_params, priors))
+    head_dim = int(typical["head_dim"])
+    n_embd = int(typical["n_embd"])
+    return ModelShape(float(n_params), float(model_bytes or n_params * bits_per_weight(quant) / 8),
+                      layers, n_embd, max(n_embd // head_dim, 1), int(typical["n_head_kv"]),
+                      head_dim, int(typical["n_vocab"]), False, quant,
+                      f"typical shape of a {n_params / 1e9:.3g}B model ({typical['model']})")
+
+
+@functools.lru_cache(maxsize=1)
+def _preset_counts() -> dict[tuple[int, int], str]:
+    from benchkit.models import synth
+
+    out = {}
+    for key in synth.preset_names():
+        p = synth.get_preset(key)
+        out[(synth.n_params(p), p.n_layers)] = key
+    return out
+
+
+def _preset_by_counts(n_params: int, n_layers: int | None) -> str | None:
+    for (n, layers), key in _preset_counts().items():
+        if abs(n / n_params - 1) < 0.005 and (n_layers is None or layers == n_layers):
+            return key
+    return None
+
+
+def _typical(n_params: float, priors: Priors) -> dict[str, Any]:
+    """The typical shape nearest in log(parameters)."""
+    return min(priors.typical_shapes,
+               key=lambda s: abs(math.log(n_params / (s["params_b"] * 1e9))))
+
+
+def typical_shape(size_b: float, quant: str, priors: Priors) -> ModelShape:
+    """The shape `--sizes` projects for a size in billions of parameters: the typical
+    llama-style decoder of that size (layers interpolated, widths of the nearest)."""
+    n_params = size_b * 1e9
+    typical = _typical(n_params, priors)
+    head_dim, n_embd = int(typical["head_dim"]), int(typical["n_embd"])
+    return ModelShape(n_params, n_params * bits_per_weight(quant) / 8,
+                      estimate_layers(n_params, priors), n_embd, max(n_embd // head_dim, 1),
+                      int(typical["n_head_kv"]), head_dim, int(typical["n_vocab"]), False,
+                      quant.upper(), f"typical shape ({typical['model']})")
+
+
+def estimate_layers(n_params: float, priors: Priors) -> int:
+    """Typical layer count for a parameter count: interpolated in log(params) over shapes."""
+    shapes = priors.model_shapes
+    x = math.log(n_params / 1e9)
+    if x <= math.log(shapes[0][0]):
+        return shapes[0][1]
+    for (p0, l0), (p1, l1) in zip(shapes, shapes[1:]):
+        if x <= math.log(p1):
+            f = (x - math.log(p0)) / (math.log(p1) - math.log(p0))
+            return round(l0 + f * (l1 - l0))
+    return shapes[-1][1]
+
+
+def params_from_bytes(model_bytes: float, quant: str = DEFAULT_QUANT) -> float:
+    """Parameter count of a model file of this size in this GGUF type."""
+    return model_bytes * 8 / bits_per_weight(quant)
