@@ -1,14 +1,18 @@
 """The engines benchkit can measure, by the name a suite gives them.
 
-Each engine is one module (see `benchkit.engines.base` for the contract). Modules are
-imported when first asked for and import their heavy dependencies only when they open a
-model, so `benchkit run --help`, reading a suite and validating a result load no llama.cpp.
-Adding an engine is one new module and one line in KINDS.
+Each engine is one module (see `benchkit.engines.base` for the contract): a class with a
+`kind` (the suite's name for it) and an `order` (its place in listings and DataFrame
+columns). The registry finds every such class in the modules under `benchkit/engines/`, so
+adding an engine is one new module. Engine modules import their heavy dependencies only when
+they open a model, so finding them loads no llama.cpp, MLX or HTTP client.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
+from functools import lru_cache
 from typing import Any
 
 from benchkit.engines.base import Engine, Options
@@ -16,36 +20,57 @@ from benchkit.core.errors import BenchkitError
 
 DEFAULT = "llama-cpp-python"
 
-# suite name -> "module:class"
-KINDS = {
-    "llama-cpp-python": "benchkit.engines.llama_cpp.in_process:LlamaCppPython",
-    "llama-bench": "benchkit.engines.llama_cpp.bench:LlamaBench",
-    "llama-server": "benchkit.engines.llama_cpp.server:LlamaServer",
-    "openai": "benchkit.engines.http.openai:OpenAICompatible",
-    "ollama": "benchkit.engines.http.ollama:Ollama",
-    "mlx": "benchkit.engines.mlx.engine:MLX",
-}
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, type[Engine]]:
+    """Every engine class under benchkit/engines/, by kind, in the classes' `order`.
+
+    A module that cannot be imported (an engine being written, a missing optional
+    dependency imported at the top) is passed over: the other engines stay usable.
+    """
+    found: dict[str, type[Engine]] = {}
+    for info in pkgutil.walk_packages(__path__, __name__ + "."):
+        if not _defines_engine(info.name):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:
+            continue
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, Engine)
+                    and obj.__module__ == module.__name__ and "kind" in vars(obj)):
+                found[obj.kind] = obj
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def _defines_engine(name: str) -> bool:
+    """Whether a module's source subclasses Engine: only those are imported, so that the
+    modules engines use (llama.cpp's bindings among them) load when a model is opened."""
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec else None
+    if not origin or not origin.endswith(".py"):
+        return False
+    with open(origin, encoding="utf-8") as f:
+        return "(Engine):" in f.read()
+
+
+def kinds() -> list[str]:
+    """The registered engine kinds, in order: what a suite's `kind:` and `--engine` accept."""
+    return list(registry())
 
 
 def engine_class(kind: str) -> type[Engine]:
     """The Engine subclass for a suite's `kind`; one error line for an unknown one."""
-    target = KINDS.get(kind)
-    if target is None:
-        raise BenchkitError(f"unknown engine {kind!r} (known: {', '.join(KINDS)})",
+    cls = registry().get(kind)
+    if cls is None:
+        raise BenchkitError(f"unknown engine {kind!r} (known: {', '.join(kinds())})",
                             field="engines")
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return cls
 
 
 def available() -> list[type[Engine]]:
-    """Every engine class whose module imports (all of them, unless one is being written)."""
-    out = []
-    for kind in KINDS:
-        try:
-            out.append(engine_class(kind))
-        except ImportError:
-            continue
-    return out
+    """Every registered engine class, in order."""
+    return list(registry().values())
 
 
 def setting_names() -> list[str]:
@@ -78,5 +103,5 @@ def entry_schema(cls: type[Engine]) -> dict[str, Any]:
             "properties": props}
 
 
-__all__ = ["Engine", "Options", "KINDS", "DEFAULT", "engine_class", "available",
+__all__ = ["Engine", "Options", "DEFAULT", "registry", "kinds", "engine_class", "available",
            "setting_names", "shared_schema", "entry_schema"]

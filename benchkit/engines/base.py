@@ -240,6 +240,7 @@ class Engine(ABC):
     """One way of running a model. Subclasses set the class attributes and `open`."""
 
     kind: ClassVar[str]                 # the suite's name for it: "llama-server"
+    order: ClassVar[int] = 100          # its place in listings and DataFrame columns
     layer: ClassVar[str]                # what it is, for reports: "HTTP/JSON server layer"
     Options: ClassVar[type[Options]]
     workloads: ClassVar[frozenset[str]]  # workload kinds it can measure

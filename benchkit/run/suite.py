@@ -93,9 +93,9 @@ def load_suite(path: str | os.PathLike[str], *, iterations: int | None = None,
             _check_override(key, value)
     if engines:
         for kind in engines:
-            if kind not in engine_registry.KINDS:
+            if kind not in engine_registry.kinds():
                 raise BenchkitError(f"unknown engine {kind!r} (known: "
-                                    f"{', '.join(engine_registry.KINDS)})", field="--engine")
+                                    f"{', '.join(engine_registry.kinds())})", field="--engine")
         data = {**data, "engines": list(engines)}
     return Suite(
         name=data["name"],
@@ -189,7 +189,7 @@ def schema() -> dict[str, Any]:
     doc = json.loads(text)
     doc["$defs"]["engine"] = engine_registry.shared_schema()
     doc["$defs"]["workload"] = workload_registry.entry_schema()
-    kinds = list(engine_registry.KINDS)
+    kinds = engine_registry.kinds()
     doc["$defs"]["engine_entry"] = {
         "anyOf": [{"enum": kinds},
                   {"type": "object", "required": ["kind"],

@@ -1,12 +1,16 @@
 """Workload kinds: one module each, found by the suite keys it owns.
 
-Adding a workload is one new module here (SUITE_KEYS, SCHEMA, parse, main_keys) and one
-line in MODULES; engines opt in by listing its kind in `Engine.workloads`.
+A workload module under benchkit/workloads/ declares the suite keys it owns (SUITE_KEYS),
+their schema (SCHEMA), `parse` and `main_keys`, and its place among the others (ORDER: the
+order of the suite schema's alternatives and of error messages). The registry finds every
+such module, so adding a workload is one new module; engines opt in by listing its kind in
+`Engine.workloads`.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -14,13 +18,15 @@ from typing import Any
 from benchkit.core.errors import BenchkitError
 from benchkit.workloads.base import Workload
 
-MODULES = ("benchkit.workloads.tokens", "benchkit.workloads.chat", "benchkit.workloads.ppl.workload",
-           "benchkit.workloads.serve.workload")
-
-
 @lru_cache(maxsize=1)
 def modules() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(m) for m in MODULES)
+    """Every workload module under benchkit/workloads/ (one with SUITE_KEYS), by ORDER."""
+    found = []
+    for info in pkgutil.walk_packages(__path__, __name__ + "."):
+        module = importlib.import_module(info.name)
+        if hasattr(module, "SUITE_KEYS"):
+            found.append(module)
+    return tuple(sorted(found, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)))
 
 
 def entry_schema() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from benchkit.workloads.base import Workload
 
+ORDER = 10                  # place among the workloads (benchkit.workloads.modules)
 SUITE_KEYS = ("chat",)
 DEFAULT_PROMPT = "Explain quantum computing in simple terms."
 DEFAULTS = {"max_tokens": 128, "temperature": 0.8, "top_k": 40, "top_p": 0.95, "seed": 42}

@@ -15,6 +15,7 @@ from typing import Any
 
 from benchkit.workloads.base import Workload
 
+ORDER = 0                  # place among the workloads (benchkit.workloads.modules)
 SUITE_KEYS = ("pp", "tg", "depth")
 _COUNT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
           "x-error": "must be a positive integer"}

@@ -49,7 +49,7 @@ def list_() -> None:
     llama.cpp build), and its settings with their defaults."""
     from benchkit import engines as registry
 
-    for kind in registry.KINDS:
+    for kind in registry.kinds():
         click.echo(describe(kind, registry))
         click.echo("")
 

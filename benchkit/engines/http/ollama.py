@@ -84,6 +84,7 @@ class OllamaOptions(Options):
 
 class Ollama(Engine):
     kind = "ollama"
+    order = 40
     layer = "HTTP/JSON server (Ollama)"
     Options = OllamaOptions
     workloads = frozenset({"pp", "tg", "pp+tg", "chat", "serve"})

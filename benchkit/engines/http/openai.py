@@ -68,6 +68,7 @@ class OpenAIOptions(Options):
 
 class OpenAICompatible(Engine):
     kind = "openai"
+    order = 30
     layer = "HTTP/JSON server, OpenAI-compatible API"
     Options = OpenAIOptions
     workloads = frozenset({"tg", "chat", "serve"})

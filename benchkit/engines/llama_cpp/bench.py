@@ -58,6 +58,7 @@ class Options(LlamaCppOptions):
 
 class LlamaBench(Engine):
     kind = TOOL
+    order = 10
     layer = "C++ benchmark tool, same llama.cpp backend"
     Options = Options
     workloads = frozenset({"pp", "tg", "pp+tg"})

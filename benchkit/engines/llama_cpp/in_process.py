@@ -24,6 +24,7 @@ class Options(LlamaCppOptions):
 
 class LlamaCppPython(Engine):
     kind = "llama-cpp-python"
+    order = 0
     layer = "in process: llama.cpp's C API through llama-cpp-python, timed as llama-bench"
     Options = Options
     workloads = frozenset({"pp", "tg", "pp+tg", "chat", "ppl"})

@@ -71,6 +71,7 @@ class Options(LlamaCppOptions):
 
 class LlamaServer(Engine):
     kind = "llama-server"
+    order = 20
     layer = "HTTP/JSON server layer (llama.cpp's llama-server)"
     Options = Options
     workloads = frozenset({"pp", "tg", "pp+tg", "chat", "serve"})

@@ -62,6 +62,7 @@ class MLXOptions(Options):
 
 class MLX(Engine):
     kind = "mlx"
+    order = 50
     layer = "in process: MLX through mlx-lm, timed as llama.cpp in process"
     Options = MLXOptions
     workloads = frozenset({"pp", "tg", "pp+tg", "chat"})

@@ -46,6 +46,7 @@ from benchkit.engines.llama_cpp.options import LlamaCppOptions
 from benchkit.core.errors import BenchkitError
 from benchkit.workloads.base import SuiteSpot, Workload
 
+ORDER = 20                  # place among the workloads (benchkit.workloads.modules)
 SUITE_KEYS = ("ppl",)
 DEFAULT_TEXT = "persuasion"
 DEFAULTS = {"text": DEFAULT_TEXT, "n_ctx": 512, "chunks": 20}

@@ -52,6 +52,7 @@ from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
 
+ORDER = 30                  # place among the workloads (benchkit.workloads.modules)
 SUITE_KEYS = ("serve",)
 DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 300,
             "stall_timeout": 30, "ignore_eos": True, "temperature": 0.8, "seed": 42,
