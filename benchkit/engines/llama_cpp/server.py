@@ -61,6 +61,24 @@ class Options(LlamaCppOptions):
         None, {"anyOf": [{"type": "null"}, {"type": "array", "items": {"type": "string"}}],
                "x-error": "must be a list of command-line arguments, e.g. [\"-np\", \"4\"]"},
         "extra llama-server arguments, after benchkit's (e.g. [\"-np\", \"4\"])", sweep=False)
+    draft_model: str | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}],
+               "x-error": "must be the path of a GGUF draft model (same vocabulary)"},
+        "speculative decoding: a draft model for llama-server's -md (same vocabulary as "
+        "the model)", sweep=False)
+    draft_max: int | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1, "maximum": 1024}],
+               "x-error": "must be an integer >= 1: most tokens drafted at a time"},
+        "speculative decoding: --draft-max, the most tokens drafted at a time", sweep=True)
+    draft_min: int | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": 1024}],
+               "x-error": "must be an integer >= 0: fewest tokens drafted at a time"},
+        "speculative decoding: --draft-min, the fewest tokens drafted at a time", sweep=False)
+    draft_p_min: float | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}],
+               "x-error": "must be a probability from 0 to 1"},
+        "speculative decoding: --draft-p-min, the draft's least probability to go on",
+        sweep=False)
     ready_timeout_s: float = setting(
         300.0, SECONDS_SCHEMA, "seconds to wait for the server to load the model and answer "
         "GET /health", sweep=False, column=False)
@@ -99,7 +117,8 @@ class LlamaServer(Engine):
 
 def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,
                 port: int) -> list[str]:
-    """The command line: benchkit's flags, then the suite's `args` (later flags win)."""
+    """The command line: benchkit's flags, then the suite's `args` (later flags win).
+    `--metrics` serves Prometheus figures at /metrics (the serve workload scrapes them)."""
     ngl = ALL_LAYERS if o.n_gpu_layers < 0 else str(o.n_gpu_layers)
     argv = [str(binary), "-m", model_path, "--host", "127.0.0.1", "--port", str(port),
             "-ngl", ngl, "-c", str(n_ctx), "-b", str(o.n_batch), "-ub", str(o.n_ubatch),
@@ -107,6 +126,13 @@ def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,
             "-ctv", o.type_v, "-lm", "mmap" if o.use_mmap else "none"]
     if not o.op_offload:
         argv.append("--no-op-offload")
+    argv.append("--metrics")
+    if o.draft_model:
+        argv += ["-md", os.path.expanduser(o.draft_model)]
+    for flag, value in (("--draft-max", o.draft_max), ("--draft-min", o.draft_min),
+                        ("--draft-p-min", o.draft_p_min)):
+        if value is not None:
+            argv += [flag, str(value)]
     return argv + list(o.args or [])
 
 
@@ -171,6 +197,7 @@ class ServerSession(Session):
             except BenchkitError as exc:
                 self._version = {"error": exc.message}
         gen = self.props.get("default_generation_settings") or {}
+        draft = os.path.expanduser(self.options.draft_model) if self.options.draft_model else None
         return {
             "name": "llama-server", "process": "separate process on loopback, started by "
             "benchkit", "url": self.server.base_url, "version": self._version,
@@ -180,8 +207,9 @@ class ServerSession(Session):
             "n_ctx": self.n_ctx, "n_ctx_slot": gen.get("n_ctx"),
             "total_slots": self.props.get("total_slots"),
             "n_vocab": self.meta.get("n_vocab"),
-            "argv": [Path(a).name if a == self.model.path else a
-                     for a in self.server.argv[1:]],   # the model by name: no local paths
+            "argv": [Path(a).name if a in (self.model.path, draft) else a
+                     for a in self.server.argv[1:]],   # models by name: no local paths
+            "draft_model": Path(draft).name if draft else None,
             "start_seconds": self.server.start_seconds,
         }
 

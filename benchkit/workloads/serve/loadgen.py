@@ -118,6 +118,17 @@ class Prompt:
     text: str | None = None
     token_ids: tuple[int, ...] | None = None
     max_tokens: int | None = None     # this prompt's own limit (a prompts file may say)
+    messages: tuple[tuple[str, str], ...] | None = None   # (role, text): a conversation
+    tokens_planned: int | None = None  # the length drawn for it (a distribution), if any
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One session of a conversation level: an optional system prompt (shared by every
+    session when it is the shared prefix) and the user message of each turn."""
+
+    users: tuple[str, ...]
+    system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,9 @@ class LoadSpec:
     stall_s: float = 30.0                # no byte from the server for this long
     connect_timeout_s: float = 10.0
     max_in_flight: int = 1024            # open loop: connection pool size
+    cache: str = "bust"                  # bust: every prompt cold; reuse: the server may cache
+    turns: int = 1                       # sessions: requests per conversation
+    think_time_s: float = 0.0            # sessions: pause between a reply and the next turn
 
     def __post_init__(self) -> None:
         if (self.concurrency is None) == (self.rate is None):
@@ -170,13 +184,14 @@ def request_body(target: Target, prompt: Prompt, spec: LoadSpec, index: int) -> 
     """The JSON body of one streaming request (serialised before the clock starts)."""
     n = prompt.max_tokens or spec.max_tokens
     seed = spec.seed + (index if index >= 0 else 1_000_000 - index)   # warmups: index < 0
+    text = prompt.text if prompt.messages is None else render_transcript(prompt.messages)
     if target.protocol == "llama-server":
         body: dict[str, Any] = {
-            "prompt": list(prompt.token_ids) if prompt.token_ids else prompt.text,
-            "n_predict": n, "stream": True, "cache_prompt": False,
+            "prompt": list(prompt.token_ids) if prompt.token_ids else text,
+            "n_predict": n, "stream": True, "cache_prompt": spec.cache == "reuse",
             "ignore_eos": spec.ignore_eos, "temperature": spec.temperature, "seed": seed}
     elif target.protocol == "ollama":
-        body = {"prompt": prompt.text or "", "stream": True, "raw": True,
+        body = {"prompt": text or "", "stream": True, "raw": True,
                 "options": {"num_predict": n, "temperature": spec.temperature, "seed": seed}}
     else:
         body = {"max_tokens": n, "stream": True, "temperature": spec.temperature,
@@ -184,12 +199,24 @@ def request_body(target: Target, prompt: Prompt, spec: LoadSpec, index: int) -> 
         if spec.ignore_eos:   # vLLM and llama-server honour ignore_eos, llama-cpp-python min_tokens
             body.update(ignore_eos=True, min_tokens=n)
         if target.protocol == "openai-chat":
-            body["messages"] = [{"role": "user", "content": prompt.text or ""}]
+            body["messages"] = ([{"role": r, "content": t} for r, t in prompt.messages]
+                                if prompt.messages else
+                                [{"role": "user", "content": prompt.text or ""}])
         else:
-            body["prompt"] = list(prompt.token_ids) if prompt.token_ids else prompt.text
+            body["prompt"] = list(prompt.token_ids) if prompt.token_ids else text
+        if target.base_url:        # llama-server's OpenAI routes accept its cache flag
+            body["cache_prompt"] = spec.cache == "reuse"
     if target.model and target.protocol != "llama-server":
         body["model"] = target.model
     return json.dumps(body).encode()
+
+
+def render_transcript(messages: Sequence[tuple[str, str]]) -> str:
+    """A conversation as one text prompt (for the completion APIs): each message after
+    its role's name, then the assistant's name for the reply."""
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    parts = [f"{names.get(role, role.title())}: {text}" for role, text in messages]
+    return "\n\n".join([*parts, "Assistant:"])
 
 
 def synthetic_texts(n_tokens: int, count: int, seed: int) -> list[str]:
@@ -219,6 +246,17 @@ class RequestRecord:
     detail: str | None = None
     status_code: int | None = None
     retries: int = 0                     # sent again after a pooled connection was dead
+    session: int | None = None           # sessions: the conversation and its turn (1, 2 ...)
+    turn: int | None = None
+    think_s: float | None = None         # sessions: the pause before this turn was sent
+    cache_n: int | None = None           # prompt tokens the server took from its cache
+    prompt_n: int | None = None          # prompt tokens the server computed
+    draft_n: int | None = None           # speculative decoding: tokens drafted, accepted
+    draft_accepted: int | None = None
+    ttft_answer_s: float | None = None   # send -> first answer token (after any reasoning)
+    reasoning_tokens: int | None = None  # token events of reasoning (reasoning_content, <think>)
+    text: str = ""                       # the generated text (answer and reasoning)
+    parsed: bool = False
     stamps: list[float] = field(default_factory=list, repr=False)    # raw, until parsed
     chunks: list[bytes] = field(default_factory=list, repr=False)
     t0: float = 0.0
@@ -263,33 +301,45 @@ class LevelResult:
 
 def run_level(target: Target, prompts: Sequence[Prompt], spec: LoadSpec, *,
               on_request: Callable[[RequestRecord | None], None] = lambda r: None,
-              idle_timeout_s: float = 30.0) -> LevelResult:
+              idle_timeout_s: float = 30.0,
+              conversations: Sequence[Conversation] = ()) -> LevelResult:
     """Warm up, wait for the server to be idle, run one level, parse what came back.
 
     `on_request(record)` is called as each timed request ends (None for a warmup), for
-    progress display; it must be cheap.
+    progress display; it must be cheap. With `conversations` (a closed loop only), each
+    worker runs whole sessions, one after another: turn k sends the system prompt, every
+    earlier user message and reply, and the k-th user message, `spec.think_time_s` after
+    the previous reply ended; `prompts` are then the warmups' only. A turn's reply is
+    parsed as soon as it ends (in the think time, the next turn needs its text), the
+    other requests after the level; a failed turn ends its session.
     """
     if not prompts:
         raise BenchkitError("no prompts to send", field="serve.prompts")
+    if conversations and spec.concurrency is None:
+        raise BenchkitError("sessions run in a closed loop: give concurrency, not rate",
+                            field="serve.sessions")
     from benchkit.core.interrupts import CtrlC
 
-    result = asyncio.run(_level(target, list(prompts), spec, on_request, idle_timeout_s))
+    result = asyncio.run(_level(target, list(prompts), spec, on_request, idle_timeout_s,
+                                list(conversations)))
     CtrlC.check()        # Ctrl-C during the level: the run records itself as interrupted
     return result
 
 
 async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
                  on_request: Callable[[RequestRecord | None], None],
-                 idle_timeout_s: float) -> LevelResult:
+                 idle_timeout_s: float, conversations: list[Conversation]) -> LevelResult:
     import httpx
 
     with _fast_pool_locks():
-        return await _level_client(httpx, target, prompts, spec, on_request, idle_timeout_s)
+        return await _level_client(httpx, target, prompts, spec, on_request, idle_timeout_s,
+                                   conversations)
 
 
 async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
                         on_request: Callable[[RequestRecord | None], None],
-                        idle_timeout_s: float) -> LevelResult:
+                        idle_timeout_s: float,
+                        conversations: list[Conversation]) -> LevelResult:
     from benchkit.core.interrupts import CtrlC
 
     limits = httpx.Limits(max_connections=spec.pool_size,
@@ -307,7 +357,10 @@ async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec:
             gc.disable()     # no collector pause inside the timed part
             try:
                 t_level = state.t_level = time.perf_counter()
-                if spec.concurrency is not None:
+                if conversations:
+                    records = await state.sessions(conversations, spec.concurrency or 1,
+                                                   _deadline(spec, t_level))
+                elif spec.concurrency is not None:
                     records = await state.closed_loop(_indexes(spec), spec.concurrency,
                                                       _deadline(spec, t_level))
                 else:
@@ -401,6 +454,43 @@ class _State:
                 records.append(rec)
                 body = self.body(i)
                 await self.launch(rec, body)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return sorted(records, key=lambda r: r.index)
+
+    async def sessions(self, conversations: list[Conversation], workers: int,
+                       deadline: float | None) -> list[RequestRecord]:
+        """Whole conversations, `workers` at a time (see run_level)."""
+        records: list[RequestRecord] = []
+        shared = iter(range(len(conversations)))
+        spec, turns = self.spec, max(len(c.users) for c in conversations)
+
+        async def session(k: int) -> None:
+            conv, history = conversations[k], []
+            for turn, user in enumerate(conv.users):
+                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                    return
+                if turn and spec.think_time_s:
+                    await asyncio.sleep(spec.think_time_s)
+                index = k * turns + turn
+                head = [("system", conv.system)] if conv.system else []
+                messages = [*head, *history, ("user", user)]
+                if spec.cache == "bust":     # a prefix no other request has
+                    role, text = messages[0]
+                    messages[0] = (role, f"[{spec.seed:x}.{index}] {text}")
+                rec = RequestRecord(index=index, session=k, turn=turn + 1,
+                                    think_s=spec.think_time_s if turn else None)
+                records.append(rec)
+                body = request_body(self.target, Prompt(messages=tuple(messages)), spec, index)
+                await self.launch(rec, body)
+                parse_record(self.target.protocol, rec)
+                if rec.error:
+                    return
+                history += [("user", user), ("assistant", rec.text)]
+
+        async def worker() -> None:
+            for k in shared:
+                await session(k)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
         return sorted(records, key=lambda r: r.index)
@@ -541,11 +631,22 @@ def parse_record(protocol: str, rec: RequestRecord) -> None:
     """Turn a request's raw chunks into token times and counts (after the level).
 
     Token events are the stream's events that carry generated text: llama-server's
-    `content` events before `stop`, OpenAI's choices with text or a delta with content,
-    Ollama's lines before `done`. An event's time is the arrival of the chunk that
-    completed it. Token counts come from the server's usage figures when it gives them
-    (tokens_predicted / usage / eval_count), else they are the token events counted.
+    `content` events before `stop`, OpenAI's choices with text or a delta with content
+    (or reasoning_content / reasoning), Ollama's lines before `done`. An event's time is
+    the arrival of the chunk that completed it. Token counts come from the server's usage
+    figures when it gives them (tokens_predicted / usage / eval_count), else they are the
+    token events counted.
+
+    Reasoning: a token event of `reasoning_content` (or `reasoning`), or text inside
+    `<think>...</think>`, is a reasoning token; `ttft_s` is the first token of any kind,
+    `ttft_answer_s` the first answer token. The server's own figures, where it sends them
+    (llama-server's final `timings`, OpenAI usage's `prompt_tokens_details`), give the
+    prompt tokens taken from its cache (`cache_n`) and computed (`prompt_n`), and the
+    speculative decoding draft tokens drafted and accepted.
     """
+    if rec.parsed:
+        return
+    rec.parsed = True
     lines = _lines(rec.stamps, rec.chunks)
     rec.chunks, rec.stamps = [], []
     if rec.error and rec.error not in ("stalled", "closed", "timeout"):
@@ -554,6 +655,8 @@ def parse_record(protocol: str, rec: RequestRecord) -> None:
     if lines and not events:
         return _fail(rec, "malformed", f"no stream events in the response: {lines[0][1][:80]!r}")
     times, final, usage_in, usage_out = [], False, None, None
+    texts: list[str] = []
+    thinking = False
     for t, payload in events:
         if payload == b"[DONE]":
             final = True
@@ -565,16 +668,28 @@ def parse_record(protocol: str, rec: RequestRecord) -> None:
         step = _READERS[protocol](event)
         if step is None:
             return _fail(rec, "malformed", f"unexpected event: {payload[:80]!r}")
-        token, done, n_in, n_out, err = step
-        if err:
-            return _fail(rec, "http_5xx", f"error in the stream: {err}"[:200])
-        if token:
+        if step.error:
+            return _fail(rec, "http_5xx", f"error in the stream: {step.error}"[:200])
+        if step.token:
             times.append(t - rec.t0)
-        usage_in = n_in if n_in is not None else usage_in
-        usage_out = n_out if n_out is not None else usage_out
-        final = final or done
+            reasoning = step.reasoning
+            if step.text:
+                texts.append(step.text)
+                thinking = _think_state(thinking, step.text)
+                reasoning = reasoning or thinking or "</think>" in step.text
+            if reasoning:
+                rec.reasoning_tokens = (rec.reasoning_tokens or 0) + 1
+            elif rec.ttft_answer_s is None and (step.text is None or step.text.strip()):
+                rec.ttft_answer_s = t - rec.t0
+        usage_in = step.n_in if step.n_in is not None else usage_in
+        usage_out = step.n_out if step.n_out is not None else usage_out
+        for name in ("cache_n", "prompt_n", "draft_n", "draft_accepted"):
+            if getattr(step, name) is not None:
+                setattr(rec, name, getattr(step, name))
+        final = final or step.done
     rec.token_times_s = times
     rec.ttft_s = times[0] if times else None
+    rec.text = "".join(texts)
     rec.tokens_in = usage_in
     rec.tokens_out = usage_out if usage_out is not None else len(times)
     rec.tokens_source = "server" if usage_out is not None else "counted"
@@ -582,6 +697,16 @@ def parse_record(protocol: str, rec: RequestRecord) -> None:
         _fail(rec, "closed", "the stream ended before its final event")
     elif rec.error is None and not times:
         _fail(rec, "malformed", "the stream carried no token")
+
+
+def _think_state(thinking: bool, text: str) -> bool:
+    """Whether the text after `text` is inside a <think> block."""
+    opened, closed = text.rfind("<think>"), text.rfind("</think>")
+    if opened > closed:
+        return True
+    if closed > opened:
+        return False
+    return thinking
 
 
 def _fail(rec: RequestRecord, kind: str, detail: str) -> None:
@@ -623,58 +748,95 @@ def _ndjson(lines: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
     return [(t, line) for t, line in lines if line.strip()]
 
 
-# reader(event) -> (is_token, is_final, tokens_in, tokens_out, error) or None if unknown
-Step = tuple[bool, bool, "int | None", "int | None", "str | None"]
+@dataclass
+class Step:
+    """What one stream event says (a reader's answer; None from a reader: not the API's)."""
+
+    token: bool = False                # carries generated text
+    done: bool = False                 # the final event
+    n_in: int | None = None
+    n_out: int | None = None
+    error: str | None = None
+    text: str | None = None            # the generated text it carries
+    reasoning: bool = False            # that text is reasoning (reasoning_content)
+    cache_n: int | None = None
+    prompt_n: int | None = None
+    draft_n: int | None = None
+    draft_accepted: int | None = None
+
+
+def _server_timings(step: Step, timings: Any) -> Step:
+    """llama-server's `timings` (its final event, native and OpenAI routes alike)."""
+    if isinstance(timings, dict):
+        step.cache_n, step.prompt_n = _int(timings.get("cache_n")), _int(timings.get("prompt_n"))
+        step.draft_n = _int(timings.get("draft_n"))
+        step.draft_accepted = _int(timings.get("draft_n_accepted"))
+    return step
 
 
 def _read_llama(e: Any) -> Step | None:
     if not isinstance(e, dict):
         return None
     if "error" in e:
-        return False, False, None, None, _error_text(e["error"])
+        return Step(error=_error_text(e["error"]))
     if "content" not in e and "stop" not in e:
         return None
     if e.get("stop"):
-        return False, True, _int(e.get("tokens_evaluated")), _int(e.get("tokens_predicted")), None
-    return "content" in e, False, None, None, None
+        return _server_timings(Step(done=True, n_in=_int(e.get("tokens_evaluated")),
+                                    n_out=_int(e.get("tokens_predicted"))), e.get("timings"))
+    text = e.get("content")
+    return Step(token="content" in e, text=text if isinstance(text, str) else None)
 
 
 def _read_openai(e: Any) -> Step | None:
     if not isinstance(e, dict):
         return None
     if "error" in e:
-        return False, False, None, None, _error_text(e["error"])
+        return Step(error=_error_text(e["error"]))
     choices, usage = e.get("choices"), e.get("usage")
     if not isinstance(choices, list):
         return None
-    n_in = n_out = None
+    step = _server_timings(Step(), e.get("timings"))
     if isinstance(usage, dict):
-        n_in, n_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-    token = done = False
+        step.n_in, step.n_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+        if cached is not None and step.cache_n is None and step.n_in is not None:
+            step.cache_n, step.prompt_n = cached, step.n_in - cached
+    texts: list[str] = []
     for c in choices:
         if not isinstance(c, dict):
             return None
         delta = c.get("delta")
         if isinstance(delta, dict):
-            token = token or any(delta.get(k) for k in ("content", "reasoning_content",
-                                                          "reasoning"))
+            answer = delta.get("content")
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if answer:
+                step.token = True
+                texts.append(str(answer))
+            elif thought:
+                step.token = step.reasoning = True
+                texts.append(str(thought))
         elif isinstance(c.get("text"), str):
-            token = token or bool(c["text"]) or c.get("finish_reason") is None
-        done = done or c.get("finish_reason") is not None
-    return token, done, n_in, n_out, None
+            step.token = step.token or bool(c["text"]) or c.get("finish_reason") is None
+            texts.append(c["text"])
+        step.done = step.done or c.get("finish_reason") is not None
+    step.text = "".join(texts) if texts else None
+    return step
 
 
 def _read_ollama(e: Any) -> Step | None:
     if not isinstance(e, dict):
         return None
     if "error" in e:
-        return False, False, None, None, _error_text(e["error"])
+        return Step(error=_error_text(e["error"]))
     if "done" not in e:
         return None
+    text = e.get("response") if isinstance(e.get("response"), str) else None
     if e["done"]:
-        return (bool(e.get("response")), True, _int(e.get("prompt_eval_count")),
-                _int(e.get("eval_count")), None)
-    return "response" in e, False, None, None, None
+        return Step(token=bool(text), done=True, n_in=_int(e.get("prompt_eval_count")),
+                    n_out=_int(e.get("eval_count")), text=text)
+    return Step(token="response" in e, text=text)
 
 
 _READERS: dict[str, Callable[[Any], Step | None]] = {

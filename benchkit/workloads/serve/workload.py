@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,11 +52,16 @@ from benchkit.core.errors import BenchkitError
 from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
+from benchkit.workloads.serve import search as slo_search
+from benchkit.workloads.serve import sessions as conv
 
 SUITE_KEYS = ("serve",)
 DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 300,
-            "stall_timeout": 30, "ignore_eos": True, "temperature": 0.8, "seed": 42,
-            "max_in_flight": 1024}
+            "stall_timeout": 30, "ignore_eos": True, "temperature": 0.8, "seed": None,
+            "max_in_flight": 1024, "cache": "bust"}
+# Prompts differ from run to run unless the suite pins `seed`: each level's seed is drawn
+# from this, chosen once per run (process), and recorded with every request.
+RUN_SEED = secrets.randbelow(2**31)
 DURATION_POOL = 256        # distinct prompts cycled through in duration mode
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -89,8 +95,13 @@ SCHEMA = {
                         "ttft_ms": {"type": "number", "exclusiveMinimum": 0,
                                     "x-error": "must be a number > 0 (milliseconds)"},
                         "tpot_ms": {"type": "number", "exclusiveMinimum": 0,
-                                    "x-error": "must be a number > 0 (milliseconds)"}},
-                    "x-error": "must be a mapping with ttft_ms: and/or tpot_ms:"},
+                                    "x-error": "must be a number > 0 (milliseconds)"},
+                        "error_rate": {"type": "number", "minimum": 0, "maximum": 1,
+                                       "x-error": "must be a fraction from 0 to 1"}},
+                    "x-error": "must be a mapping with ttft_ms:, tpot_ms:, error_rate:"},
+            "sessions": conv.SCHEMA_SESSIONS,
+            "cache": conv.SCHEMA_CACHE,
+            "search": slo_search.SCHEMA,
             "endpoint": {"enum": ["native", "completions", "chat"],
                          "x-error": "must be native (the server's own API), completions "
                                     "or chat (its OpenAI-compatible ones)"},
@@ -107,9 +118,21 @@ SCHEMA = {
         "allOf": [
             {"not": {"required": ["concurrency", "rate"]},
              "x-error": "give concurrency (closed loop) or rate (open loop), not both"},
-            {"anyOf": [{"required": ["concurrency"]}, {"required": ["rate"]}],
-             "x-error": "needs concurrency: (requests in flight) or rate: (requests per "
-                        "second)"},
+            {"anyOf": [{"required": ["concurrency"]}, {"required": ["rate"]},
+                       {"required": ["search"]}],
+             "x-error": "needs concurrency: (requests in flight), rate: (requests per "
+                        "second) or search:"},
+            {"not": {"required": ["search", "concurrency"]},
+             "x-error": "give search: or concurrency:, not both (search picks the levels)"},
+            {"not": {"required": ["search", "rate"]},
+             "x-error": "give search: or rate:, not both (search picks the levels)"},
+            {"anyOf": [{"not": {"required": ["search"]}}, {"required": ["slo"]}],
+             "x-error": "search: needs an slo: to meet"},
+            {"not": {"required": ["sessions", "rate"]},
+             "x-error": "sessions: run in a closed loop: give concurrency:, not rate:"},
+            {"not": {"required": ["sessions", "prompts"]},
+             "x-error": "sessions: make their own conversations: give prompt_tokens:, "
+                        "not prompts:"},
             {"not": {"required": ["requests", "duration"]},
              "x-error": "give requests or duration per level, not both"},
             {"not": {"required": ["prompt_tokens", "prompts"]},
@@ -140,14 +163,37 @@ class ServeWorkload(Workload):
     stall_s: float = 30.0
     ignore_eos: bool = True
     temperature: float = 0.8
-    seed: int = 42
+    seed: int | None = None
     max_in_flight: int = 1024
+    cache: str = "bust"
+    turns: int | None = None
+    think_time_s: float = 0.0
+    shared_prefix_tokens: int = 0
+    slo_error_rate: float | None = None
+    search_over: str | None = None
+    search_max: float | None = None
+    search_start: float = 1.0
+    search_levels: int = slo_search.DEFAULT_LEVELS
 
     kind = "serve"
 
     @property
     def test(self) -> str:
-        return f"serve-c{self.concurrency}" if self.concurrency else f"serve-r{self.rate:g}"
+        if self.search_over:
+            return f"serve-search-{self.search_over[0]}{self.search_max:g}"
+        base = f"serve-c{self.concurrency}" if self.concurrency else f"serve-r{self.rate:g}"
+        return (base + (f"-t{self.turns}" if self.turns else "")
+                + ("-reuse" if self.cache == "reuse" else ""))
+
+    def prompt_seed(self) -> int:
+        """The seed of this level's prompts: the suite's `seed`, else one drawn from the
+        run's own (RUN_SEED) and the level's name, so that no two runs or levels send
+        the same prompts."""
+        if self.seed is not None:
+            return self.seed
+        digest = hashlib.sha256(f"{RUN_SEED}:{self.test}:{self.concurrency}:{self.rate}"
+                                .encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
     @property
     def n_prompt(self) -> int:
@@ -165,16 +211,22 @@ class ServeWorkload(Workload):
             "endpoint": self.endpoint, "timeout_s": self.timeout_s,
             "stall_timeout_s": self.stall_s, "ignore_eos": self.ignore_eos,
             "temperature": self.temperature, "seed": self.seed,
-            "slo": self.slo(), "percentiles": PERCENTILE_METHOD,
+            "slo": self.slo(), "percentiles": PERCENTILE_METHOD, "cache": self.cache,
         }
+        if self.turns:
+            d["sessions"] = {"turns": self.turns, "think_time_s": self.think_time_s,
+                             "shared_prefix_tokens": self.shared_prefix_tokens}
+        if self.search_over:
+            d["search"] = {"over": self.search_over, "max": self.search_max,
+                           "start": self.search_start, "levels": self.search_levels}
         if self.prompts_file:
             d["prompts"] = {"file": self.prompts_file, "count": len(self.prompts),
                             "sha256": self.prompts_sha256}
         return d
 
     def slo(self) -> dict[str, float] | None:
-        slo = {k: v for k, v in (("ttft_ms", self.slo_ttft_ms), ("tpot_ms", self.slo_tpot_ms))
-               if v is not None}
+        slo = {k: v for k, v in (("ttft_ms", self.slo_ttft_ms), ("tpot_ms", self.slo_tpot_ms),
+                                 ("error_rate", self.slo_error_rate)) if v is not None}
         return slo or None
 
     def load_spec(self, warmup: int) -> Any:
@@ -183,8 +235,9 @@ class ServeWorkload(Workload):
         return LoadSpec(concurrency=self.concurrency, rate=self.rate, requests=self.requests,
                         duration_s=self.duration_s, warmup=warmup, max_tokens=self.max_tokens,
                         ignore_eos=self.ignore_eos, temperature=self.temperature,
-                        seed=self.seed, timeout_s=self.timeout_s, stall_s=self.stall_s,
-                        max_in_flight=self.max_in_flight)
+                        seed=self.prompt_seed(), timeout_s=self.timeout_s, stall_s=self.stall_s,
+                        max_in_flight=self.max_in_flight, cache=self.cache,
+                        turns=self.turns or 1, think_time_s=self.think_time_s)
 
     def measure(self, session: Any, plan: Any) -> list[Any]:
         """Run this level against the session's server; one Iteration per timed request.
@@ -195,6 +248,19 @@ class ServeWorkload(Workload):
         of which kind and the first reason: the case is recorded as failed and keeps every
         request it measured (the runner keeps the iterations it was told of).
         """
+        if self.search_over:
+            return self._search(session, plan)
+        result, iterations, warm = self.run_once(session, plan.warmup)
+        session.warmups_used = len(warm)
+        session.first_iteration = warm[0] if warm else (iterations[0] if iterations else None)
+        for it in iterations:
+            plan.on_iteration(it)
+        _check_outcome(self, result)
+        return iterations
+
+    def run_once(self, session: Any, warmup: int | str,
+                 extra: dict[str, Any] | None = None) -> tuple[Any, list[Any], list[Any]]:
+        """Run this level: its LevelResult, its requests' and its warmups' Iterations."""
         from benchkit.workloads.serve import loadgen
 
         endpoint = getattr(session, "endpoint", None)
@@ -202,19 +268,47 @@ class ServeWorkload(Workload):
             raise BenchkitError("serve needs an HTTP engine (llama-server, openai, ollama): "
                                 "this engine has no server endpoint")
         target = loadgen.target_of(endpoint, self.endpoint)
-        spec = self.load_spec(self.warmup_requests(plan.warmup))
+        spec = self.load_spec(self.warmup_requests(warmup))
         if getattr(getattr(session, "options", None), "extensions", True) is False:
             spec = dataclasses.replace(spec, ignore_eos=False)  # a server refusing extra fields
-        result = loadgen.run_level(target, self.build_prompts(target, spec), spec)
+        talks = ()
+        if self.turns:
+            sessions = -(-(spec.requests or DURATION_POOL) // self.turns)
+            talks = conv.conversations(sessions, self.turns, self.n_prompt or 16,
+                                       self.shared_prefix_tokens, spec.seed)
+            spec = dataclasses.replace(spec, requests=None if spec.requests is None
+                                       else sessions * self.turns)
+        result = loadgen.run_level(target, self.build_prompts(target, spec), spec,
+                                   conversations=talks)
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
-        iterations = [iteration_of(rec, result.wall_s, api) for rec in result.records]
-        warm = [iteration_of(rec, result.wall_s, api) for rec in result.warmup]
-        session.warmups_used = len(warm)
-        session.first_iteration = warm[0] if warm else (iterations[0] if iterations else None)
-        for it in iterations:
-            plan.on_iteration(it)
-        _check_outcome(self, result)
-        return iterations
+        extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
+        iterations = [iteration_of(rec, result.wall_s, api, extra) for rec in result.records]
+        warm = [iteration_of(rec, result.wall_s, api, extra) for rec in result.warmup]
+        return result, iterations, warm
+
+    def _search(self, session: Any, plan: Any) -> list[Any]:
+        """The SLO search (benchkit.workloads.serve.search): levels one after another,
+        each request recorded with its level's load (`load`)."""
+        over, tried, out = self.search_over or "concurrency", [], []
+        while True:
+            load = slo_search.next_load(tried, over, self.search_start,
+                                        float(self.search_max or 1), self.search_levels)
+            if load is None:
+                break
+            level = dataclasses.replace(self, search_over=None, **(
+                {"concurrency": int(load), "rate": None} if over == "concurrency"
+                else {"rate": load, "concurrency": None}))
+            _, its, warm = level.run_once(session, plan.warmup, {"load": load})
+            if not out:
+                session.warmups_used = len(warm)
+                session.first_iteration = warm[0] if warm else (its[0] if its else None)
+            for it in its:
+                plan.on_iteration(it)
+            out += its
+            ok, _ = slo_search.verdict(level.level_summary([i.to_dict() for i in its]),
+                                       self.slo() or {})
+            tried.append((load, ok))
+        return out
 
     def warmup_requests(self, warmup: int | str) -> int:
         """The suite's warmup as a number of requests; `auto` is one round of the level
@@ -232,13 +326,38 @@ class ServeWorkload(Workload):
             return [loadgen.Prompt(text=t, max_tokens=n) for t, n in self.prompts]
         count = (spec.requests or DURATION_POOL) + spec.warmup
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
-        if target.base_url and target.protocol in ("llama-server", "openai-completions"):
-            return loadgen.token_prompts(target.base_url, n, count, self.seed)
-        return [loadgen.Prompt(text=t) for t in loadgen.synthetic_texts(n, count, self.seed)]
+        if self.turns:         # conversations are their own; these are the warmups
+            count = max(spec.warmup, 1)
+        elif target.base_url and target.protocol in ("llama-server", "openai-completions"):
+            return loadgen.token_prompts(target.base_url, n, count, spec.seed)
+        return [loadgen.Prompt(text=t) for t in loadgen.synthetic_texts(n, count, spec.seed)]
+
+    def level_summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
+        """One level's figures: serve_summary's, and the server's cache, speculative
+        decoding and reasoning figures (benchkit.workloads.serve.sessions)."""
+        out = serve_summary(iterations, self.slo_ttft_ms, self.slo_tpot_ms)
+        out.update(conv.cache_figures([it for it in iterations if not it.get("error")]),
+                   cache=self.cache)
+        seeds = {it.get("prompt_seed") for it in iterations} - {None}
+        if seeds:
+            out["prompt_seed"] = min(seeds)
+        return out
 
     def summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
-        out = serve_summary(iterations, self.slo_ttft_ms, self.slo_tpot_ms)
-        return {"concurrency": self.concurrency, "rate": self.rate, **out}
+        if not self.search_over:
+            return {"concurrency": self.concurrency, "rate": self.rate,
+                    **self.level_summary(iterations)}
+        groups: dict[float, list[dict[str, Any]]] = {}
+        for it in iterations:
+            groups.setdefault(float(it.get("load") or 0), []).append(it)
+        levels = [(load, self.level_summary(its)) for load, its in groups.items()]
+        found = slo_search.search_summary(levels, self.slo() or {}, self.search_over)
+        answer = found["slo_max_load"]
+        head = next((s for load, s in levels if answer is not None and load == answer),
+                    levels[-1][1] if levels else serve_summary([]))
+        over = self.search_over
+        return {"concurrency": answer if over == "concurrency" else None,
+                "rate": answer if over == "rate" else None, **head, **found}
 
     # What the runner asks of a workload that has its own view of spread and progress.
 
@@ -246,12 +365,12 @@ class ServeWorkload(Workload):
         """The level's warnings (`level_warnings`), in place of the per-iteration tok/s
         checks: its iterations are concurrent requests, not repetitions of one test (a
         level of which some requests failed has them too)."""
-        return level_warnings(case["summary"])
+        return level_warnings(case["summary"]) + conv.cache_warnings(case["summary"])
 
     def progress_total(self, warmup: int, iterations: int) -> int | None:  # noqa: ARG002
         """Steps of the progress bar: the level's requests (warmup requests are not
-        reported one by one); None (unknown) for a `duration:` level."""
-        return self.requests
+        reported one by one); None (unknown) for a `duration:` level or a search."""
+        return None if self.search_over else self.requests
 
     def progress_text(self, summary: dict[str, Any]) -> str:
         """The level in one line, for a run's progress without a bar."""
@@ -275,7 +394,8 @@ def _check_outcome(w: ServeWorkload, result: Any) -> None:
                         f"{counts}; first: {first.detail or first.error}")
 
 
-def iteration_of(rec: Any, wall_s: float, api: str | None = None) -> Any:
+def iteration_of(rec: Any, wall_s: float, api: str | None = None,
+                 extra: dict[str, Any] | None = None) -> Any:
     """A request as the case's Iteration: its own figures, the level's wall time and the
     API it went to ("llama-server POST /completion")."""
     from benchkit.engines.base import CLOCK_CLIENT, Iteration
@@ -288,7 +408,14 @@ def iteration_of(rec: Any, wall_s: float, api: str | None = None) -> Any:
                "error_detail": rec.detail, "status_code": rec.status_code,
                "retries": rec.retries,
                "start_s": rec.start_s, "scheduled_s": rec.scheduled_s, "level_s": wall_s,
-               "api": api})
+               "api": api, **{k: getattr(rec, k) for k in _SERVER_FIELDS
+                              if getattr(rec, k) is not None},
+               **(extra or {})})
+
+
+# a request's own figures recorded when known (benchkit.workloads.serve.loadgen.RequestRecord)
+_SERVER_FIELDS = ("session", "turn", "think_s", "cache_n", "prompt_n", "draft_n",
+                  "draft_accepted", "ttft_answer_s", "reasoning_tokens")
 
 
 # --------------------------------------------------------------------------- summary
@@ -432,7 +559,19 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
         timeout_s=seconds(s["timeout"], "serve.timeout"),
         stall_s=seconds(s["stall_timeout"], "serve.stall_timeout"),
         ignore_eos=s["ignore_eos"], temperature=float(s["temperature"]), seed=s["seed"],
-        max_in_flight=s["max_in_flight"])
+        max_in_flight=s["max_in_flight"], cache=s["cache"],
+        slo_error_rate=_float(slo.get("error_rate")))
+    talk = s.get("sessions")
+    if talk:
+        common.update(turns=int(talk["turns"]), think_time_s=float(talk.get("think_time_s", 0)),
+                      shared_prefix_tokens=int(talk.get("shared_prefix_tokens", 0)))
+    if s.get("search"):
+        found = s["search"]
+        return [ServeWorkload(search_over=found["over"], search_max=float(found["max"]),
+                              search_start=float(found.get("start", 1)),
+                              search_levels=int(found.get("levels",
+                                                          slo_search.DEFAULT_LEVELS)),
+                              concurrency=None, **common)]
     if "concurrency" in s:
         return [ServeWorkload(concurrency=int(c), **common) for c in _as_list(s["concurrency"])]
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
