@@ -69,15 +69,18 @@ class Options(LlamaCppOptions):
     draft_max: int | None = setting(
         None, {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1, "maximum": 1024}],
                "x-error": "must be an integer >= 1: most tokens drafted at a time"},
-        "speculative decoding: --draft-max, the most tokens drafted at a time", sweep=True)
+        "speculative decoding: --spec-draft-n-max (formerly --draft-max), the most tokens "
+        "drafted at a time", sweep=True)
     draft_min: int | None = setting(
         None, {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": 1024}],
                "x-error": "must be an integer >= 0: fewest tokens drafted at a time"},
-        "speculative decoding: --draft-min, the fewest tokens drafted at a time", sweep=False)
+        "speculative decoding: --spec-draft-n-min (formerly --draft-min), the fewest "
+        "tokens drafted at a time", sweep=False)
     draft_p_min: float | None = setting(
         None, {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}],
                "x-error": "must be a probability from 0 to 1"},
-        "speculative decoding: --draft-p-min, the draft's least probability to go on",
+        "speculative decoding: --spec-draft-p-min (--draft-p-min), the draft's least "
+        "probability to go on",
         sweep=False)
     ready_timeout_s: float = setting(
         300.0, SECONDS_SCHEMA, "seconds to wait for the server to load the model and answer "
@@ -127,10 +130,11 @@ def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,
     if not o.op_offload:
         argv.append("--no-op-offload")
     argv.append("--metrics")
-    if o.draft_model:
-        argv += ["-md", os.path.expanduser(o.draft_model)]
-    for flag, value in (("--draft-max", o.draft_max), ("--draft-min", o.draft_min),
-                        ("--draft-p-min", o.draft_p_min)):
+    if o.draft_model:      # this llama.cpp drafts only with a --spec-type named
+        argv += ["-md", os.path.expanduser(o.draft_model), "--spec-type", "draft-simple"]
+    # this llama.cpp spells them --spec-draft-*; --draft-max / --draft-min are removed there
+    for flag, value in (("--spec-draft-n-max", o.draft_max), ("--spec-draft-n-min", o.draft_min),
+                        ("--spec-draft-p-min", o.draft_p_min)):
         if value is not None:
             argv += [flag, str(value)]
     return argv + list(o.args or [])

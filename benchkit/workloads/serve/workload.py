@@ -52,6 +52,7 @@ from benchkit.core.errors import BenchkitError
 from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
+from benchkit.workloads.serve import metrics as server_metrics
 from benchkit.workloads.serve import search as slo_search
 from benchkit.workloads.serve import sessions as conv
 
@@ -278,11 +279,17 @@ class ServeWorkload(Workload):
                                        self.shared_prefix_tokens, spec.seed)
             spec = dataclasses.replace(spec, requests=None if spec.requests is None
                                        else sessions * self.turns)
+        url, scraped = server_metrics.metrics_url(endpoint), []
         result = loadgen.run_level(target, self.build_prompts(target, spec), spec,
-                                   conversations=talks)
+                                   conversations=talks,
+                                   before_level=lambda: scraped.append(
+                                       server_metrics.scrape(url)))
+        scraped.append(server_metrics.scrape(url))
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
         extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
         iterations = [iteration_of(rec, result.wall_s, api, extra) for rec in result.records]
+        if iterations and len(scraped) == 2:    # the level's, once: on its first request
+            iterations[0].extra["server_metrics"] = server_metrics.level_figures(*scraped)
         warm = [iteration_of(rec, result.wall_s, api, extra) for rec in result.warmup]
         return result, iterations, warm
 
@@ -338,6 +345,13 @@ class ServeWorkload(Workload):
         out = serve_summary(iterations, self.slo_ttft_ms, self.slo_tpot_ms)
         out.update(conv.cache_figures([it for it in iterations if not it.get("error")]),
                    cache=self.cache)
+        scraped = next((it["server_metrics"] for it in iterations
+                        if isinstance(it.get("server_metrics"), dict)), None)
+        if scraped:
+            out.update(scraped)
+            if out.get("cache_hit_rate") is None and "server_prefix_cache_hit_rate" in scraped:
+                out["cache_hit_rate"] = scraped["server_prefix_cache_hit_rate"]
+                out["cache_hit_rate_source"] = "server /metrics (prefix cache hits / queries)"
         seeds = {it.get("prompt_seed") for it in iterations} - {None}
         if seeds:
             out["prompt_seed"] = min(seeds)
@@ -661,6 +675,9 @@ def main_keys() -> tuple[str, ...]:
 # --------------------------------------------------------------------------- compare
 
 COMPARED = ("output_tps", "ttft_p99_s")
+# figures of some levels only (conversations, a draft model, an SLO search): shown base ->
+# new where either side has them, without a change in percent (a rate, or a load found)
+SHOWN = ("cache_hit_rate", "draft_acceptance", "slo_max_load")
 
 
 def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
@@ -673,7 +690,7 @@ def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
     from benchkit.results.frame import cell
 
     out: dict[str, Any] = {name: {k: cell(row.get(f"serve_{k}"))
-                                  for k in (*COMPARED, "requests_ok", "requests")}
+                                  for k in (*COMPARED, *SHOWN, "requests_ok", "requests")}
                            for name, row in (("base", brow), ("new", nrow))}
     for name in ("base", "new"):
         for k in ("requests_ok", "requests"):
