@@ -29,6 +29,13 @@ cases do for a high spread of their iterations.
 `prompts: FILE.jsonl` is read when the suite is: a relative path from the suite file's
 folder, a regular file of at most 16 MiB (`benchkit.core.safeio.MAX_PROMPTS_BYTES`).
 
+Cold prompts: unless `seed` is pinned, each level's prompts are seeded from RUN_SEED (one
+per run) and the level, so no run resends an earlier one's prompts; `cache: bust` (the
+default) also tells llama-server not to reuse its cache. Conversations (`sessions:`), the
+server's cache figures and the warning of a warm cache: `benchkit.workloads.serve.sessions`;
+the SLO search (`search:`): `benchkit.workloads.serve.search`; the server's /metrics:
+`benchkit.workloads.serve.metrics`.
+
 Prompt lengths: `prompt_tokens` is exact on llama-server (the prompts are token ids cut
 from one text its /tokenize encoded); on OpenAI-compatible and Ollama servers it is a text
 of that many common words (about one token each), and the tokens in recorded are the
@@ -55,6 +62,7 @@ from benchkit.workloads.base import SuiteSpot, Workload
 from benchkit.workloads.serve import metrics as server_metrics
 from benchkit.workloads.serve import search as slo_search
 from benchkit.workloads.serve import sessions as conv
+from benchkit.workloads.serve import traffic
 
 SUITE_KEYS = ("serve",)
 DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 300,
@@ -87,10 +95,14 @@ SCHEMA = {
                              "must be a number > 0: requests per second"),
             "requests": {**_POS_INT, "x-error": "must be an integer >= 1: requests per level"},
             "duration": _SECONDS,
-            "prompt_tokens": {**_POS_INT, "x-error": "must be an integer >= 1: prompt length"},
+            "prompt_tokens": {"anyOf": [_POS_INT, traffic.DIST_SCHEMA],
+                              "x-error": "must be an integer >= 1 (prompt length) or a "
+                                         "distribution {dist:, mean:, sd:, min:, max:}"},
             "prompts": {"type": "string", "minLength": 1,
                         "x-error": "must be the path of a JSON-lines file, one prompt a line"},
-            "max_tokens": {**_POS_INT, "x-error": "must be an integer >= 1: tokens to generate"},
+            "max_tokens": {"anyOf": [_POS_INT, traffic.DIST_SCHEMA],
+                           "x-error": "must be an integer >= 1 (tokens to generate) or a "
+                                      "distribution {dist:, mean:, sd:, min:, max:}"},
             "slo": {"type": "object", "additionalProperties": False, "minProperties": 1,
                     "properties": {
                         "ttft_ms": {"type": "number", "exclusiveMinimum": 0,
@@ -175,6 +187,8 @@ class ServeWorkload(Workload):
     search_max: float | None = None
     search_start: float = 1.0
     search_levels: int = slo_search.DEFAULT_LEVELS
+    prompt_lengths: traffic.Lengths | None = None     # prompt_tokens as a distribution
+    max_lengths: traffic.Lengths | None = None        # max_tokens as a distribution
 
     kind = "serve"
 
@@ -214,6 +228,10 @@ class ServeWorkload(Workload):
             "temperature": self.temperature, "seed": self.seed,
             "slo": self.slo(), "percentiles": PERCENTILE_METHOD, "cache": self.cache,
         }
+        for key, dist in (("prompt_tokens", self.prompt_lengths),
+                          ("max_tokens", self.max_lengths)):
+            if dist is not None:
+                d[key] = dist.to_dict()
         if self.turns:
             d["sessions"] = {"turns": self.turns, "think_time_s": self.think_time_s,
                              "shared_prefix_tokens": self.shared_prefix_tokens}
@@ -280,7 +298,8 @@ class ServeWorkload(Workload):
             spec = dataclasses.replace(spec, requests=None if spec.requests is None
                                        else sessions * self.turns)
         url, scraped = server_metrics.metrics_url(endpoint), []
-        result = loadgen.run_level(target, self.build_prompts(target, spec), spec,
+        prompts = self.build_prompts(target, spec)
+        result = loadgen.run_level(target, prompts, spec,
                                    conversations=talks,
                                    before_level=lambda: scraped.append(
                                        server_metrics.scrape(url)))
@@ -288,6 +307,11 @@ class ServeWorkload(Workload):
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
         extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
         iterations = [iteration_of(rec, result.wall_s, api, extra) for rec in result.records]
+        if self.prompt_lengths or self.max_lengths:      # the lengths drawn, per request
+            for rec, it in zip(result.records, iterations):
+                sent = prompts[rec.index % len(prompts)]
+                it.extra.update(prompt_tokens_planned=sent.tokens_planned,
+                                max_tokens_planned=sent.max_tokens)
         if iterations and len(scraped) == 2:    # the level's, once: on its first request
             iterations[0].extra["server_metrics"] = server_metrics.level_figures(*scraped)
         warm = [iteration_of(rec, result.wall_s, api, extra) for rec in result.warmup]
@@ -335,9 +359,31 @@ class ServeWorkload(Workload):
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
         if self.turns:         # conversations are their own; these are the warmups
             count = max(spec.warmup, 1)
+        elif self.prompt_lengths or self.max_lengths:
+            return self._drawn_prompts(target, spec, count)
         elif target.base_url and target.protocol in ("llama-server", "openai-completions"):
             return loadgen.token_prompts(target.base_url, n, count, spec.seed)
         return [loadgen.Prompt(text=t) for t in loadgen.synthetic_texts(n, count, spec.seed)]
+
+    def _drawn_prompts(self, target: Any, spec: Any, count: int) -> list[Any]:
+        """Prompts whose lengths (and limits) are drawn from the suite's distributions:
+        cut from prompts of the longest length drawn."""
+        from benchkit.workloads.serve import loadgen
+
+        n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
+        lengths = (self.prompt_lengths.draw(count, spec.seed) if self.prompt_lengths
+                   else [n] * count)
+        limits = (self.max_lengths.draw(count, spec.seed + 1) if self.max_lengths
+                  else [None] * count)
+        longest = max(lengths)
+        if target.base_url and target.protocol in ("llama-server", "openai-completions"):
+            full = loadgen.token_prompts(target.base_url, longest, count, spec.seed)
+            return [loadgen.Prompt(token_ids=p.token_ids[:k] if p.token_ids else None,
+                                   max_tokens=m, tokens_planned=k)
+                    for p, k, m in zip(full, lengths, limits)]
+        texts = loadgen.synthetic_texts(longest, count, spec.seed)
+        return [loadgen.Prompt(text=" ".join(t.split()[:k]), max_tokens=m, tokens_planned=k)
+                for t, k, m in zip(texts, lengths, limits)]
 
     def level_summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
         """One level's figures: serve_summary's, and the server's cache, speculative
@@ -564,7 +610,18 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if "duration" in entry["serve"]:
         s["requests"] = None
     slo = s.get("slo") or {}
+    where = f"{field}.serve" if field else "serve"
+    try:
+        prompt_lengths = traffic.lengths_of(s.get("prompt_tokens"), f"{where}.prompt_tokens")
+        max_lengths = traffic.lengths_of(s.get("max_tokens"), f"{where}.max_tokens")
+    except BenchkitError as exc:
+        raise SuiteSpot(file, exc.field, line).error(exc.message) from None
+    if prompt_lengths:
+        s["prompt_tokens"] = prompt_lengths.typical
+    if max_lengths:
+        s["max_tokens"] = max_lengths.typical
     common = dict(
+        prompt_lengths=prompt_lengths, max_lengths=max_lengths,
         requests=s["requests"], duration_s=seconds(s.get("duration"), "serve.duration"),
         prompt_tokens=None if prompts_file else s["prompt_tokens"], prompts_file=prompts_file,
         prompts=prompts, prompts_sha256=sha, max_tokens=s["max_tokens"],

@@ -261,3 +261,36 @@ def test_reasoning_stream_times_first_token_and_first_answer_apart() -> None:
             it["token_latencies_s"][:3]))
     assert summary["ttft_answer_p50_s"] > summary["ttft_p50_s"]
     assert summary["ttft_is"].startswith("first token of any kind")
+
+
+# --------------------------------------------------------------------------- lengths
+
+def test_lengths_from_distributions_are_drawn_seeded_and_recorded(server: str) -> None:
+    text = ("{concurrency: 2, requests: 6, seed: 4, prompt_tokens: {dist: lognormal, mean: 24, "
+            "sd: 12, min: 4, max: 64}, max_tokens: {dist: uniform, min: 2, max: 6}}")
+    w, summary, its = _level(text, _session(server))
+    assert summary["requests_ok"] == 6
+    planned = [it["prompt_tokens_planned"] for it in its]
+    assert all(4 <= k <= 64 for k in planned) and len(set(planned)) > 1
+    for it in its:    # llama-server computed exactly the drawn prompt, made the drawn tokens
+        assert it["prompt_n"] == it["prompt_tokens_planned"]
+        assert it["tokens"] == it["max_tokens_planned"] and 2 <= it["tokens"] <= 6
+    again = [p.tokens_planned for p in w.build_prompts(
+        SimpleNamespace(base_url=None, protocol="ollama"),
+        w.load_spec(0))][:6]
+    assert again == planned          # seeded: the same draws for the same seed
+
+
+@pytest.mark.parametrize("dist, message", [
+    ("{dist: normal, mean: 10, sd: -1}", "[workloads.0.serve.prompt_tokens.sd]"),
+    ("{dist: uniform, min: 9, max: 3}", "min 9 is above max 3"),
+    ("{dist: normal, sd: 3}", "needs mean:")])
+def test_bad_distribution_is_one_line(tmp_path: Path, dist: str, message: str) -> None:
+    from benchkit.run.suite import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nmodels: [{path: m.gguf}]\nengines: [{kind: llama-server}]\n"
+                     f"workloads:\n  - serve: {{concurrency: 1, prompt_tokens: {dist}}}\n")
+    with pytest.raises(BenchkitError) as err:
+        load_suite(suite)
+    assert message in str(err.value) and "\n" not in str(err.value)
