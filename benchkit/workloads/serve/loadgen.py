@@ -153,6 +153,8 @@ class LoadSpec:
     cache: str = "bust"                  # bust: every prompt cold; reuse: the server may cache
     turns: int = 1                       # sessions: requests per conversation
     think_time_s: float = 0.0            # sessions: pause between a reply and the next turn
+    arrival: str = "poisson"             # open loop: poisson, constant, gamma (bursty), ramp
+    arrival_cv: float = 1.0              # gamma: the gaps' coefficient of variation
 
     def __post_init__(self) -> None:
         if (self.concurrency is None) == (self.rate is None):
@@ -428,6 +430,27 @@ def _deadline(spec: LoadSpec, t_level: float) -> float | None:
     return t_level + spec.duration_s if spec.requests is None and spec.duration_s else None
 
 
+def next_gap(spec: LoadSpec, rng: random.Random, i: int) -> float:
+    """The open loop's gap before request `i`, in seconds, at `spec.rate` on average:
+    poisson (exponential gaps), constant (1 / rate), gamma (bursty: gaps of coefficient
+    of variation `arrival_cv`, shape 1 / cv^2; cv 1 is Poisson), ramp (exponential gaps
+    whose rate rises linearly from a tenth of `rate` to `rate` over the level's requests,
+    or its duration)."""
+    rate = float(spec.rate or 1.0)
+    if spec.arrival == "constant":
+        return 1.0 / rate
+    if spec.arrival == "gamma":
+        shape = 1.0 / spec.arrival_cv ** 2
+        return rng.gammavariate(shape, 1.0 / (rate * shape))
+    if spec.arrival == "ramp":
+        if spec.requests:
+            share = i / max(spec.requests - 1, 1)
+        else:
+            share = min(1.0, i / max(rate * (spec.duration_s or 1.0), 1.0))
+        return rng.expovariate(rate * (0.1 + 0.9 * share))
+    return rng.expovariate(rate)
+
+
 class _State:
     """The level's shared state: the client, the prompts, every request task in flight."""
 
@@ -508,7 +531,7 @@ class _State:
         tasks = []
         arrival = 0.0
         for i in _indexes(spec):
-            arrival += rng.expovariate(spec.rate)
+            arrival += next_gap(spec, rng, i)
             if spec.requests is None and arrival > spec.duration_s:
                 break
             body = self.body(i)

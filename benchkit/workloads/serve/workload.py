@@ -112,6 +112,18 @@ SCHEMA = {
                         "error_rate": {"type": "number", "minimum": 0, "maximum": 1,
                                        "x-error": "must be a fraction from 0 to 1"}},
                     "x-error": "must be a mapping with ttft_ms:, tpot_ms:, error_rate:"},
+            "arrival": {"anyOf": [{"enum": ["poisson", "constant", "ramp"]},
+                                  {"type": "object", "additionalProperties": False,
+                                   "required": ["gamma"],
+                                   "properties": {"gamma": {"type": "object",
+                                                            "additionalProperties": False,
+                                                            "required": ["cv"],
+                                                            "properties": {"cv": {
+                                                                "type": "number",
+                                                                "exclusiveMinimum": 0,
+                                                                "maximum": 100}}}}}],
+                        "x-error": "must be poisson, constant, ramp or {gamma: {cv: N}} "
+                                   "(bursty arrivals, cv > 0)"},
             "sessions": conv.SCHEMA_SESSIONS,
             "cache": conv.SCHEMA_CACHE,
             "search": slo_search.SCHEMA,
@@ -187,6 +199,8 @@ class ServeWorkload(Workload):
     search_max: float | None = None
     search_start: float = 1.0
     search_levels: int = slo_search.DEFAULT_LEVELS
+    arrival: str = "poisson"
+    arrival_cv: float = 1.0
     prompt_lengths: traffic.Lengths | None = None     # prompt_tokens as a distribution
     max_lengths: traffic.Lengths | None = None        # max_tokens as a distribution
 
@@ -232,6 +246,9 @@ class ServeWorkload(Workload):
                           ("max_tokens", self.max_lengths)):
             if dist is not None:
                 d[key] = dist.to_dict()
+        if self.rate is not None:
+            d["arrival"] = ({"gamma": {"cv": self.arrival_cv}} if self.arrival == "gamma"
+                            else self.arrival)
         if self.turns:
             d["sessions"] = {"turns": self.turns, "think_time_s": self.think_time_s,
                              "shared_prefix_tokens": self.shared_prefix_tokens}
@@ -256,7 +273,8 @@ class ServeWorkload(Workload):
                         ignore_eos=self.ignore_eos, temperature=self.temperature,
                         seed=self.prompt_seed(), timeout_s=self.timeout_s, stall_s=self.stall_s,
                         max_in_flight=self.max_in_flight, cache=self.cache,
-                        turns=self.turns or 1, think_time_s=self.think_time_s)
+                        turns=self.turns or 1, think_time_s=self.think_time_s,
+                        arrival=self.arrival, arrival_cv=self.arrival_cv)
 
     def measure(self, session: Any, plan: Any) -> list[Any]:
         """Run this level against the session's server; one Iteration per timed request.
@@ -632,6 +650,11 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
         ignore_eos=s["ignore_eos"], temperature=float(s["temperature"]), seed=s["seed"],
         max_in_flight=s["max_in_flight"], cache=s["cache"],
         slo_error_rate=_float(slo.get("error_rate")))
+    arrival = s.get("arrival", "poisson")
+    if isinstance(arrival, dict):
+        common.update(arrival="gamma", arrival_cv=float(arrival["gamma"]["cv"]))
+    else:
+        common.update(arrival=arrival)
     talk = s.get("sessions")
     if talk:
         common.update(turns=int(talk["turns"]), think_time_s=float(talk.get("think_time_s", 0)),

@@ -294,3 +294,44 @@ def test_bad_distribution_is_one_line(tmp_path: Path, dist: str, message: str) -
     with pytest.raises(BenchkitError) as err:
         load_suite(suite)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- arrivals
+
+@pytest.mark.parametrize("arrival, cv", [("constant", 0.0), ("poisson", 1.0),
+                                         ("gamma", 3.0)])
+def test_arrival_gaps_have_the_stated_rate_and_spread(arrival: str, cv: float) -> None:
+    import random
+    import statistics
+
+    from benchkit.workloads.serve import loadgen
+
+    spec = loadgen.LoadSpec(rate=4.0, requests=4000, arrival=arrival, arrival_cv=cv or 1.0)
+    rng = random.Random(1)
+    gaps = [loadgen.next_gap(spec, rng, i) for i in range(4000)]
+    mean = statistics.fmean(gaps)
+    assert mean == pytest.approx(0.25, rel=0.1)
+    assert statistics.pstdev(gaps) / mean == pytest.approx(cv, abs=0.15 * max(cv, 1))
+
+
+def test_ramp_arrivals_speed_up() -> None:
+    import random
+    import statistics
+
+    from benchkit.workloads.serve import loadgen
+
+    spec = loadgen.LoadSpec(rate=10.0, requests=2000, arrival="ramp")
+    rng = random.Random(2)
+    gaps = [loadgen.next_gap(spec, rng, i) for i in range(2000)]
+    assert statistics.fmean(gaps[:200]) > 3 * statistics.fmean(gaps[-200:])
+
+
+def test_open_loop_level_with_bursty_arrivals_records_its_schedule() -> None:
+    with OpenAIFake("m") as fake:
+        w, summary, its = _level("{rate: 20, requests: 6, prompt_tokens: 4, max_tokens: 2, "
+                                 "arrival: {gamma: {cv: 2}}}",
+                                 _session(fake.url, api="openai", openai_url=fake.url + "/v1"))
+    assert summary["requests_ok"] == 6
+    assert w.to_dict()["arrival"] == {"gamma": {"cv": 2.0}}
+    scheduled = [it["scheduled_s"] for it in its]
+    assert scheduled == sorted(scheduled) and scheduled[0] > 0
