@@ -70,6 +70,24 @@ def conversations(sessions: int, turns: int, user_tokens: int, prefix_tokens: in
             for _ in range(sessions)]
 
 
+def from_file(lines: Any, sessions: int, turns: int) -> list[Any]:
+    """`sessions` conversations from a prompts file's lines (cycled): each line's user
+    messages are its turns (the first `turns` of them; the replies are the server's own),
+    its system message the system prompt; a single prompt is a one-turn conversation."""
+    from benchkit.workloads.serve.loadgen import Conversation
+
+    out = []
+    for k in range(sessions):
+        value, _ = lines[k % len(lines)]
+        if isinstance(value, str):
+            out.append(Conversation(users=(value,)))
+            continue
+        system = next((text for role, text in value if role == "system"), None)
+        users = tuple(text for role, text in value if role == "user")[:turns]
+        out.append(Conversation(users=users, system=system))
+    return out
+
+
 def _rate(hits: int, computed: int) -> float | None:
     return hits / (hits + computed) if hits + computed else None
 

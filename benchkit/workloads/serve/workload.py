@@ -71,6 +71,8 @@ DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 
 # Prompts differ from run to run unless the suite pins `seed`: each level's seed is drawn
 # from this, chosen once per run (process), and recorded with every request.
 RUN_SEED = secrets.randbelow(2**31)
+# prompt sets benchkit ships, named without folder or suffix (`prompts: persuasion-dialogue`)
+SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent.parent / "data" / "conversations"
 DURATION_POOL = 256        # distinct prompts cycled through in duration mode
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -155,9 +157,6 @@ SCHEMA = {
              "x-error": "search: needs an slo: to meet"},
             {"not": {"required": ["sessions", "rate"]},
              "x-error": "sessions: run in a closed loop: give concurrency:, not rate:"},
-            {"not": {"required": ["sessions", "prompts"]},
-             "x-error": "sessions: make their own conversations: give prompt_tokens:, "
-                        "not prompts:"},
             {"not": {"required": ["requests", "duration"]},
              "x-error": "give requests or duration per level, not both"},
             {"not": {"required": ["prompt_tokens", "prompts"]},
@@ -311,8 +310,9 @@ class ServeWorkload(Workload):
         talks = ()
         if self.turns:
             sessions = -(-(spec.requests or DURATION_POOL) // self.turns)
-            talks = conv.conversations(sessions, self.turns, self.n_prompt or 16,
-                                       self.shared_prefix_tokens, spec.seed)
+            talks = (conv.from_file(self.prompts, sessions, self.turns) if self.prompts else
+                     conv.conversations(sessions, self.turns, self.n_prompt or 16,
+                                        self.shared_prefix_tokens, spec.seed))
             spec = dataclasses.replace(spec, requests=None if spec.requests is None
                                        else sessions * self.turns)
         url, scraped = server_metrics.metrics_url(endpoint), []
@@ -371,8 +371,9 @@ class ServeWorkload(Workload):
         another's cache); token ids where llama-server can tokenize them."""
         from benchkit.workloads.serve import loadgen
 
-        if self.prompts:
-            return [loadgen.Prompt(text=t, max_tokens=n) for t, n in self.prompts]
+        if self.prompts and not self.turns:
+            return [loadgen.Prompt(text=t, max_tokens=n) if isinstance(t, str) else
+                    loadgen.Prompt(messages=t, max_tokens=n) for t, n in self.prompts]
         count = (spec.requests or DURATION_POOL) + spec.warmup
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
         if self.turns:         # conversations are their own; these are the warmups
@@ -673,8 +674,10 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
 
 def read_prompts(value: str, at: SuiteSpot = SuiteSpot(field="serve.prompts")
                  ) -> tuple[tuple[tuple[str, int | None], ...], str]:
-    """A JSON-lines prompts file: each line a JSON string, or an object with `prompt`
-    (text) and optionally `max_tokens`. Blank lines are skipped. Returns the prompts and
+    """A JSON-lines prompts file: each line a JSON string, an object with `prompt`
+    (text) and optionally `max_tokens`, or a conversation: a list of messages
+    ({"role": "system" | "user" | "assistant", "content": "..."}) or {"messages": [...],
+    "max_tokens": N}, with at least one user message. Blank lines are skipped. Returns the prompts and
     the file's sha256. A missing, unreadable or too large file is one error naming the
     suite file and the field; a bad line names the prompts file and its line."""
     from benchkit.core.safeio import MAX_PROMPTS_BYTES, read_bounded_bytes
@@ -682,6 +685,9 @@ def read_prompts(value: str, at: SuiteSpot = SuiteSpot(field="serve.prompts")
     path = Path(os.path.expanduser(value))
     if not path.is_absolute():
         path = at.folder / path
+    shipped = SHIPPED_PROMPTS / f"{value}.jsonl"
+    if "/" not in value and not path.exists() and shipped.is_file():
+        path = shipped           # a set benchkit ships, by its name
     where = "the suite file's folder" if at.file else "the working folder"
     try:
         data = read_bounded_bytes(path, MAX_PROMPTS_BYTES, f"prompts file {value}",
@@ -707,13 +713,20 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _prompt_line(line: str, path: str, n: int) -> tuple[str, int | None]:
+def _prompt_line(line: str, path: str, n: int) -> tuple[Any, int | None]:
     try:
         value = json.loads(line)
     except ValueError as exc:
         raise BenchkitError(f"not JSON ({exc})", file=path, line=n, field="prompt") from None
     if isinstance(value, str) and value:
         return value, None
+    if isinstance(value, list) or (isinstance(value, dict) and "messages" in value):
+        limit = value.get("max_tokens") if isinstance(value, dict) else None
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            raise BenchkitError("must be an integer >= 1", file=path, line=n,
+                                field="max_tokens")
+        return _messages(value["messages"] if isinstance(value, dict) else value, path, n), limit
     if isinstance(value, dict) and isinstance(value.get("prompt"), str) and value["prompt"]:
         limit = value.get("max_tokens")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
@@ -723,6 +736,25 @@ def _prompt_line(line: str, path: str, n: int) -> tuple[str, int | None]:
         return value["prompt"], limit
     raise BenchkitError('each line must be a JSON string or {"prompt": "...", '
                         '"max_tokens": N}', file=path, line=n, field="prompt")
+
+
+def _messages(value: Any, path: str, n: int) -> tuple[tuple[str, str], ...]:
+    """A conversation line's messages: {"role": system|user|assistant, "content": text}."""
+    if not isinstance(value, list) or not value:
+        raise BenchkitError("a conversation must be a non-empty list of messages",
+                            file=path, line=n, field="messages")
+    out = []
+    for k, m in enumerate(value):
+        if (not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant")
+                or not isinstance(m.get("content"), str)):
+            raise BenchkitError('each message must be {"role": "system" | "user" | '
+                                '"assistant", "content": "..."}', file=path, line=n,
+                                field=f"messages.{k}")
+        out.append((m["role"], m["content"]))
+    if not any(role == "user" for role, _ in out):
+        raise BenchkitError("the conversation has no user message", file=path, line=n,
+                            field="messages")
+    return tuple(out)
 
 
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}

@@ -335,3 +335,54 @@ def test_open_loop_level_with_bursty_arrivals_records_its_schedule() -> None:
     assert w.to_dict()["arrival"] == {"gamma": {"cv": 2.0}}
     scheduled = [it["scheduled_s"] for it in its]
     assert scheduled == sorted(scheduled) and scheduled[0] > 0
+
+
+# --------------------------------------------------------------------------- datasets
+
+def test_shipped_conversations_run_as_sessions(server: str) -> None:
+    """The shipped set (dialogue of Persuasion): each conversation's user messages are the
+    turns, its system message the system prompt; the server reuses the earlier turns."""
+    w, summary, its = _level("{concurrency: 1, requests: 4, max_tokens: 4, cache: reuse, "
+                             "prompts: persuasion-dialogue, sessions: {turns: 2}}",
+                             _session(server))
+    assert w.to_dict()["prompts"]["count"] >= 20
+    assert [(it["session"], it["turn"]) for it in its] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert summary["cache_hit_rate_later_turns"] > 0.5, summary
+
+
+def test_conversation_line_is_sent_as_messages(tmp_path: Path) -> None:
+    f = tmp_path / "c.jsonl"
+    f.write_text(json.dumps([{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "Hello there"}]) + "\n"
+                 + json.dumps({"messages": [{"role": "user", "content": "Hi"}],
+                               "max_tokens": 3}) + "\n")
+    with OpenAIFake("m") as fake:
+        w, summary, _ = _level(f"{{concurrency: 1, requests: 2, prompts: {f}, endpoint: chat}}",
+                               _session(fake.url, api="openai", openai_url=fake.url + "/v1"))
+        bodies = [b for m, p, b in fake.requests if p.endswith("/chat/completions")]
+    assert summary["requests_ok"] == 2
+    assert bodies[0]["messages"] == [{"role": "system", "content": "Be brief."},
+                                     {"role": "user", "content": "Hello there"}]
+    assert bodies[1]["max_tokens"] == 3
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "prompts file not found: p.jsonl"),
+    (b"", "holds no prompt"),
+    (b"\x00\x01\x02\xff\xfe", "not JSON"),
+    (b"prompt one\n", "not JSON"),
+    (b'[{"role": "system", "content": "x"}, {"role": "assistant", "content": "y"}]\n',
+     "the conversation has no user message"),
+    (b'[{"role": "bot", "content": "x"}]\n', "[messages.0]")])
+def test_bad_prompts_file_is_one_line(tmp_path: Path, content: bytes | None,
+                                      message: str) -> None:
+    from benchkit.run.suite import load_suite
+
+    if content is not None:
+        (tmp_path / "p.jsonl").write_bytes(content)
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nmodels: [{path: m.gguf}]\nengines: [{kind: llama-server}]\n"
+                     "workloads:\n  - serve: {concurrency: 1, prompts: p.jsonl}\n")
+    with pytest.raises(BenchkitError) as err:
+        load_suite(suite)
+    assert message in str(err.value) and "\n" not in str(err.value)
