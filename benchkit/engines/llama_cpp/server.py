@@ -109,6 +109,8 @@ class LlamaServer(Engine):
         if model is None:
             raise BenchkitError("llama-server needs a model file")
         binary = find_tool("llama-server", self.options.binary)
+        if self.options.draft_model:
+            check_draft(model.path, os.path.expanduser(self.options.draft_model))
         session = ServerSession(self.options, model, binary)
         try:
             session.start()
@@ -116,6 +118,35 @@ class LlamaServer(Engine):
             session.close()
             raise
         return session
+
+
+def vocabulary_size(path: str) -> int | None:
+    """A GGUF file's vocabulary: the rows of its token embedding (else its tokenizer's
+    token list), from the header alone."""
+    from benchkit.models.gguf import read_header
+
+    header = read_header(path)
+    for t in header.tensors:
+        if t.name == "token_embd.weight" and len(t.shape) >= 2:
+            return int(t.shape[1])
+    tokens = header.metadata.get("tokenizer.ggml.tokens")
+    n = getattr(tokens, "length", None)
+    return int(n) if n is not None else (len(tokens) if isinstance(tokens, list) else None)
+
+
+def check_draft(model_path: str, draft_path: str) -> None:
+    """Refuse a draft model whose vocabulary differs from the model's, in one line: this
+    llama-server starts with such a draft all the same, and its drafts would be tokens of
+    another vocabulary."""
+    name = Path(draft_path).name
+    if not os.path.isfile(draft_path):
+        raise BenchkitError(f"draft_model {name}: no such file ({draft_path})",
+                            field="engine.draft_model")
+    mine, theirs = vocabulary_size(model_path), vocabulary_size(draft_path)
+    if mine is not None and theirs is not None and mine != theirs:
+        raise BenchkitError(f"draft_model {name} has a vocabulary of {theirs:,} tokens, the "
+                            f"model {Path(model_path).name} {mine:,}: speculative decoding "
+                            "needs the same vocabulary; refused", field="engine.draft_model")
 
 
 def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,

@@ -118,3 +118,20 @@ def test_prometheus_text_parsing() -> None:
     figures = server_metrics.level_figures(before, after)
     assert figures["server_requests_running"] == 4
     assert figures["server_prefix_cache_hit_rate"] == 30 / 80
+
+
+def test_draft_of_another_vocabulary_is_refused_in_one_line(q8_target: Path,
+                                                             tmp_path: Path) -> None:
+    """A reduced SmolLM2 stand-in with 2,048 tokens (benchkit's synthetic models) as the
+    draft: llama-server would start with it; benchkit refuses it before starting."""
+    from benchkit.core.errors import BenchkitError
+    from benchkit.models import synth
+
+    other = synth.synthesize("smollm2-135m", "Q4_1", output=tmp_path / "v2048.gguf",
+                             progress=False, reduce={"n_layers": 2, "n_vocab": 2048}).path
+    with pytest.raises(BenchkitError) as err:
+        LlamaServer(Options(**CPU, draft_model=str(other))).open(_model(q8_target))
+    assert str(err.value) == (
+        "[engine.draft_model]: draft_model v2048.gguf has a vocabulary of 2,048 tokens, the "
+        "model smollm2-q8_0.gguf 49,152: speculative decoding needs the same vocabulary; "
+        "refused")
