@@ -165,11 +165,10 @@ def test_conversations_reuse_and_bust_the_prefix_cache(server: str) -> None:
     assert bust["cache"] == "bust"
 
 
-def test_sessions_refuse_a_rate_and_a_prompts_file(tmp_path: Path) -> None:
+def test_sessions_refuse_a_rate(tmp_path: Path) -> None:
     from benchkit.run.suite import load_suite
 
-    for extra, words in (("rate: 1", "closed loop"), ("concurrency: 1, prompts: p.jsonl",
-                                                      "not prompts")):
+    for extra, words in (("rate: 1", "closed loop"),):
         suite = tmp_path / "s.yaml"
         suite.write_text("name: s\nmodels: [{path: m.gguf}]\nengines: [{kind: llama-server}]\n"
                          f"workloads:\n  - serve: {{{extra}, sessions: {{turns: 2}}}}\n")

@@ -86,7 +86,7 @@ def test_draft_model_acceptance(drafted: Any) -> None:
     assert summary["draft_tokens"] > 0
     assert 0 < summary["draft_acceptance"] <= 1
     assert summary["draft_acceptance"] == pytest.approx(
-        sum(it["draft_accepted"] for it in its) / sum(it["draft_n"] for it in its))
+        sum(it.get("draft_accepted", 0) for it in its) / sum(it.get("draft_n", 0) for it in its))
 
 
 class _Garbage(OpenAIFake):
