@@ -46,12 +46,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -71,8 +68,6 @@ DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 
 # Prompts differ from run to run unless the suite pins `seed`: each level's seed is drawn
 # from this, chosen once per run (process), and recorded with every request.
 RUN_SEED = secrets.randbelow(2**31)
-# prompt sets benchkit ships, named without folder or suffix (`prompts: persuasion-dialogue`)
-SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent.parent / "data" / "conversations"
 DURATION_POOL = 256        # distinct prompts cycled through in duration mode
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -625,7 +620,7 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     prompts, sha, prompts_file = (), None, s.get("prompts")
     if prompts_file:
         at = SuiteSpot(file, f"{field}.serve.prompts" if field else "serve.prompts", line)
-        prompts, sha = read_prompts(prompts_file, at)
+        prompts, sha = traffic.read_prompts(prompts_file, at)
     if "duration" in entry["serve"]:
         s["requests"] = None
     slo = s.get("slo") or {}
@@ -670,91 +665,6 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if "concurrency" in s:
         return [ServeWorkload(concurrency=int(c), **common) for c in _as_list(s["concurrency"])]
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
-
-
-def read_prompts(value: str, at: SuiteSpot = SuiteSpot(field="serve.prompts")
-                 ) -> tuple[tuple[tuple[str, int | None], ...], str]:
-    """A JSON-lines prompts file: each line a JSON string, an object with `prompt`
-    (text) and optionally `max_tokens`, or a conversation: a list of messages
-    ({"role": "system" | "user" | "assistant", "content": "..."}) or {"messages": [...],
-    "max_tokens": N}, with at least one user message. Blank lines are skipped. Returns the prompts and
-    the file's sha256. A missing, unreadable or too large file is one error naming the
-    suite file and the field; a bad line names the prompts file and its line."""
-    from benchkit.core.safeio import MAX_PROMPTS_BYTES, read_bounded_bytes
-
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = at.folder / path
-    shipped = SHIPPED_PROMPTS / f"{value}.jsonl"
-    if "/" not in value and not path.exists() and shipped.is_file():
-        path = shipped           # a set benchkit ships, by its name
-    where = "the suite file's folder" if at.file else "the working folder"
-    try:
-        data = read_bounded_bytes(path, MAX_PROMPTS_BYTES, f"prompts file {value}",
-                                  missing=f"prompts file not found: {value} (a relative "
-                                          f"path is read from {where})")
-    except BenchkitError as exc:
-        raise at.error(exc.message) from None
-    shown = _shown(path)
-    out = []
-    for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if line.strip():
-            out.append(_prompt_line(line, shown, n))
-    if not out:
-        raise at.error(f"the prompts file {value} holds no prompt")
-    return tuple(out), hashlib.sha256(data).hexdigest()
-
-
-def _shown(path: Path) -> str:
-    """A path for an error line: relative to the working folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _prompt_line(line: str, path: str, n: int) -> tuple[Any, int | None]:
-    try:
-        value = json.loads(line)
-    except ValueError as exc:
-        raise BenchkitError(f"not JSON ({exc})", file=path, line=n, field="prompt") from None
-    if isinstance(value, str) and value:
-        return value, None
-    if isinstance(value, list) or (isinstance(value, dict) and "messages" in value):
-        limit = value.get("max_tokens") if isinstance(value, dict) else None
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
-                                  or limit < 1):
-            raise BenchkitError("must be an integer >= 1", file=path, line=n,
-                                field="max_tokens")
-        return _messages(value["messages"] if isinstance(value, dict) else value, path, n), limit
-    if isinstance(value, dict) and isinstance(value.get("prompt"), str) and value["prompt"]:
-        limit = value.get("max_tokens")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
-                                  or limit < 1):
-            raise BenchkitError("must be an integer >= 1", file=path, line=n,
-                                field="max_tokens")
-        return value["prompt"], limit
-    raise BenchkitError('each line must be a JSON string or {"prompt": "...", '
-                        '"max_tokens": N}', file=path, line=n, field="prompt")
-
-
-def _messages(value: Any, path: str, n: int) -> tuple[tuple[str, str], ...]:
-    """A conversation line's messages: {"role": system|user|assistant, "content": text}."""
-    if not isinstance(value, list) or not value:
-        raise BenchkitError("a conversation must be a non-empty list of messages",
-                            file=path, line=n, field="messages")
-    out = []
-    for k, m in enumerate(value):
-        if (not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant")
-                or not isinstance(m.get("content"), str)):
-            raise BenchkitError('each message must be {"role": "system" | "user" | '
-                                '"assistant", "content": "..."}', file=path, line=n,
-                                field=f"messages.{k}")
-        out.append((m["role"], m["content"]))
-    if not any(role == "user" for role, _ in out):
-        raise BenchkitError("the conversation has no user message", file=path, line=n,
-                            field="messages")
-    return tuple(out)
 
 
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
