@@ -432,10 +432,33 @@ def _serve_lines(c: Comparison) -> list[str]:
             _pct(s["output_tps_change_pct"]),
             f"{fmt_ms(s['base']['ttft_p99_s'])} → {fmt_ms(s['new']['ttft_p99_s'])}",
             _pct(s["ttft_p99_s_change_pct"]), ""]).strip())
+    lines += _serve_extra_lines(c, rows)
     return lines + ["", "Serve levels: output tok/s is every output token of the level over "
                     "its wall time, p99 TTFT the 99th percentile of time to first token; "
                     "one figure per level, so no significance test applies (the table "
                     "above tests per-request tok/s)."]
+
+
+def _serve_extra_lines(c: Comparison, rows: list[Any]) -> list[str]:
+    """Prefix-cache hit rate, draft acceptance and the SLO search's answer, base → new,
+    for the levels that have them (workloads.serve.workload.SHOWN)."""
+    from benchkit.workloads.serve.workload import SHOWN
+
+    have = [p for p in rows if any(p.serve[side].get(k) is not None
+                                   for side in ("base", "new") for k in SHOWN)]
+    if not have:
+        return []
+
+    def cell(v: Any) -> str:
+        return "—" if v is None else f"{v:.3g}"
+
+    out = ["", "| Model | Test | Cache hit rate base → new | Draft acceptance base → new | "
+           "SLO max load base → new |", "|---|---|---|---|---|"]
+    for p in have:
+        b, n = p.serve["base"], p.serve["new"]
+        out.append(" | ".join(["", _md(p.model), p.test] + [
+            f"{cell(b.get(k))} → {cell(n.get(k))}" for k in SHOWN] + [""]).strip())
+    return out
 
 
 def _pct(x: float | None) -> str:

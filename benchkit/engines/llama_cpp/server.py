@@ -61,6 +61,27 @@ class Options(LlamaCppOptions):
         None, {"anyOf": [{"type": "null"}, {"type": "array", "items": {"type": "string"}}],
                "x-error": "must be a list of command-line arguments, e.g. [\"-np\", \"4\"]"},
         "extra llama-server arguments, after benchkit's (e.g. [\"-np\", \"4\"])", sweep=False)
+    draft_model: str | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}],
+               "x-error": "must be the path of a GGUF draft model (same vocabulary)"},
+        "speculative decoding: a draft model for llama-server's -md (same vocabulary as "
+        "the model)", sweep=False)
+    draft_max: int | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1, "maximum": 1024}],
+               "x-error": "must be an integer >= 1: most tokens drafted at a time"},
+        "speculative decoding: --spec-draft-n-max (formerly --draft-max), the most tokens "
+        "drafted at a time", sweep=True)
+    draft_min: int | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": 1024}],
+               "x-error": "must be an integer >= 0: fewest tokens drafted at a time"},
+        "speculative decoding: --spec-draft-n-min (formerly --draft-min), the fewest "
+        "tokens drafted at a time", sweep=False)
+    draft_p_min: float | None = setting(
+        None, {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0, "maximum": 1}],
+               "x-error": "must be a probability from 0 to 1"},
+        "speculative decoding: --spec-draft-p-min (--draft-p-min), the draft's least "
+        "probability to go on",
+        sweep=False)
     ready_timeout_s: float = setting(
         300.0, SECONDS_SCHEMA, "seconds to wait for the server to load the model and answer "
         "GET /health", sweep=False, column=False)
@@ -89,6 +110,8 @@ class LlamaServer(Engine):
         if model is None:
             raise BenchkitError("llama-server needs a model file")
         binary = find_tool("llama-server", self.options.binary)
+        if self.options.draft_model:
+            check_draft(model.path, os.path.expanduser(self.options.draft_model))
         session = ServerSession(self.options, model, binary)
         try:
             session.start()
@@ -98,9 +121,39 @@ class LlamaServer(Engine):
         return session
 
 
+def vocabulary_size(path: str) -> int | None:
+    """A GGUF file's vocabulary: the rows of its token embedding (else its tokenizer's
+    token list), from the header alone."""
+    from benchkit.models.gguf import read_header
+
+    header = read_header(path)
+    for t in header.tensors:
+        if t.name == "token_embd.weight" and len(t.shape) >= 2:
+            return int(t.shape[1])
+    tokens = header.metadata.get("tokenizer.ggml.tokens")
+    n = getattr(tokens, "length", None)
+    return int(n) if n is not None else (len(tokens) if isinstance(tokens, list) else None)
+
+
+def check_draft(model_path: str, draft_path: str) -> None:
+    """Refuse a draft model whose vocabulary differs from the model's, in one line: this
+    llama-server starts with such a draft all the same, and its drafts would be tokens of
+    another vocabulary."""
+    name = Path(draft_path).name
+    if not os.path.isfile(draft_path):
+        raise BenchkitError(f"draft_model {name}: no such file ({draft_path})",
+                            field="engine.draft_model")
+    mine, theirs = vocabulary_size(model_path), vocabulary_size(draft_path)
+    if mine is not None and theirs is not None and mine != theirs:
+        raise BenchkitError(f"draft_model {name} has a vocabulary of {theirs:,} tokens, the "
+                            f"model {Path(model_path).name} {mine:,}: speculative decoding "
+                            "needs the same vocabulary; refused", field="engine.draft_model")
+
+
 def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,
                 port: int) -> list[str]:
-    """The command line: benchkit's flags, then the suite's `args` (later flags win)."""
+    """The command line: benchkit's flags, then the suite's `args` (later flags win).
+    `--metrics` serves Prometheus figures at /metrics (the serve workload scrapes them)."""
     ngl = ALL_LAYERS if o.n_gpu_layers < 0 else str(o.n_gpu_layers)
     argv = [str(binary), "-m", model_path, "--host", "127.0.0.1", "--port", str(port),
             "-ngl", ngl, "-c", str(n_ctx), "-b", str(o.n_batch), "-ub", str(o.n_ubatch),
@@ -108,6 +161,14 @@ def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,
             "-ctv", o.type_v, "-lm", "mmap" if o.use_mmap else "none"]
     if not o.op_offload:
         argv.append("--no-op-offload")
+    argv.append("--metrics")
+    if o.draft_model:      # this llama.cpp drafts only with a --spec-type named
+        argv += ["-md", os.path.expanduser(o.draft_model), "--spec-type", "draft-simple"]
+    # this llama.cpp spells them --spec-draft-*; --draft-max / --draft-min are removed there
+    for flag, value in (("--spec-draft-n-max", o.draft_max), ("--spec-draft-n-min", o.draft_min),
+                        ("--spec-draft-p-min", o.draft_p_min)):
+        if value is not None:
+            argv += [flag, str(value)]
     return argv + list(o.args or [])
 
 
@@ -172,6 +233,7 @@ class ServerSession(Session):
             except BenchkitError as exc:
                 self._version = {"error": exc.message}
         gen = self.props.get("default_generation_settings") or {}
+        draft = os.path.expanduser(self.options.draft_model) if self.options.draft_model else None
         return {
             "name": "llama-server", "process": "separate process on loopback, started by "
             "benchkit", "url": self.server.base_url, "version": self._version,
@@ -181,8 +243,9 @@ class ServerSession(Session):
             "n_ctx": self.n_ctx, "n_ctx_slot": gen.get("n_ctx"),
             "total_slots": self.props.get("total_slots"),
             "n_vocab": self.meta.get("n_vocab"),
-            "argv": [Path(a).name if a == self.model.path else a
-                     for a in self.server.argv[1:]],   # the model by name: no local paths
+            "argv": [Path(a).name if a in (self.model.path, draft) else a
+                     for a in self.server.argv[1:]],   # models by name: no local paths
+            "draft_model": Path(draft).name if draft else None,
             "start_seconds": self.server.start_seconds,
         }
 

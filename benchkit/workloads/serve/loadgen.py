@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchkit.core.errors import BenchkitError
+from benchkit.workloads.serve.streams import parse_record
 
 # Why a request failed (RequestRecord.error):
 ERROR_KINDS = (
@@ -118,6 +119,17 @@ class Prompt:
     text: str | None = None
     token_ids: tuple[int, ...] | None = None
     max_tokens: int | None = None     # this prompt's own limit (a prompts file may say)
+    messages: tuple[tuple[str, str], ...] | None = None   # (role, text): a conversation
+    tokens_planned: int | None = None  # the length drawn for it (a distribution), if any
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One session of a conversation level: an optional system prompt (shared by every
+    session when it is the shared prefix) and the user message of each turn."""
+
+    users: tuple[str, ...]
+    system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,11 @@ class LoadSpec:
     stall_s: float = 30.0                # no byte from the server for this long
     connect_timeout_s: float = 10.0
     max_in_flight: int = 1024            # open loop: connection pool size
+    cache: str = "bust"                  # bust: every prompt cold; reuse: the server may cache
+    turns: int = 1                       # sessions: requests per conversation
+    think_time_s: float = 0.0            # sessions: pause between a reply and the next turn
+    arrival: str = "poisson"             # open loop: poisson, constant, gamma (bursty), ramp
+    arrival_cv: float = 1.0              # gamma: the gaps' coefficient of variation
 
     def __post_init__(self) -> None:
         if (self.concurrency is None) == (self.rate is None):
@@ -170,13 +187,14 @@ def request_body(target: Target, prompt: Prompt, spec: LoadSpec, index: int) -> 
     """The JSON body of one streaming request (serialised before the clock starts)."""
     n = prompt.max_tokens or spec.max_tokens
     seed = spec.seed + (index if index >= 0 else 1_000_000 - index)   # warmups: index < 0
+    text = prompt.text if prompt.messages is None else render_transcript(prompt.messages)
     if target.protocol == "llama-server":
         body: dict[str, Any] = {
-            "prompt": list(prompt.token_ids) if prompt.token_ids else prompt.text,
-            "n_predict": n, "stream": True, "cache_prompt": False,
+            "prompt": list(prompt.token_ids) if prompt.token_ids else text,
+            "n_predict": n, "stream": True, "cache_prompt": spec.cache == "reuse",
             "ignore_eos": spec.ignore_eos, "temperature": spec.temperature, "seed": seed}
     elif target.protocol == "ollama":
-        body = {"prompt": prompt.text or "", "stream": True, "raw": True,
+        body = {"prompt": text or "", "stream": True, "raw": True,
                 "options": {"num_predict": n, "temperature": spec.temperature, "seed": seed}}
     else:
         body = {"max_tokens": n, "stream": True, "temperature": spec.temperature,
@@ -184,12 +202,24 @@ def request_body(target: Target, prompt: Prompt, spec: LoadSpec, index: int) -> 
         if spec.ignore_eos:   # vLLM and llama-server honour ignore_eos, llama-cpp-python min_tokens
             body.update(ignore_eos=True, min_tokens=n)
         if target.protocol == "openai-chat":
-            body["messages"] = [{"role": "user", "content": prompt.text or ""}]
+            body["messages"] = ([{"role": r, "content": t} for r, t in prompt.messages]
+                                if prompt.messages else
+                                [{"role": "user", "content": prompt.text or ""}])
         else:
-            body["prompt"] = list(prompt.token_ids) if prompt.token_ids else prompt.text
+            body["prompt"] = list(prompt.token_ids) if prompt.token_ids else text
+        if target.base_url:        # llama-server's OpenAI routes accept its cache flag
+            body["cache_prompt"] = spec.cache == "reuse"
     if target.model and target.protocol != "llama-server":
         body["model"] = target.model
     return json.dumps(body).encode()
+
+
+def render_transcript(messages: Sequence[tuple[str, str]]) -> str:
+    """A conversation as one text prompt (for the completion APIs): each message after
+    its role's name, then the assistant's name for the reply."""
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    parts = [f"{names.get(role, role.title())}: {text}" for role, text in messages]
+    return "\n\n".join([*parts, "Assistant:"])
 
 
 def synthetic_texts(n_tokens: int, count: int, seed: int) -> list[str]:
@@ -219,6 +249,17 @@ class RequestRecord:
     detail: str | None = None
     status_code: int | None = None
     retries: int = 0                     # sent again after a pooled connection was dead
+    session: int | None = None           # sessions: the conversation and its turn (1, 2 ...)
+    turn: int | None = None
+    think_s: float | None = None         # sessions: the pause before this turn was sent
+    cache_n: int | None = None           # prompt tokens the server took from its cache
+    prompt_n: int | None = None          # prompt tokens the server computed
+    draft_n: int | None = None           # speculative decoding: tokens drafted, accepted
+    draft_accepted: int | None = None
+    ttft_answer_s: float | None = None   # send -> first answer token (after any reasoning)
+    reasoning_tokens: int | None = None  # token events of reasoning (reasoning_content, <think>)
+    text: str = ""                       # the generated text (answer and reasoning)
+    parsed: bool = False
     stamps: list[float] = field(default_factory=list, repr=False)    # raw, until parsed
     chunks: list[bytes] = field(default_factory=list, repr=False)
     t0: float = 0.0
@@ -263,33 +304,49 @@ class LevelResult:
 
 def run_level(target: Target, prompts: Sequence[Prompt], spec: LoadSpec, *,
               on_request: Callable[[RequestRecord | None], None] = lambda r: None,
-              idle_timeout_s: float = 30.0) -> LevelResult:
+              idle_timeout_s: float = 30.0,
+              conversations: Sequence[Conversation] = (),
+              before_level: Callable[[], None] = lambda: None) -> LevelResult:
     """Warm up, wait for the server to be idle, run one level, parse what came back.
 
     `on_request(record)` is called as each timed request ends (None for a warmup), for
-    progress display; it must be cheap.
+    progress display; it must be cheap. With `conversations` (a closed loop only), each
+    worker runs whole sessions, one after another: turn k sends the system prompt, every
+    earlier user message and reply, and the k-th user message, `spec.think_time_s` after
+    the previous reply ended; `prompts` are then the warmups' only. A turn's reply is
+    parsed as soon as it ends (in the think time, the next turn needs its text), the
+    other requests after the level; a failed turn ends its session. `before_level()` is
+    called once the warmups are done and the server is idle, before the level's clock
+    starts (a scrape of the server's metrics).
     """
     if not prompts:
         raise BenchkitError("no prompts to send", field="serve.prompts")
+    if conversations and spec.concurrency is None:
+        raise BenchkitError("sessions run in a closed loop: give concurrency, not rate",
+                            field="serve.sessions")
     from benchkit.core.interrupts import CtrlC
 
-    result = asyncio.run(_level(target, list(prompts), spec, on_request, idle_timeout_s))
+    result = asyncio.run(_level(target, list(prompts), spec, on_request, idle_timeout_s,
+                                list(conversations), before_level))
     CtrlC.check()        # Ctrl-C during the level: the run records itself as interrupted
     return result
 
 
 async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
                  on_request: Callable[[RequestRecord | None], None],
-                 idle_timeout_s: float) -> LevelResult:
+                 idle_timeout_s: float, conversations: list[Conversation],
+                 before_level: Callable[[], None]) -> LevelResult:
     import httpx
 
     with _fast_pool_locks():
-        return await _level_client(httpx, target, prompts, spec, on_request, idle_timeout_s)
+        return await _level_client(httpx, target, prompts, spec, on_request, idle_timeout_s,
+                                   conversations, before_level)
 
 
 async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
                         on_request: Callable[[RequestRecord | None], None],
-                        idle_timeout_s: float) -> LevelResult:
+                        idle_timeout_s: float, conversations: list[Conversation],
+                        before_level: Callable[[], None]) -> LevelResult:
     from benchkit.core.interrupts import CtrlC
 
     limits = httpx.Limits(max_connections=spec.pool_size,
@@ -303,11 +360,15 @@ async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec:
             warm = await state.closed_loop(range(-spec.warmup, 0),
                                            min(spec.warmup, spec.concurrency or 1), None)
             await _wait_idle(client, target, idle_timeout_s)
+            before_level()
             gc.collect()
             gc.disable()     # no collector pause inside the timed part
             try:
                 t_level = state.t_level = time.perf_counter()
-                if spec.concurrency is not None:
+                if conversations:
+                    records = await state.sessions(conversations, spec.concurrency or 1,
+                                                   _deadline(spec, t_level))
+                elif spec.concurrency is not None:
                     records = await state.closed_loop(_indexes(spec), spec.concurrency,
                                                       _deadline(spec, t_level))
                 else:
@@ -369,6 +430,27 @@ def _deadline(spec: LoadSpec, t_level: float) -> float | None:
     return t_level + spec.duration_s if spec.requests is None and spec.duration_s else None
 
 
+def next_gap(spec: LoadSpec, rng: random.Random, i: int) -> float:
+    """The open loop's gap before request `i`, in seconds, at `spec.rate` on average:
+    poisson (exponential gaps), constant (1 / rate), gamma (bursty: gaps of coefficient
+    of variation `arrival_cv`, shape 1 / cv^2; cv 1 is Poisson), ramp (exponential gaps
+    whose rate rises linearly from a tenth of `rate` to `rate` over the level's requests,
+    or its duration)."""
+    rate = float(spec.rate or 1.0)
+    if spec.arrival == "constant":
+        return 1.0 / rate
+    if spec.arrival == "gamma":
+        shape = 1.0 / spec.arrival_cv ** 2
+        return rng.gammavariate(shape, 1.0 / (rate * shape))
+    if spec.arrival == "ramp":
+        if spec.requests:
+            share = i / max(spec.requests - 1, 1)
+        else:
+            share = min(1.0, i / max(rate * (spec.duration_s or 1.0), 1.0))
+        return rng.expovariate(rate * (0.1 + 0.9 * share))
+    return rng.expovariate(rate)
+
+
 class _State:
     """The level's shared state: the client, the prompts, every request task in flight."""
 
@@ -405,6 +487,43 @@ class _State:
         await asyncio.gather(*(worker() for _ in range(workers)))
         return sorted(records, key=lambda r: r.index)
 
+    async def sessions(self, conversations: list[Conversation], workers: int,
+                       deadline: float | None) -> list[RequestRecord]:
+        """Whole conversations, `workers` at a time (see run_level)."""
+        records: list[RequestRecord] = []
+        shared = iter(range(len(conversations)))
+        spec, turns = self.spec, max(len(c.users) for c in conversations)
+
+        async def session(k: int) -> None:
+            conv, history = conversations[k], []
+            for turn, user in enumerate(conv.users):
+                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                    return
+                if turn and spec.think_time_s:
+                    await asyncio.sleep(spec.think_time_s)
+                index = k * turns + turn
+                head = [("system", conv.system)] if conv.system else []
+                messages = [*head, *history, ("user", user)]
+                if spec.cache == "bust":     # a prefix no other request has
+                    role, text = messages[0]
+                    messages[0] = (role, f"[{spec.seed:x}.{index}] {text}")
+                rec = RequestRecord(index=index, session=k, turn=turn + 1,
+                                    think_s=spec.think_time_s if turn else None)
+                records.append(rec)
+                body = request_body(self.target, Prompt(messages=tuple(messages)), spec, index)
+                await self.launch(rec, body)
+                parse_record(self.target.protocol, rec)
+                if rec.error:
+                    return
+                history += [("user", user), ("assistant", rec.text)]
+
+        async def worker() -> None:
+            for k in shared:
+                await session(k)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return sorted(records, key=lambda r: r.index)
+
     async def open_loop(self, t_level: float) -> list[RequestRecord]:
         spec = self.spec
         rng = random.Random(spec.seed)
@@ -412,7 +531,7 @@ class _State:
         tasks = []
         arrival = 0.0
         for i in _indexes(spec):
-            arrival += rng.expovariate(spec.rate)
+            arrival += next_gap(spec, rng, i)
             if spec.requests is None and arrival > spec.duration_s:
                 break
             body = self.body(i)
@@ -533,163 +652,6 @@ async def _wait_idle(client: Any, target: Target, timeout_s: float) -> None:
                 isinstance(s, dict) and s.get("is_processing") for s in slots):
             return
         await asyncio.sleep(0.05)
-
-
-# --------------------------------------------------------------------------- parsing (after)
-
-def parse_record(protocol: str, rec: RequestRecord) -> None:
-    """Turn a request's raw chunks into token times and counts (after the level).
-
-    Token events are the stream's events that carry generated text: llama-server's
-    `content` events before `stop`, OpenAI's choices with text or a delta with content,
-    Ollama's lines before `done`. An event's time is the arrival of the chunk that
-    completed it. Token counts come from the server's usage figures when it gives them
-    (tokens_predicted / usage / eval_count), else they are the token events counted.
-    """
-    lines = _lines(rec.stamps, rec.chunks)
-    rec.chunks, rec.stamps = [], []
-    if rec.error and rec.error not in ("stalled", "closed", "timeout"):
-        return
-    events = _ndjson(lines) if protocol == "ollama" else _sse(lines)
-    if lines and not events:
-        return _fail(rec, "malformed", f"no stream events in the response: {lines[0][1][:80]!r}")
-    times, final, usage_in, usage_out = [], False, None, None
-    for t, payload in events:
-        if payload == b"[DONE]":
-            final = True
-            continue
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            return _fail(rec, "malformed", f"not JSON: {payload[:80]!r}")
-        step = _READERS[protocol](event)
-        if step is None:
-            return _fail(rec, "malformed", f"unexpected event: {payload[:80]!r}")
-        token, done, n_in, n_out, err = step
-        if err:
-            return _fail(rec, "http_5xx", f"error in the stream: {err}"[:200])
-        if token:
-            times.append(t - rec.t0)
-        usage_in = n_in if n_in is not None else usage_in
-        usage_out = n_out if n_out is not None else usage_out
-        final = final or done
-    rec.token_times_s = times
-    rec.ttft_s = times[0] if times else None
-    rec.tokens_in = usage_in
-    rec.tokens_out = usage_out if usage_out is not None else len(times)
-    rec.tokens_source = "server" if usage_out is not None else "counted"
-    if rec.error is None and not final:
-        _fail(rec, "closed", "the stream ended before its final event")
-    elif rec.error is None and not times:
-        _fail(rec, "malformed", "the stream carried no token")
-
-
-def _fail(rec: RequestRecord, kind: str, detail: str) -> None:
-    rec.error, rec.detail = kind, detail
-
-
-def _lines(stamps: list[float], chunks: list[bytes]) -> list[tuple[float, bytes]]:
-    """Complete lines with the arrival time of the chunk that ended each."""
-    out, buf = [], b""
-    for t, chunk in zip(stamps, chunks):
-        buf += chunk
-        if b"\n" not in chunk:
-            continue
-        *done, buf = buf.split(b"\n")
-        out.extend((t, line.rstrip(b"\r")) for line in done)
-    if buf.strip() and stamps:
-        out.append((stamps[-1], buf.rstrip(b"\r")))
-    return out
-
-
-def _sse(lines: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
-    """Server-sent events: `data:` lines up to a blank line make one event."""
-    events, data, t_last = [], [], 0.0
-    for t, line in lines:
-        if not line:
-            if data:
-                events.append((t, b"\n".join(data)))
-                data = []
-        elif line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-            t_last = t
-        # comments (":"), event:, id:, retry: lines carry no token
-    if data:
-        events.append((t_last, b"\n".join(data)))
-    return events
-
-
-def _ndjson(lines: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
-    return [(t, line) for t, line in lines if line.strip()]
-
-
-# reader(event) -> (is_token, is_final, tokens_in, tokens_out, error) or None if unknown
-Step = tuple[bool, bool, "int | None", "int | None", "str | None"]
-
-
-def _read_llama(e: Any) -> Step | None:
-    if not isinstance(e, dict):
-        return None
-    if "error" in e:
-        return False, False, None, None, _error_text(e["error"])
-    if "content" not in e and "stop" not in e:
-        return None
-    if e.get("stop"):
-        return False, True, _int(e.get("tokens_evaluated")), _int(e.get("tokens_predicted")), None
-    return "content" in e, False, None, None, None
-
-
-def _read_openai(e: Any) -> Step | None:
-    if not isinstance(e, dict):
-        return None
-    if "error" in e:
-        return False, False, None, None, _error_text(e["error"])
-    choices, usage = e.get("choices"), e.get("usage")
-    if not isinstance(choices, list):
-        return None
-    n_in = n_out = None
-    if isinstance(usage, dict):
-        n_in, n_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-    token = done = False
-    for c in choices:
-        if not isinstance(c, dict):
-            return None
-        delta = c.get("delta")
-        if isinstance(delta, dict):
-            token = token or any(delta.get(k) for k in ("content", "reasoning_content",
-                                                          "reasoning"))
-        elif isinstance(c.get("text"), str):
-            token = token or bool(c["text"]) or c.get("finish_reason") is None
-        done = done or c.get("finish_reason") is not None
-    return token, done, n_in, n_out, None
-
-
-def _read_ollama(e: Any) -> Step | None:
-    if not isinstance(e, dict):
-        return None
-    if "error" in e:
-        return False, False, None, None, _error_text(e["error"])
-    if "done" not in e:
-        return None
-    if e["done"]:
-        return (bool(e.get("response")), True, _int(e.get("prompt_eval_count")),
-                _int(e.get("eval_count")), None)
-    return "response" in e, False, None, None, None
-
-
-_READERS: dict[str, Callable[[Any], Step | None]] = {
-    "llama-server": _read_llama, "openai-completions": _read_openai,
-    "openai-chat": _read_openai, "ollama": _read_ollama}
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _error_text(err: Any) -> str:
-    if isinstance(err, dict):
-        return str(err.get("message") or err)
-    return str(err)
 
 
 # --------------------------------------------------------------------------- prompts

@@ -29,6 +29,13 @@ cases do for a high spread of their iterations.
 `prompts: FILE.jsonl` is read when the suite is: a relative path from the suite file's
 folder, a regular file of at most 16 MiB (`benchkit.core.safeio.MAX_PROMPTS_BYTES`).
 
+Cold prompts: unless `seed` is pinned, each level's prompts are seeded from RUN_SEED (one
+per run) and the level, so no run resends an earlier one's prompts; `cache: bust` (the
+default) also tells llama-server not to reuse its cache. Conversations (`sessions:`), the
+server's cache figures and the warning of a warm cache: `benchkit.workloads.serve.sessions`;
+the SLO search (`search:`): `benchkit.workloads.serve.search`; the server's /metrics:
+`benchkit.workloads.serve.metrics`.
+
 Prompt lengths: `prompt_tokens` is exact on llama-server (the prompts are token ids cut
 from one text its /tokenize encoded); on OpenAI-compatible and Ollama servers it is a text
 of that many common words (about one token each), and the tokens in recorded are the
@@ -39,11 +46,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import re
+import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -51,12 +56,19 @@ from benchkit.core.errors import BenchkitError
 from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
+from benchkit.workloads.serve import metrics as server_metrics
+from benchkit.workloads.serve import search as slo_search
+from benchkit.workloads.serve import sessions as conv
+from benchkit.workloads.serve import traffic
 
 ORDER = 30                  # place among the workloads (benchkit.workloads.modules)
 SUITE_KEYS = ("serve",)
 DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 300,
-            "stall_timeout": 30, "ignore_eos": True, "temperature": 0.8, "seed": 42,
-            "max_in_flight": 1024}
+            "stall_timeout": 30, "ignore_eos": True, "temperature": 0.8, "seed": None,
+            "max_in_flight": 1024, "cache": "bust"}
+# Prompts differ from run to run unless the suite pins `seed`: each level's seed is drawn
+# from this, chosen once per run (process), and recorded with every request.
+RUN_SEED = secrets.randbelow(2**31)
 DURATION_POOL = 256        # distinct prompts cycled through in duration mode
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -81,17 +93,38 @@ SCHEMA = {
                              "must be a number > 0: requests per second"),
             "requests": {**_POS_INT, "x-error": "must be an integer >= 1: requests per level"},
             "duration": _SECONDS,
-            "prompt_tokens": {**_POS_INT, "x-error": "must be an integer >= 1: prompt length"},
+            "prompt_tokens": {"anyOf": [_POS_INT, traffic.DIST_SCHEMA],
+                              "x-error": "must be an integer >= 1 (prompt length) or a "
+                                         "distribution {dist:, mean:, sd:, min:, max:}"},
             "prompts": {"type": "string", "minLength": 1,
                         "x-error": "must be the path of a JSON-lines file, one prompt a line"},
-            "max_tokens": {**_POS_INT, "x-error": "must be an integer >= 1: tokens to generate"},
+            "max_tokens": {"anyOf": [_POS_INT, traffic.DIST_SCHEMA],
+                           "x-error": "must be an integer >= 1 (tokens to generate) or a "
+                                      "distribution {dist:, mean:, sd:, min:, max:}"},
             "slo": {"type": "object", "additionalProperties": False, "minProperties": 1,
                     "properties": {
                         "ttft_ms": {"type": "number", "exclusiveMinimum": 0,
                                     "x-error": "must be a number > 0 (milliseconds)"},
                         "tpot_ms": {"type": "number", "exclusiveMinimum": 0,
-                                    "x-error": "must be a number > 0 (milliseconds)"}},
-                    "x-error": "must be a mapping with ttft_ms: and/or tpot_ms:"},
+                                    "x-error": "must be a number > 0 (milliseconds)"},
+                        "error_rate": {"type": "number", "minimum": 0, "maximum": 1,
+                                       "x-error": "must be a fraction from 0 to 1"}},
+                    "x-error": "must be a mapping with ttft_ms:, tpot_ms:, error_rate:"},
+            "arrival": {"anyOf": [{"enum": ["poisson", "constant", "ramp"]},
+                                  {"type": "object", "additionalProperties": False,
+                                   "required": ["gamma"],
+                                   "properties": {"gamma": {"type": "object",
+                                                            "additionalProperties": False,
+                                                            "required": ["cv"],
+                                                            "properties": {"cv": {
+                                                                "type": "number",
+                                                                "exclusiveMinimum": 0,
+                                                                "maximum": 100}}}}}],
+                        "x-error": "must be poisson, constant, ramp or {gamma: {cv: N}} "
+                                   "(bursty arrivals, cv > 0)"},
+            "sessions": conv.SCHEMA_SESSIONS,
+            "cache": conv.SCHEMA_CACHE,
+            "search": slo_search.SCHEMA,
             "endpoint": {"enum": ["native", "completions", "chat"],
                          "x-error": "must be native (the server's own API), completions "
                                     "or chat (its OpenAI-compatible ones)"},
@@ -108,9 +141,18 @@ SCHEMA = {
         "allOf": [
             {"not": {"required": ["concurrency", "rate"]},
              "x-error": "give concurrency (closed loop) or rate (open loop), not both"},
-            {"anyOf": [{"required": ["concurrency"]}, {"required": ["rate"]}],
-             "x-error": "needs concurrency: (requests in flight) or rate: (requests per "
-                        "second)"},
+            {"anyOf": [{"required": ["concurrency"]}, {"required": ["rate"]},
+                       {"required": ["search"]}],
+             "x-error": "needs concurrency: (requests in flight), rate: (requests per "
+                        "second) or search:"},
+            {"not": {"required": ["search", "concurrency"]},
+             "x-error": "give search: or concurrency:, not both (search picks the levels)"},
+            {"not": {"required": ["search", "rate"]},
+             "x-error": "give search: or rate:, not both (search picks the levels)"},
+            {"anyOf": [{"not": {"required": ["search"]}}, {"required": ["slo"]}],
+             "x-error": "search: needs an slo: to meet"},
+            {"not": {"required": ["sessions", "rate"]},
+             "x-error": "sessions: run in a closed loop: give concurrency:, not rate:"},
             {"not": {"required": ["requests", "duration"]},
              "x-error": "give requests or duration per level, not both"},
             {"not": {"required": ["prompt_tokens", "prompts"]},
@@ -141,14 +183,41 @@ class ServeWorkload(Workload):
     stall_s: float = 30.0
     ignore_eos: bool = True
     temperature: float = 0.8
-    seed: int = 42
+    seed: int | None = None
     max_in_flight: int = 1024
+    cache: str = "bust"
+    turns: int | None = None
+    think_time_s: float = 0.0
+    shared_prefix_tokens: int = 0
+    slo_error_rate: float | None = None
+    search_over: str | None = None
+    search_max: float | None = None
+    search_start: float = 1.0
+    search_levels: int = slo_search.DEFAULT_LEVELS
+    arrival: str = "poisson"
+    arrival_cv: float = 1.0
+    prompt_lengths: traffic.Lengths | None = None     # prompt_tokens as a distribution
+    max_lengths: traffic.Lengths | None = None        # max_tokens as a distribution
 
     kind = "serve"
 
     @property
     def test(self) -> str:
-        return f"serve-c{self.concurrency}" if self.concurrency else f"serve-r{self.rate:g}"
+        if self.search_over:
+            return f"serve-search-{self.search_over[0]}{self.search_max:g}"
+        base = f"serve-c{self.concurrency}" if self.concurrency else f"serve-r{self.rate:g}"
+        return (base + (f"-t{self.turns}" if self.turns else "")
+                + ("-reuse" if self.cache == "reuse" else ""))
+
+    def prompt_seed(self) -> int:
+        """The seed of this level's prompts: the suite's `seed`, else one drawn from the
+        run's own (RUN_SEED) and the level's name, so that no two runs or levels send
+        the same prompts."""
+        if self.seed is not None:
+            return self.seed
+        digest = hashlib.sha256(f"{RUN_SEED}:{self.test}:{self.concurrency}:{self.rate}"
+                                .encode()).digest()
+        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
     @property
     def n_prompt(self) -> int:
@@ -166,16 +235,29 @@ class ServeWorkload(Workload):
             "endpoint": self.endpoint, "timeout_s": self.timeout_s,
             "stall_timeout_s": self.stall_s, "ignore_eos": self.ignore_eos,
             "temperature": self.temperature, "seed": self.seed,
-            "slo": self.slo(), "percentiles": PERCENTILE_METHOD,
+            "slo": self.slo(), "percentiles": PERCENTILE_METHOD, "cache": self.cache,
         }
+        for key, dist in (("prompt_tokens", self.prompt_lengths),
+                          ("max_tokens", self.max_lengths)):
+            if dist is not None:
+                d[key] = dist.to_dict()
+        if self.rate is not None:
+            d["arrival"] = ({"gamma": {"cv": self.arrival_cv}} if self.arrival == "gamma"
+                            else self.arrival)
+        if self.turns:
+            d["sessions"] = {"turns": self.turns, "think_time_s": self.think_time_s,
+                             "shared_prefix_tokens": self.shared_prefix_tokens}
+        if self.search_over:
+            d["search"] = {"over": self.search_over, "max": self.search_max,
+                           "start": self.search_start, "levels": self.search_levels}
         if self.prompts_file:
             d["prompts"] = {"file": self.prompts_file, "count": len(self.prompts),
                             "sha256": self.prompts_sha256}
         return d
 
     def slo(self) -> dict[str, float] | None:
-        slo = {k: v for k, v in (("ttft_ms", self.slo_ttft_ms), ("tpot_ms", self.slo_tpot_ms))
-               if v is not None}
+        slo = {k: v for k, v in (("ttft_ms", self.slo_ttft_ms), ("tpot_ms", self.slo_tpot_ms),
+                                 ("error_rate", self.slo_error_rate)) if v is not None}
         return slo or None
 
     def load_spec(self, warmup: int) -> Any:
@@ -184,8 +266,10 @@ class ServeWorkload(Workload):
         return LoadSpec(concurrency=self.concurrency, rate=self.rate, requests=self.requests,
                         duration_s=self.duration_s, warmup=warmup, max_tokens=self.max_tokens,
                         ignore_eos=self.ignore_eos, temperature=self.temperature,
-                        seed=self.seed, timeout_s=self.timeout_s, stall_s=self.stall_s,
-                        max_in_flight=self.max_in_flight)
+                        seed=self.prompt_seed(), timeout_s=self.timeout_s, stall_s=self.stall_s,
+                        max_in_flight=self.max_in_flight, cache=self.cache,
+                        turns=self.turns or 1, think_time_s=self.think_time_s,
+                        arrival=self.arrival, arrival_cv=self.arrival_cv)
 
     def measure(self, session: Any, plan: Any) -> list[Any]:
         """Run this level against the session's server; one Iteration per timed request.
@@ -196,6 +280,19 @@ class ServeWorkload(Workload):
         of which kind and the first reason: the case is recorded as failed and keeps every
         request it measured (the runner keeps the iterations it was told of).
         """
+        if self.search_over:
+            return self._search(session, plan)
+        result, iterations, warm = self.run_once(session, plan.warmup)
+        session.warmups_used = len(warm)
+        session.first_iteration = warm[0] if warm else (iterations[0] if iterations else None)
+        for it in iterations:
+            plan.on_iteration(it)
+        _check_outcome(self, result)
+        return iterations
+
+    def run_once(self, session: Any, warmup: int | str,
+                 extra: dict[str, Any] | None = None) -> tuple[Any, list[Any], list[Any]]:
+        """Run this level: its LevelResult, its requests' and its warmups' Iterations."""
         from benchkit.workloads.serve import loadgen
 
         endpoint = getattr(session, "endpoint", None)
@@ -203,19 +300,60 @@ class ServeWorkload(Workload):
             raise BenchkitError("serve needs an HTTP engine (llama-server, openai, ollama): "
                                 "this engine has no server endpoint")
         target = loadgen.target_of(endpoint, self.endpoint)
-        spec = self.load_spec(self.warmup_requests(plan.warmup))
+        spec = self.load_spec(self.warmup_requests(warmup))
         if getattr(getattr(session, "options", None), "extensions", True) is False:
             spec = dataclasses.replace(spec, ignore_eos=False)  # a server refusing extra fields
-        result = loadgen.run_level(target, self.build_prompts(target, spec), spec)
+        talks = ()
+        if self.turns:
+            sessions = -(-(spec.requests or DURATION_POOL) // self.turns)
+            talks = (conv.from_file(self.prompts, sessions, self.turns) if self.prompts else
+                     conv.conversations(sessions, self.turns, self.n_prompt or 16,
+                                        self.shared_prefix_tokens, spec.seed))
+            spec = dataclasses.replace(spec, requests=None if spec.requests is None
+                                       else sessions * self.turns)
+        url, scraped = server_metrics.metrics_url(endpoint), []
+        prompts = self.build_prompts(target, spec)
+        result = loadgen.run_level(target, prompts, spec,
+                                   conversations=talks,
+                                   before_level=lambda: scraped.append(
+                                       server_metrics.scrape(url)))
+        scraped.append(server_metrics.scrape(url))
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
-        iterations = [iteration_of(rec, result.wall_s, api) for rec in result.records]
-        warm = [iteration_of(rec, result.wall_s, api) for rec in result.warmup]
-        session.warmups_used = len(warm)
-        session.first_iteration = warm[0] if warm else (iterations[0] if iterations else None)
-        for it in iterations:
-            plan.on_iteration(it)
-        _check_outcome(self, result)
-        return iterations
+        extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
+        iterations = [iteration_of(rec, result.wall_s, api, extra) for rec in result.records]
+        if self.prompt_lengths or self.max_lengths:      # the lengths drawn, per request
+            for rec, it in zip(result.records, iterations):
+                sent = prompts[rec.index % len(prompts)]
+                it.extra.update(prompt_tokens_planned=sent.tokens_planned,
+                                max_tokens_planned=sent.max_tokens)
+        if iterations and len(scraped) == 2:    # the level's, once: on its first request
+            iterations[0].extra["server_metrics"] = server_metrics.level_figures(*scraped)
+        warm = [iteration_of(rec, result.wall_s, api, extra) for rec in result.warmup]
+        return result, iterations, warm
+
+    def _search(self, session: Any, plan: Any) -> list[Any]:
+        """The SLO search (benchkit.workloads.serve.search): levels one after another,
+        each request recorded with its level's load (`load`)."""
+        over, tried, out = self.search_over or "concurrency", [], []
+        while True:
+            load = slo_search.next_load(tried, over, self.search_start,
+                                        float(self.search_max or 1), self.search_levels)
+            if load is None:
+                break
+            level = dataclasses.replace(self, search_over=None, **(
+                {"concurrency": int(load), "rate": None} if over == "concurrency"
+                else {"rate": load, "concurrency": None}))
+            _, its, warm = level.run_once(session, plan.warmup, {"load": load})
+            if not out:
+                session.warmups_used = len(warm)
+                session.first_iteration = warm[0] if warm else (its[0] if its else None)
+            for it in its:
+                plan.on_iteration(it)
+            out += its
+            ok, _ = slo_search.verdict(level.level_summary([i.to_dict() for i in its]),
+                                       self.slo() or {})
+            tried.append((load, ok))
+        return out
 
     def warmup_requests(self, warmup: int | str) -> int:
         """The suite's warmup as a number of requests; `auto` is one round of the level
@@ -229,17 +367,72 @@ class ServeWorkload(Workload):
         another's cache); token ids where llama-server can tokenize them."""
         from benchkit.workloads.serve import loadgen
 
-        if self.prompts:
-            return [loadgen.Prompt(text=t, max_tokens=n) for t, n in self.prompts]
+        if self.prompts and not self.turns:
+            return [loadgen.Prompt(text=t, max_tokens=n) if isinstance(t, str) else
+                    loadgen.Prompt(messages=t, max_tokens=n) for t, n in self.prompts]
         count = (spec.requests or DURATION_POOL) + spec.warmup
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
+        if self.turns:         # conversations are their own; these are the warmups
+            count = max(spec.warmup, 1)
+        elif self.prompt_lengths or self.max_lengths:
+            return self._drawn_prompts(target, spec, count)
+        elif target.base_url and target.protocol in ("llama-server", "openai-completions"):
+            return loadgen.token_prompts(target.base_url, n, count, spec.seed)
+        return [loadgen.Prompt(text=t) for t in loadgen.synthetic_texts(n, count, spec.seed)]
+
+    def _drawn_prompts(self, target: Any, spec: Any, count: int) -> list[Any]:
+        """Prompts whose lengths (and limits) are drawn from the suite's distributions:
+        cut from prompts of the longest length drawn."""
+        from benchkit.workloads.serve import loadgen
+
+        n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
+        lengths = (self.prompt_lengths.draw(count, spec.seed) if self.prompt_lengths
+                   else [n] * count)
+        limits = (self.max_lengths.draw(count, spec.seed + 1) if self.max_lengths
+                  else [None] * count)
+        longest = max(lengths)
         if target.base_url and target.protocol in ("llama-server", "openai-completions"):
-            return loadgen.token_prompts(target.base_url, n, count, self.seed)
-        return [loadgen.Prompt(text=t) for t in loadgen.synthetic_texts(n, count, self.seed)]
+            full = loadgen.token_prompts(target.base_url, longest, count, spec.seed)
+            return [loadgen.Prompt(token_ids=p.token_ids[:k] if p.token_ids else None,
+                                   max_tokens=m, tokens_planned=k)
+                    for p, k, m in zip(full, lengths, limits)]
+        texts = loadgen.synthetic_texts(longest, count, spec.seed)
+        return [loadgen.Prompt(text=" ".join(t.split()[:k]), max_tokens=m, tokens_planned=k)
+                for t, k, m in zip(texts, lengths, limits)]
+
+    def level_summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
+        """One level's figures: serve_summary's, and the server's cache, speculative
+        decoding and reasoning figures (benchkit.workloads.serve.sessions)."""
+        out = serve_summary(iterations, self.slo_ttft_ms, self.slo_tpot_ms)
+        out.update(conv.cache_figures([it for it in iterations if not it.get("error")]),
+                   cache=self.cache)
+        scraped = next((it["server_metrics"] for it in iterations
+                        if isinstance(it.get("server_metrics"), dict)), None)
+        if scraped:
+            out.update(scraped)
+            if out.get("cache_hit_rate") is None and "server_prefix_cache_hit_rate" in scraped:
+                out["cache_hit_rate"] = scraped["server_prefix_cache_hit_rate"]
+                out["cache_hit_rate_source"] = "server /metrics (prefix cache hits / queries)"
+        seeds = {it.get("prompt_seed") for it in iterations} - {None}
+        if seeds:
+            out["prompt_seed"] = min(seeds)
+        return out
 
     def summary(self, iterations: list[dict[str, Any]]) -> dict[str, Any]:
-        out = serve_summary(iterations, self.slo_ttft_ms, self.slo_tpot_ms)
-        return {"concurrency": self.concurrency, "rate": self.rate, **out}
+        if not self.search_over:
+            return {"concurrency": self.concurrency, "rate": self.rate,
+                    **self.level_summary(iterations)}
+        groups: dict[float, list[dict[str, Any]]] = {}
+        for it in iterations:
+            groups.setdefault(float(it.get("load") or 0), []).append(it)
+        levels = [(load, self.level_summary(its)) for load, its in groups.items()]
+        found = slo_search.search_summary(levels, self.slo() or {}, self.search_over)
+        answer = found["slo_max_load"]
+        head = next((s for load, s in levels if answer is not None and load == answer),
+                    levels[-1][1] if levels else serve_summary([]))
+        over = self.search_over
+        return {"concurrency": answer if over == "concurrency" else None,
+                "rate": answer if over == "rate" else None, **head, **found}
 
     # What the runner asks of a workload that has its own view of spread and progress.
 
@@ -247,12 +440,12 @@ class ServeWorkload(Workload):
         """The level's warnings (`level_warnings`), in place of the per-iteration tok/s
         checks: its iterations are concurrent requests, not repetitions of one test (a
         level of which some requests failed has them too)."""
-        return level_warnings(case["summary"])
+        return level_warnings(case["summary"]) + conv.cache_warnings(case["summary"])
 
     def progress_total(self, warmup: int, iterations: int) -> int | None:  # noqa: ARG002
         """Steps of the progress bar: the level's requests (warmup requests are not
-        reported one by one); None (unknown) for a `duration:` level."""
-        return self.requests
+        reported one by one); None (unknown) for a `duration:` level or a search."""
+        return None if self.search_over else self.requests
 
     def progress_text(self, summary: dict[str, Any]) -> str:
         """The level in one line, for a run's progress without a bar."""
@@ -276,7 +469,8 @@ def _check_outcome(w: ServeWorkload, result: Any) -> None:
                         f"{counts}; first: {first.detail or first.error}")
 
 
-def iteration_of(rec: Any, wall_s: float, api: str | None = None) -> Any:
+def iteration_of(rec: Any, wall_s: float, api: str | None = None,
+                 extra: dict[str, Any] | None = None) -> Any:
     """A request as the case's Iteration: its own figures, the level's wall time and the
     API it went to ("llama-server POST /completion")."""
     from benchkit.engines.base import CLOCK_CLIENT, Iteration
@@ -289,7 +483,14 @@ def iteration_of(rec: Any, wall_s: float, api: str | None = None) -> Any:
                "error_detail": rec.detail, "status_code": rec.status_code,
                "retries": rec.retries,
                "start_s": rec.start_s, "scheduled_s": rec.scheduled_s, "level_s": wall_s,
-               "api": api})
+               "api": api, **{k: getattr(rec, k) for k in _SERVER_FIELDS
+                              if getattr(rec, k) is not None},
+               **(extra or {})})
+
+
+# a request's own figures recorded when known (benchkit.workloads.serve.loadgen.RequestRecord)
+_SERVER_FIELDS = ("session", "turn", "think_s", "cache_n", "prompt_n", "draft_n",
+                  "draft_accepted", "ttft_answer_s", "reasoning_tokens")
 
 
 # --------------------------------------------------------------------------- summary
@@ -420,11 +621,22 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     prompts, sha, prompts_file = (), None, s.get("prompts")
     if prompts_file:
         at = SuiteSpot(file, f"{field}.serve.prompts" if field else "serve.prompts", line)
-        prompts, sha = read_prompts(prompts_file, at)
+        prompts, sha = traffic.read_prompts(prompts_file, at)
     if "duration" in entry["serve"]:
         s["requests"] = None
     slo = s.get("slo") or {}
+    where = f"{field}.serve" if field else "serve"
+    try:
+        prompt_lengths = traffic.lengths_of(s.get("prompt_tokens"), f"{where}.prompt_tokens")
+        max_lengths = traffic.lengths_of(s.get("max_tokens"), f"{where}.max_tokens")
+    except BenchkitError as exc:
+        raise SuiteSpot(file, exc.field, line).error(exc.message) from None
+    if prompt_lengths:
+        s["prompt_tokens"] = prompt_lengths.typical
+    if max_lengths:
+        s["max_tokens"] = max_lengths.typical
     common = dict(
+        prompt_lengths=prompt_lengths, max_lengths=max_lengths,
         requests=s["requests"], duration_s=seconds(s.get("duration"), "serve.duration"),
         prompt_tokens=None if prompts_file else s["prompt_tokens"], prompts_file=prompts_file,
         prompts=prompts, prompts_sha256=sha, max_tokens=s["max_tokens"],
@@ -433,64 +645,27 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
         timeout_s=seconds(s["timeout"], "serve.timeout"),
         stall_s=seconds(s["stall_timeout"], "serve.stall_timeout"),
         ignore_eos=s["ignore_eos"], temperature=float(s["temperature"]), seed=s["seed"],
-        max_in_flight=s["max_in_flight"])
+        max_in_flight=s["max_in_flight"], cache=s["cache"],
+        slo_error_rate=_float(slo.get("error_rate")))
+    arrival = s.get("arrival", "poisson")
+    if isinstance(arrival, dict):
+        common.update(arrival="gamma", arrival_cv=float(arrival["gamma"]["cv"]))
+    else:
+        common.update(arrival=arrival)
+    talk = s.get("sessions")
+    if talk:
+        common.update(turns=int(talk["turns"]), think_time_s=float(talk.get("think_time_s", 0)),
+                      shared_prefix_tokens=int(talk.get("shared_prefix_tokens", 0)))
+    if s.get("search"):
+        found = s["search"]
+        return [ServeWorkload(search_over=found["over"], search_max=float(found["max"]),
+                              search_start=float(found.get("start", 1)),
+                              search_levels=int(found.get("levels",
+                                                          slo_search.DEFAULT_LEVELS)),
+                              concurrency=None, **common)]
     if "concurrency" in s:
         return [ServeWorkload(concurrency=int(c), **common) for c in _as_list(s["concurrency"])]
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
-
-
-def read_prompts(value: str, at: SuiteSpot = SuiteSpot(field="serve.prompts")
-                 ) -> tuple[tuple[tuple[str, int | None], ...], str]:
-    """A JSON-lines prompts file: each line a JSON string, or an object with `prompt`
-    (text) and optionally `max_tokens`. Blank lines are skipped. Returns the prompts and
-    the file's sha256. A missing, unreadable or too large file is one error naming the
-    suite file and the field; a bad line names the prompts file and its line."""
-    from benchkit.core.safeio import MAX_PROMPTS_BYTES, read_bounded_bytes
-
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = at.folder / path
-    where = "the suite file's folder" if at.file else "the working folder"
-    try:
-        data = read_bounded_bytes(path, MAX_PROMPTS_BYTES, f"prompts file {value}",
-                                  missing=f"prompts file not found: {value} (a relative "
-                                          f"path is read from {where})")
-    except BenchkitError as exc:
-        raise at.error(exc.message) from None
-    shown = _shown(path)
-    out = []
-    for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if line.strip():
-            out.append(_prompt_line(line, shown, n))
-    if not out:
-        raise at.error(f"the prompts file {value} holds no prompt")
-    return tuple(out), hashlib.sha256(data).hexdigest()
-
-
-def _shown(path: Path) -> str:
-    """A path for an error line: relative to the working folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _prompt_line(line: str, path: str, n: int) -> tuple[str, int | None]:
-    try:
-        value = json.loads(line)
-    except ValueError as exc:
-        raise BenchkitError(f"not JSON ({exc})", file=path, line=n, field="prompt") from None
-    if isinstance(value, str) and value:
-        return value, None
-    if isinstance(value, dict) and isinstance(value.get("prompt"), str) and value["prompt"]:
-        limit = value.get("max_tokens")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
-                                  or limit < 1):
-            raise BenchkitError("must be an integer >= 1", file=path, line=n,
-                                field="max_tokens")
-        return value["prompt"], limit
-    raise BenchkitError('each line must be a JSON string or {"prompt": "...", '
-                        '"max_tokens": N}', file=path, line=n, field="prompt")
 
 
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
@@ -523,6 +698,9 @@ def main_keys() -> tuple[str, ...]:
 # --------------------------------------------------------------------------- compare
 
 COMPARED = ("output_tps", "ttft_p99_s")
+# figures of some levels only (conversations, a draft model, an SLO search): shown base ->
+# new where either side has them, without a change in percent (a rate, or a load found)
+SHOWN = ("cache_hit_rate", "draft_acceptance", "slo_max_load")
 
 
 def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
@@ -535,7 +713,7 @@ def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:
     from benchkit.results.frame import cell
 
     out: dict[str, Any] = {name: {k: cell(row.get(f"serve_{k}"))
-                                  for k in (*COMPARED, "requests_ok", "requests")}
+                                  for k in (*COMPARED, *SHOWN, "requests_ok", "requests")}
                            for name, row in (("base", brow), ("new", nrow))}
     for name in ("base", "new"):
         for k in ("requests_ok", "requests"):
