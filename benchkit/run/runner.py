@@ -41,7 +41,8 @@ from benchkit.models.gguf import GGUFInfo, read_gguf_info, sha256_file
 from benchkit.core.interrupts import Interrupted, interrupt_guard
 from benchkit.models.ref import ResolvedModel, resolve
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, summarize, write_result
-from benchkit.run.suite import Suite, scrub_home
+from benchkit.community.scrub import scrub_home
+from benchkit.run.suite import Suite
 from benchkit.core.textsafe import terminal
 from benchkit.run.worker import Job, execute, run_isolated
 from benchkit.workloads.base import Workload

@@ -768,7 +768,7 @@ def community(real_result: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _filed(root: Path, doc: dict) -> Path:
-    from benchkit.community.core import community_relpath
+    from benchkit.community.identity import community_relpath
 
     return write(doc, root / community_relpath(doc))
 

@@ -64,7 +64,7 @@ def readers(real: Path, suites: Path) -> dict[str, Callable[[Path], Any]]:
     from benchkit import compare
     from benchkit.cli import console
     from benchkit.projection import model as projection
-    from benchkit.community.core import standard_suites, validate_paths
+    from benchkit.community.validate import standard_suites, validate_paths
     from benchkit.results.frame import load_results
     from benchkit.results.io import read_result
 

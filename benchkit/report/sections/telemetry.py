@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 NAME = "telemetry"
-WHOLE = "whole measurement"     # benchkit.run.telemetry.WHOLE, kept here so reading needs no sampler
+WHOLE = "whole measurement"     # telemetry.sampler.WHOLE, kept here so reading needs no sampler
 
 SOURCES = {"nvidia": "NVIDIA GPU (NVML)", "rapl": "CPU energy (RAPL)",
            "powermetrics": "Apple Silicon power (powermetrics)"}

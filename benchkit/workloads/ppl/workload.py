@@ -619,7 +619,7 @@ def ensure_reference(w: PplWorkload, native: Any, plan: TextPlan) -> tuple[Path,
 
 
 def _display(path: Path) -> str:
-    from benchkit.run.suite import scrub_home
+    from benchkit.community.scrub import scrub_home
 
     return scrub_home(str(path))
 
