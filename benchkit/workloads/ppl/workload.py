@@ -10,8 +10,9 @@ tokenized with BOS as the model adds it, cut into `chunks` chunks of `n_ctx` tok
 first token of each chunk replaced by BOS where the model adds one, chunks decoded
 n_batch / n_ctx at a time as separate sequences (logits for the second half of each), and
 the second half of each chunk scored (`first = n_ctx / 2`). The math is
-benchkit.workloads.ppl.metrics; llama.cpp's side (tokenizing, packing, the decodes that give the logits, the reference model
-loaded beside, llama-perplexity) is benchkit.engines.llama_cpp.perplexity.
+benchkit.workloads.ppl.metrics; llama.cpp's side (tokenizing, packing, the decodes that give
+the logits, the reference model loaded beside, llama-perplexity) is
+benchkit.engines.llama_cpp.perplexity.
 A text is a shipped name or a path (relative: from the suite file's folder), read only
 when it is a regular file of at most 64 MiB (`benchkit.core.safeio.MAX_TEXT_BYTES`): the whole
 text is tokenized in memory, so a larger one is refused from its size, unread.
