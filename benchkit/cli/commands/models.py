@@ -60,7 +60,8 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
     it runs at the real model's speed, for benchmarks only. Prints the file's path
     (on stdout); a second call with the same arguments finds it in the cache at once.
     """
-    from benchkit.models.synth import parse_reduce, synthesize
+    from benchkit.models.presets import parse_reduce
+    from benchkit.models.synth import synthesize
 
     result = synthesize(preset, quant, output=output, seed=seed, fill=fill,
                         token_embedding_type=token_embedding_type,
@@ -78,7 +79,9 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
 def list_models(as_json: bool) -> None:
     """Presets `synth` knows, stand-ins in the cache, GGUF files in the hub cache."""
     from benchkit.models.hub import cached_hub_files
-    from benchkit.models.synth import cache_dir, cached_standins, preset_table, quant_names
+    from benchkit.models.presets import quant_names
+    from benchkit.models.standins import cached_standins, preset_table
+    from benchkit.models.synth import cache_dir
 
     doc = {"presets": preset_table(), "quant_types": quant_names(),
            "cache_dir": str(cache_dir()), "cached": cached_standins(),
@@ -105,7 +108,7 @@ def list_models(as_json: bool) -> None:
 def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
     """What a GGUF file is: architecture, parameters, types, size, sha256, synthetic or not."""
     from benchkit.core.safeio import require_regular_file
-    from benchkit.models.synth import inspect_model
+    from benchkit.models.standins import inspect_model
 
     require_regular_file(file, "model file")    # a FIFO would block the read forever
     doc = inspect_model(file, sha256=not no_sha256)
@@ -132,7 +135,7 @@ def routing(file: str, tokens: int, threads: int | None, seed: int, as_json: boo
     model's trained ones too, on real text.
     """
     from benchkit.core.safeio import require_regular_file
-    from benchkit.models.synth import routing_spread
+    from benchkit.models.routing import routing_spread
 
     require_regular_file(file, "model file")
     spread = routing_spread(file, tokens, threads=threads, seed=seed)
