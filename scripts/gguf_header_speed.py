@@ -53,11 +53,11 @@ def new_read(path: Path) -> int:
 
 def source_header(preset: str, folder: Path) -> Path:
     """The sparse F16 source `models synth` writes for `preset` before quantizing."""
-    from benchkit.models import synth
+    from benchkit.models import presets, synth
 
-    p = synth.get_preset(preset)
+    p = presets.get_preset(preset)
     path = folder / f"{preset}.F16-source-header.gguf"
-    synth._write_source_header(path, p, synth.Recipe(preset, "F16"), synth.plan_tensors(p))
+    synth._write_source_header(path, p, synth.Recipe(preset, "F16"), presets.plan_tensors(p))
     return path
 
 
@@ -65,7 +65,7 @@ def default_files(tmp: Path) -> list[Path]:
     """SmolLM2 from its package, plus the TinyLlama stand-in (or its source header)."""
     from benchkit.core.errors import BenchkitError
     from benchkit.models.ref import package_file
-    from benchkit.models.synth import cached_standins
+    from benchkit.models.standins import cached_standins
 
     files = []
     try:

@@ -69,7 +69,7 @@ def wait_for_tool(explicit: str | None, wait_s: float) -> Path:
     was (or --llama-perplexity); waits up to wait_s for a build in progress to finish."""
     from benchkit.engines.llama_cpp.build import find_tool
     from benchkit.core.errors import BenchkitError
-    from benchkit.workloads.ppl.workload import llama_perplexity_tool
+    from benchkit.engines.llama_cpp.perplexity import llama_perplexity_tool
 
     deadline = time.monotonic() + wait_s
     while True:

@@ -68,7 +68,8 @@ def main() -> None:
     args = parse_args()
     from benchkit.engines.llama_cpp.native import LlamaModel as Engine
     from benchkit.engines.llama_cpp.options import LlamaCppOptions as EngineSettings
-    from benchkit.models.synth import read_header, synthesize, tensor_signature
+    from benchkit.models.standins import tensor_signature
+    from benchkit.models.synth import read_header, synthesize
 
     real = args.real or real_smollm2()
     fake = synthesize(args.preset, args.quant, progress=sys.stderr.isatty()).path

@@ -85,7 +85,7 @@ def import_files(paths: Iterable[str | Path], output_dir: str | Path,
 
 def documents(path: Path, models: Models | None = None) -> list[dict[str, Any]]:
     """The benchkit result documents of one llama-bench output file."""
-    from benchkit.run.suite import scrub_home
+    from benchkit.community.scrub import scrub_home
 
     data = _read_bytes(path)
     sha = hashlib.sha256(data).hexdigest()

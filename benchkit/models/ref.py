@@ -10,7 +10,7 @@ Three kinds of reference:
 Offline, a hub file that is not cached fails AT ONCE (a short reachability probe, no
 long retries) with a message that says how to get it. With `--synthetic`, a hub model
 that is not cached is replaced by its `standin:` (a shape-exact synthetic GGUF from
-benchkit.models.synth), and the result says so.
+benchkit.models.synth, benchkit.models.standins), and the result says so.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _resolve_hf(spec: ModelSpec, synthetic: bool) -> ResolvedModel:
             raise BenchkitError(
                 "--synthetic needs a `standin: {preset: NAME, quant: TYPE}` for this hub model",
                 file=spec.suite_file, field=spec.field, line=spec.line)
-        from benchkit.models.synth import standin_path
+        from benchkit.models.standins import standin_path
 
         standin_field = spec.field.rsplit(".", 1)[0] + ".standin"
         path = standin_path(spec.standin, suite_file=spec.suite_file, field=standin_field)

@@ -87,10 +87,10 @@ class ModelShape:
 
 def shape_from_preset(key: str, quant: str, model_bytes: float | None = None) -> ModelShape:
     """The shape of a preset model in a GGUF type (file size from the type if not given)."""
-    from benchkit.models import synth
+    from benchkit.models import presets
 
-    p = synth.get_preset(key, field="preset")
-    n = float(synth.n_params(p))
+    p = presets.get_preset(key, field="preset")
+    n = float(presets.n_params(p))
     nbytes = model_bytes or n * bits_per_weight(quant) / 8
     return ModelShape(n, nbytes, p.n_layers, p.n_embd, p.n_head, p.n_head_kv, p.head_dim,
                       p.n_vocab, p.tied_embeddings, quant.upper(), f"preset {key}")
@@ -153,12 +153,12 @@ def guess_shape(n_params: float | None, model_bytes: float | None, n_layers: int
 
 @functools.lru_cache(maxsize=1)
 def _preset_counts() -> dict[tuple[int, int], str]:
-    from benchkit.models import synth
+    from benchkit.models import presets
 
     out = {}
-    for key in synth.preset_names():
-        p = synth.get_preset(key)
-        out[(synth.n_params(p), p.n_layers)] = key
+    for key in presets.preset_names():
+        p = presets.get_preset(key)
+        out[(presets.n_params(p), p.n_layers)] = key
     return out
 
 

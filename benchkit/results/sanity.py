@@ -9,7 +9,7 @@ field, rather than drawn in a chart or crashing a formatter three modules later.
 The bounds are generous on purpose: they refuse what no hardware can do (the fastest
 prompt processing ever published is in the hundreds of thousands of tok/s; 10^8 is
 beyond any of it), never a fast machine. Whether a figure fits the chip that made it is
-the community check's job (benchkit.community.core: memory bandwidth per chip).
+the community check's job (benchkit.community.validate: memory bandwidth per chip).
 
 Checks run on any JSON value (not only schema-valid documents: `validate` reads with the
 schema check deferred), so every step looks at types before it looks at values.

@@ -42,7 +42,8 @@ from benchkit.models.mlx import folder_sha256, read_mlx_info
 from benchkit.core.interrupts import Interrupted, interrupt_guard
 from benchkit.models.ref import ResolvedModel, resolve
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, summarize, write_result
-from benchkit.run.suite import Suite, scrub_home
+from benchkit.community.scrub import scrub_home
+from benchkit.run.suite import Suite
 from benchkit.core.textsafe import terminal
 from benchkit.run.worker import Job, execute, run_isolated
 from benchkit.workloads.base import Workload

@@ -24,6 +24,7 @@ from typing import Any
 
 from benchkit import engines as engine_registry
 from benchkit import workloads as workload_registry
+from benchkit.community.scrub import scrub_home
 from benchkit.engines.base import Engine
 from benchkit.core.errors import BenchkitError
 from benchkit.workloads.base import Workload
@@ -160,22 +161,6 @@ def display_path(path: str | os.PathLike[str]) -> str:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return scrub_home(str(p))
-
-
-def scrub_home(value: Any) -> Any:
-    """Replace the home folder with `~` in every string of a JSON-like value."""
-    home = str(Path.home())
-
-    def scrub(v: Any) -> Any:
-        if isinstance(v, str):
-            return "~" + v[len(home):] if home not in ("", "/") and v.startswith(home) else v
-        if isinstance(v, dict):
-            return {k: scrub(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [scrub(x) for x in v]
-        return v
-
-    return scrub(value)
 
 
 # --- parsing and checking ---------------------------------------------------------------

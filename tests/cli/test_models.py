@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchkit.models import hub
-from benchkit.models import synth
+from benchkit.models import presets, synth
 from benchkit.core.errors import BenchkitError
 from conftest import benchkit_cmd
 from conftest import one_error_line as _one_error_line
@@ -61,13 +61,13 @@ def test_synth_prints_the_path_then_finds_it_cached(synthesized: tuple, cache: P
 def test_list_shows_presets_types_and_cached_standins(synthesized: tuple, cache: Path) -> None:
     proc = _run("models", "list", env={synth.CACHE_ENV: str(cache)})
     assert proc.returncode == 0, proc.stderr
-    for preset in synth.preset_names():
+    for preset in presets.preset_names():
         assert preset in proc.stdout
     assert "Q4_K_M" in proc.stdout and "1.10 B" in proc.stdout
     assert "smollm2-135m.Q4_0.synthetic.gguf" in proc.stdout
 
     doc = json.loads(_run("models", "list", "--json", env={synth.CACHE_ENV: str(cache)}).stdout)
-    assert [p["preset"] for p in doc["presets"]] == synth.preset_names()
+    assert [p["preset"] for p in doc["presets"]] == presets.preset_names()
     tiny = next(p for p in doc["presets"] if p["preset"] == "tinyllama-1.1b")
     assert (tiny["n_layers"], tiny["n_embd"], tiny["n_ff"], tiny["n_head"],
             tiny["n_head_kv"], tiny["n_vocab"]) == (22, 2048, 5632, 32, 4, 32000)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchkit.run.telemetry import parse_powermetrics_plist, powermetrics_energy, \
+from benchkit.run.telemetry.powermetrics import parse_powermetrics_plist, powermetrics_energy, \
     split_plist_stream
 
 from conftest import run_benchkit  # noqa: E402

@@ -153,7 +153,7 @@ def test_duplicate(filed: Path, tmp_path: Path) -> None:
     proc = benchkit("submit", str(copy_path), "--root", str(root))
     assert proc.returncode == 2 and "duplicate" in proc.stderr, proc.stderr
     # Placed by hand at its content path, validate catches it.
-    from benchkit.community.core import community_relpath
+    from benchkit.community.identity import community_relpath
     from benchkit.results.io import read_result
 
     placed = write(read_result(copy_path), root / community_relpath(read_result(copy_path)))

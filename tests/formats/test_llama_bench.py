@@ -21,7 +21,7 @@ import pytest
 from benchkit.formats import llama_bench as lbf
 from benchkit.formats.llama_bench_import import documents
 from benchkit.results.io import read_result
-from benchkit.run.suite import scrub_home
+from benchkit.community.scrub import scrub_home
 from conftest import run_benchkit
 
 ROOT = REPO

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
-from benchkit.models import synth
+from benchkit.models import presets, routing, standins, synth, vocab
 from benchkit.core.errors import BenchkitError
 from benchkit.models.gguf import read_gguf_info
 from conftest import benchkit_cmd
@@ -125,40 +125,40 @@ def _leftovers(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("preset", list(PUBLISHED_PARAMS))
 def test_preset_rebuilds_published_parameter_count(preset: str) -> None:
-    assert synth.n_params(synth.get_preset(preset)) == PUBLISHED_PARAMS[preset]
+    assert presets.n_params(presets.get_preset(preset)) == PUBLISHED_PARAMS[preset]
 
 
 @pytest.mark.parametrize("preset", list(PUBLISHED_ACTIVE))
 def test_moe_preset_rebuilds_published_active_count(preset: str) -> None:
     figure, digits = PUBLISHED_ACTIVE[preset]
-    p = synth.get_preset(preset)
-    active = synth.n_params_active(p)
+    p = presets.get_preset(preset)
+    active = presets.n_params_active(p)
     without_input = active - p.n_vocab * p.n_embd
     half_unit = 0.5 * 10.0 ** -digits
     assert without_input / 1e9 - half_unit <= figure <= active / 1e9 + half_unit
     if preset.startswith("gpt-oss"):
         assert round(without_input / 1e9, digits) == figure
-    assert active < synth.n_params(p) / 4
+    assert active < presets.n_params(p) / 4
 
 
 def test_dense_preset_is_all_active() -> None:
-    p = synth.get_preset("qwen3-8b")
-    assert not p.is_moe and synth.n_params_active(p) == synth.n_params(p)
+    p = presets.get_preset("qwen3-8b")
+    assert not p.is_moe and presets.n_params_active(p) == presets.n_params(p)
 
 
 def test_head_dim_is_the_configs_where_given() -> None:
-    assert synth.get_preset("qwen3-30b-a3b").head_dim == 128      # 2048 / 32 would be 64
-    assert synth.get_preset("mistral-small-24b").head_dim == 128  # 5120 / 32 would be 160
-    assert synth.get_preset("llama-3-8b").head_dim == 128         # n_embd / n_head
+    assert presets.get_preset("qwen3-30b-a3b").head_dim == 128      # 2048 / 32 would be 64
+    assert presets.get_preset("mistral-small-24b").head_dim == 128  # 5120 / 32 would be 160
+    assert presets.get_preset("llama-3-8b").head_dim == 128         # n_embd / n_head
 
 
 @pytest.mark.parametrize("drop", ["n_expert", "n_expert_used", "n_ff_expert", "head_dim",
                                   "n_layers"])
 def test_moe_preset_missing_a_figure_names_it(drop: str) -> None:
-    raw = dict(synth._data()["presets"]["qwen3-30b-a3b"])
+    raw = dict(presets._data()["presets"]["qwen3-30b-a3b"])
     del raw[drop]
     with pytest.raises(BenchkitError) as err:
-        synth._make_preset("broken", raw)
+        presets._make_preset("broken", raw)
     assert err.value.field == f"presets.broken.{drop}"
     assert drop in str(err.value)
 
@@ -168,9 +168,9 @@ def test_moe_preset_missing_a_figure_names_it(drop: str) -> None:
     ({"n_experts": 8}, "presets.broken.n_experts"),
 ])
 def test_bad_preset_figure_names_the_field(change: dict, field: str) -> None:
-    raw = {**synth._data()["presets"]["qwen3-30b-a3b"], **change}
+    raw = {**presets._data()["presets"]["qwen3-30b-a3b"], **change}
     with pytest.raises(BenchkitError) as err:
-        synth._make_preset("broken", raw)
+        presets._make_preset("broken", raw)
     assert err.value.field == field
 
 
@@ -181,32 +181,32 @@ def test_bad_preset_figure_names_the_field(change: dict, field: str) -> None:
 ])
 def test_bad_reduction_names_the_field(reduce: dict, field: str) -> None:
     with pytest.raises(BenchkitError) as err:
-        synth.reduce_preset(synth.get_preset("qwen3-30b-a3b"), reduce)
+        presets.reduce_preset(presets.get_preset("qwen3-30b-a3b"), reduce)
     assert err.value.field == field
 
 
 def test_parse_reduce() -> None:
-    assert synth.parse_reduce("n_layers=2, n_expert=8") == {"n_layers": 2, "n_expert": 8}
+    assert presets.parse_reduce("n_layers=2, n_expert=8") == {"n_layers": 2, "n_expert": 8}
     with pytest.raises(BenchkitError) as err:
-        synth.parse_reduce("n_layers=two")
+        presets.parse_reduce("n_layers=two")
     assert err.value.field == "reduce"
 
 
 def test_every_preset_is_listed_and_has_a_source() -> None:
-    assert set(synth.preset_names()) == set(PUBLISHED_PARAMS)
-    for row in synth.preset_table():
+    assert set(presets.preset_names()) == set(PUBLISHED_PARAMS)
+    for row in standins.preset_table():
         assert row["source"].startswith("https://huggingface.co/")
         assert row["n_embd"] % row["n_head"] == 0
 
 
 def test_unknown_preset_names_the_closest() -> None:
     with pytest.raises(BenchkitError) as err:
-        synth.get_preset("tinyllama")
+        presets.get_preset("tinyllama")
     assert "tinyllama-1.1b" in str(err.value)
 
 
 def test_synthetic_vocab_is_unique_and_full_size() -> None:
-    tokens, scores, types = synth.synthetic_vocab(32000)
+    tokens, scores, types = vocab.synthetic_vocab(32000)
     assert len(tokens) == len(set(tokens)) == len(scores) == len(types) == 32000
     assert tokens[:3] == ["<unk>", "<s>", "</s>"]
     assert tokens[3] == "<0x00>" and tokens[258] == "<0xFF>"
@@ -221,8 +221,8 @@ def test_smollm2_standin_matches_real_file_tensor_for_tensor(q4_1: Path, smollm2
     assert len(real) == 272
     assert fake == real
     assert fake["token_embd.weight"] == ((576, 49152), "Q8_0")
-    assert synth.tensor_signature(q4_1_info.tensors) == synth.tensor_signature(real_info.tensors)
-    assert synth.model_buffer_mib(q4_1) == pytest.approx(synth.model_buffer_mib(smollm2_model))
+    assert standins.tensor_signature(q4_1_info.tensors) == standins.tensor_signature(real_info.tensors)
+    assert standins.model_buffer_mib(q4_1) == pytest.approx(standins.model_buffer_mib(smollm2_model))
 
 
 def test_standin_is_marked_synthetic(q4_1_info, real_info) -> None:
@@ -269,7 +269,7 @@ def test_llama_cpp_loads_it_with_the_computed_buffer_and_decodes(q4_1: Path) -> 
         assert mapped, eng.placement.buffers
         # llama.cpp may move some tensors to a repacked CPU buffer; the mapped one then
         # covers less, never more, than the file's tensor data.
-        assert max(mapped) <= round(synth.model_buffer_mib(q4_1), 2) + 0.01
+        assert max(mapped) <= round(standins.model_buffer_mib(q4_1), 2) + 0.01
         tokens = eng.tokenize("Explain quantum computing in simple terms.")
         assert 6 <= len(tokens) <= 30  # a few characters per token, as a real vocabulary
         timing = eng.chat("Explain quantum computing in simple terms.", 4)
@@ -299,7 +299,7 @@ def test_model_buffer_is_what_llama_cpp_reports(q4_1: Path, smollm2_model: Path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         logged = re.findall(r"CPU_Mapped model buffer size =\s*([\d.]+) MiB", proc.stderr)
         assert len(logged) == 1, proc.stderr[-2000:]
-        assert float(logged[0]) == round(synth.model_buffer_mib(path), 2)
+        assert float(logged[0]) == round(standins.model_buffer_mib(path), 2)
         figures.append(logged[0])
     assert figures[0] == figures[1] == "92.10"
 
@@ -327,9 +327,9 @@ def test_other_values_same_layout(q4_1: Path, cache: Path) -> None:
                              progress=False).path
     assert synth.read_header(zeros).metadata["benchkit.fill"] == "zeros"
     assert len({_sha(q4_1), _sha(seed7), _sha(zeros)}) == 3
-    signature = synth.tensor_signature(synth.read_header(q4_1).tensors)
+    signature = standins.tensor_signature(synth.read_header(q4_1).tensors)
     for path in (seed7, zeros):
-        assert synth.tensor_signature(synth.read_header(path).tensors) == signature
+        assert standins.tensor_signature(synth.read_header(path).tensors) == signature
 
 
 def test_token_embedding_override_reaches_the_quantizer(cache: Path) -> None:
@@ -351,16 +351,16 @@ def test_standin_path_checks_what_the_suite_names(q4_1: Path, cache: Path,
     monkeypatch.setenv(synth.CACHE_ENV, str(cache))
     header = synth.read_header(q4_1)
     good = {"preset": PRESET, "quant": "Q4_1",
-            "signature": synth.tensor_signature(header.tensors),
+            "signature": standins.tensor_signature(header.tensors),
             "model_buffer_mib": round(header.tensor_span / 2**20, 2),
             "tensor_types": {"Q4_1": 210, "F32": 61, "Q8_0": 1}}
-    path = synth.standin_path(good, suite_file="s.yaml", field="models.0.standin")
+    path = standins.standin_path(good, suite_file="s.yaml", field="models.0.standin")
     assert synth.read_header(path).metadata["benchkit.preset"] == PRESET
 
     for key, bad in (("signature", "0123456789abcdef"), ("model_buffer_mib", 636.18),
                      ("tensor_types", {"Q4_1": 211})):
         with pytest.raises(BenchkitError) as err:
-            synth.standin_path({**good, key: bad}, suite_file="s.yaml",
+            standins.standin_path({**good, key: bad}, suite_file="s.yaml",
                                field="models.0.standin")
         assert err.value.file == "s.yaml"
         assert err.value.field == f"models.0.standin.{key}"
@@ -374,7 +374,7 @@ def test_standin_path_checks_what_the_suite_names(q4_1: Path, cache: Path,
 ])
 def test_standin_path_bad_input_names_the_field(standin: dict, field: str) -> None:
     with pytest.raises(BenchkitError) as err:
-        synth.standin_path(standin, suite_file="s.yaml", field="models.0.standin")
+        standins.standin_path(standin, suite_file="s.yaml", field="models.0.standin")
     assert (err.value.file, err.value.field) == ("s.yaml", field)
 
 
@@ -558,12 +558,12 @@ def test_reduced_standin_loads_and_decodes_in_llama_cpp(reduced, preset: str,
     from benchkit.engines.llama_cpp.options import LlamaCppOptions as EngineSettings
 
     path = reduced(preset, quant)
-    p = synth.reduce_preset(synth.get_preset(preset), REDUCED[preset])
+    p = presets.reduce_preset(presets.get_preset(preset), REDUCED[preset])
     assert path.name.startswith(f"{preset}.{quant}.reduced-")
     info = read_gguf_info(path)
     assert "reduced" in (info.name or "") and info.metadata["benchkit.reduced"]
-    assert info.n_params == synth.n_params(p)
-    assert info.n_params_active == synth.n_params_active(p)
+    assert info.n_params == presets.n_params(p)
+    assert info.n_params_active == presets.n_params_active(p)
     with Engine(path, EngineSettings(n_gpu_layers=0, n_threads=2)) as eng:
         assert eng.time_pp(64) > 0
         assert eng.time_tg(4) > 0
@@ -616,12 +616,12 @@ def test_full_standin_is_the_size_of_the_real_file(tmp_path: Path, preset: str,
     """llama.cpp's quantizer, run dry on the full-shape source header (no data), gives
     the stand-in's tensor data: the size llama-bench reports for the real model file, so
     the quantizer picked the real file's type for every tensor."""
-    p = synth.get_preset(preset)
+    p = presets.get_preset(preset)
     recipe = synth.Recipe(preset, quant)
-    plan = synth.plan_tensors(p)
+    plan = presets.plan_tensors(p)
     source = tmp_path / "source.gguf"
     synth._write_source_header(source, p, recipe, plan)
-    size = synth._dry_run(source, tmp_path / "out.gguf", recipe, synth.check_quant(quant),
+    size = synth._dry_run(source, tmp_path / "out.gguf", recipe, presets.check_quant(quant),
                           2, len(plan)) - (1 << 20)      # less _dry_run's 1 MiB margin
     assert round(size / 2**30, 2) == PUBLISHED_SIZES_GIB[preset, quant]
 
@@ -632,18 +632,18 @@ def test_routing_spread_counts_every_tokens_choices(reduced) -> None:
     """The eval callback sees each layer's ffn_moe_topk: every token picks k experts in
     every layer, the last layer included."""
     path = reduced("qwen3-30b-a3b", "Q8_0")
-    spread = synth.routing_spread(path, 96, threads=2)
+    spread = routing.routing_spread(path, 96, threads=2)
     assert (spread.n_expert, spread.n_expert_used) == (16, 4)
     assert [r.layer for r in spread.layers] == [0, 1]
     for r in spread.layers:
         assert r.n_tokens == 96 and sum(r.counts) == 96 * 4 and len(r.counts) == 16
         assert r.uniform_share == 0.25
         assert 0.25 <= r.busiest_share <= 1.0 and r.cv >= 0 and r.chance_cv > 0
-    assert synth.routing_spread(path, 96, threads=2) == spread      # same seed, same batch
+    assert routing.routing_spread(path, 96, threads=2) == spread      # same seed, same batch
 
 
 def test_routing_spread_is_the_same_for_gpt_oss(reduced) -> None:
-    spread = synth.routing_spread(reduced("gpt-oss-20b", "MXFP4"), 64, threads=2)
+    spread = routing.routing_spread(reduced("gpt-oss-20b", "MXFP4"), 64, threads=2)
     assert [sum(r.counts) for r in spread.layers] == [64 * 2, 64 * 2]
 
 
@@ -653,7 +653,7 @@ def test_moe_standin_routes_about_as_evenly_as_chance(reduced, preset: str, quan
     hidden-state direction (and so the same experts): every layer's expert load is then
     within twice the spread of independent uniform picks, and no expert sits idle. With
     every matrix random, the later layers route nearly the whole batch to a few experts."""
-    spread = synth.routing_spread(reduced(preset, quant), 256, threads=2)
+    spread = routing.routing_spread(reduced(preset, quant), 256, threads=2)
     for r in spread.layers:
         assert r.cv < 2 * r.chance_cv, r
         assert r.idle == 0 and r.busiest_share < 2 * r.uniform_share, r
@@ -661,13 +661,13 @@ def test_moe_standin_routes_about_as_evenly_as_chance(reduced, preset: str, quan
 
 def test_routing_spread_refuses_a_dense_model(q4_1: Path) -> None:
     with pytest.raises(BenchkitError, match="not a mixture of experts"):
-        synth.routing_spread(q4_1, 16)
+        routing.routing_spread(q4_1, 16)
 
 
 def test_layer_routing_figures() -> None:
-    even = synth.LayerRouting(0, 8, (4, 4, 4, 4), 2)
+    even = routing.LayerRouting(0, 8, (4, 4, 4, 4), 2)
     assert even.cv == 0 and even.busiest_share == 0.5 == even.uniform_share * 1
-    skewed = synth.LayerRouting(0, 8, (8, 8, 0, 0), 2)
+    skewed = routing.LayerRouting(0, 8, (8, 8, 0, 0), 2)
     assert skewed.busiest_share == 1.0 and skewed.cv == 1.0 and skewed.idle == 2
     assert even.chance_cv == pytest.approx(math.sqrt(0.5 / (8 * 0.5)))
 

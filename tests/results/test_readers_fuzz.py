@@ -64,7 +64,7 @@ def readers(real: Path, suites: Path) -> dict[str, Callable[[Path], Any]]:
     from benchkit import compare
     from benchkit.formats import table as console
     from benchkit.projection.measurements import measurements_from_results
-    from benchkit.community.core import standard_suites, validate_paths
+    from benchkit.community.validate import standard_suites, validate_paths
     from benchkit.results.frame import load_results
     from benchkit.results.io import read_result
 

@@ -228,7 +228,7 @@ def test_library_errors_carry_file_field_and_line(tmp_path: Path) -> None:
 def test_standin_keys_match_what_synth_accepts() -> None:
     from benchkit.run.suite import schema
     from benchkit.models.mlx import STANDIN_KEYS as MLX_STANDIN_KEYS
-    from benchkit.models.synth import STANDIN_KEYS
+    from benchkit.models.standins import STANDIN_KEYS
 
     standin = schema()["$defs"]["model"]["properties"]["standin"]
     assert set(standin["properties"]) == STANDIN_KEYS | MLX_STANDIN_KEYS

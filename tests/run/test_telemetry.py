@@ -21,10 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from benchkit.run import telemetry
-from benchkit.run.telemetry import (Sampler, decode_reasons, parse_powermetrics_plist,
-                                parse_powermetrics_text, powermetrics_energy, rapl_zones,
-                                split_plist_stream)
+from benchkit.run.telemetry import nvidia, process
+from benchkit.run.telemetry.span import Span
+from benchkit.run.telemetry.nvidia import decode_reasons
+from benchkit.run.telemetry.powermetrics import (parse_powermetrics_plist,
+                                                 parse_powermetrics_text, powermetrics_energy,
+                                                 split_plist_stream)
+from benchkit.run.telemetry.rapl import rapl_zones
+from benchkit.run.telemetry.sampler import Sampler
 from conftest import run_benchkit
 
 MB = 1_000_000
@@ -87,7 +91,7 @@ def _wait_for_samples(sampler: Sampler, n: int) -> None:
 def test_busy_child_cpu_time_and_window_peak_memory() -> None:
     proc = _child(_CHILD)
     try:
-        before = telemetry._vm_hwm(proc.pid)
+        before = process.vm_hwm(proc.pid)
         sampler = Sampler(pid=proc.pid, nvidia=False, powermetrics=False)
         with sampler:
             _say(proc, "done")
@@ -206,7 +210,7 @@ def test_nvml_module_missing_is_unavailable_with_the_reason() -> None:
 
 def test_throttle_reason_names_match_nvml() -> None:
     pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py not installed")
-    for bit, name in telemetry.THROTTLE_REASONS.items():
+    for bit, name in nvidia.THROTTLE_REASONS.items():
         assert getattr(pynvml, f"nvmlClocksEventReason{name}") == bit
     assert decode_reasons(0x1 | 0x4 | 0x40) == ["GpuIdle", "SwPowerCap", "HwThermalSlowdown"]
     assert decode_reasons(0x1000) == ["0x1000"]
@@ -219,9 +223,9 @@ def test_warnings_on_dropped_clocks_and_throttling() -> None:
               "clock_event_reasons": {"GpuIdle": 3}}
     dropped = {**steady, "sm_clock_busy_mhz": {"min": 1410.0, "mean": 1800.0, "max": 1980.0},
                "clock_event_reasons": {"SwPowerCap": 12, "GpuIdle": 2}}
-    assert telemetry.warnings({"nvidia": {"devices": [steady]}}) == []
-    assert telemetry.warnings({"nvidia": {"unavailable": "x"}}) == []
-    assert telemetry.warnings({"nvidia": {"devices": [dropped]}}) == [
+    assert nvidia.warnings({"nvidia": {"devices": [steady]}}) == []
+    assert nvidia.warnings({"nvidia": {"unavailable": "x"}}) == []
+    assert nvidia.warnings({"nvidia": {"devices": [dropped]}}) == [
         "GPU 0 (NVIDIA H200): SM clock dropped to 1,410 MHz from 1,980 MHz during the case "
         "(below 90% of its maximum, busy samples)",
         "GPU 0 (NVIDIA H200): throttling reported during the case: SwPowerCap (12 of 40 "
@@ -239,14 +243,14 @@ def test_nvidia_summary_arithmetic() -> None:
     """HAND-WRITTEN readings in the shape NvidiaSource.read takes them (no GPU here): energy
     from the counter's two ends, the idle sample left out of the busy clock, reasons
     counted, device memory per process or else as the device's rise."""
-    src = telemetry.NvidiaSource(lambda: {1})
+    src = nvidia.NvidiaSource(lambda: {1})
     src.devices = [{"index": 0, "name": "NVIDIA H200", "uuid": "GPU-0", "max_sm_clock_mhz": 1980,
                     "power_limit_w": 700.0}]
     before = {"nvidia": _nv(0, 345, 80_000, 900_000, reasons=0x1, used=2_000_000_000)}
     rows = [(10.0, {"nvidia": _nv(0, 345, 80_000, 1_000_000, reasons=0x1)}),
             (10.5, {"nvidia": _nv(99, 1980, 650_000, 1_300_000)}),
             (11.0, {"nvidia": _nv(98, 1755, 700_000, 1_650_000, reasons=0x4)})]
-    nv = src.summarize(telemetry.Span(10.0, 11.0, rows, before, tokens=1300))
+    nv = src.summarize(Span(10.0, 11.0, rows, before, tokens=1300))
     (d,) = nv["devices"]
     assert d["energy_j"] == 650.0 and d["energy_method"] == "board energy counter (NVML, mJ)"
     assert nv["energy_j"] == 650.0 and nv["power_w_mean"] == 650.0
@@ -255,14 +259,14 @@ def test_nvidia_summary_arithmetic() -> None:
     assert d["sm_clock_mhz"]["min"] == 345
     assert d["clock_event_reasons"] == {"GpuIdle": 1, "SwPowerCap": 1}
     assert d["power_w"] == {"mean": pytest.approx(1430 / 3), "min": 80.0, "max": 700.0}
-    assert len(telemetry.warnings({"nvidia": nv})) == 2
-    span = telemetry.Span(10.0, 11.0, rows, before, tokens=1300)
-    assert telemetry.gpu_memory(nv, span) == {
+    assert len(nvidia.warnings({"nvidia": nv})) == 2
+    span = Span(10.0, 11.0, rows, before, tokens=1300)
+    assert nvidia.gpu_memory(nv, span) == {
         "peak_bytes": 2_000_000_000,
         "method": "NVML per-process used memory, peak of the samples"}
     no_proc = [(t, {"nvidia": [{**r["nvidia"][0], "proc_mem": None}]}) for t, r in rows]
-    nv2 = src.summarize(telemetry.Span(10.0, 11.0, no_proc, before, tokens=1300))
-    mem = telemetry.gpu_memory(nv2, span)
+    nv2 = src.summarize(Span(10.0, 11.0, no_proc, before, tokens=1300))
+    mem = nvidia.gpu_memory(nv2, span)
     assert (mem["peak_bytes"], mem["before_bytes"], mem["delta_bytes"]) == (
         3_000_000_000, 2_000_000_000, 1_000_000_000)
     assert mem["method"].startswith("device used memory (all processes")
@@ -339,7 +343,7 @@ def test_rapl_not_readable_says_permission() -> None:
     try:
         root.chmod(0o755)
         _zone(root, "intel-rapl:0", "package-0", 1000).joinpath("energy_uj").chmod(0)
-        code = ("import sys; from pathlib import Path; from benchkit.run.telemetry import "
+        code = ("import sys; from pathlib import Path; from benchkit.run.telemetry.rapl import "
                 f"rapl_zones; print(rapl_zones(Path({str(root)!r}))[1])")
         cmd = [sys.executable, "-c", code]
         if os.geteuid() == 0:

@@ -1,6 +1,7 @@
 """`benchkit submit`, `benchkit validate` and `benchkit site`: the community data set.
 
-Options are parsed here; the work is in benchkit.community.core and benchkit.community.site.
+Options are parsed here; the work is in benchkit.community (submit.py, validate.py) and
+benchkit.community.site.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def submit(result: str, notes: str | None, root: str, suites_dir: str | None) ->
     the id derived from the content: the same result submitted twice is the same file.
     Chip, GPU cores, memory and OS come from the result; nothing else is asked.
     """
-    from benchkit.community.core import next_steps
-    from benchkit.community.core import submit as do_submit
+    from benchkit.community.submit import next_steps
+    from benchkit.community.submit import submit as do_submit
 
     sub = do_submit(result, notes=notes, root=root, suites_dir=suites_dir)
     _print_problems(sub.verdict.problems)
@@ -87,7 +88,7 @@ def validate(paths: tuple[str, ...], suites_dir: str | None, strict: bool, quiet
     Exit codes: 0 every file accepted (warnings allowed), 1 warnings with --strict,
     2 at least one file rejected.
     """
-    from benchkit.community.core import ERROR, WARNING, exit_code, validate_paths
+    from benchkit.community.validate import ERROR, WARNING, exit_code, validate_paths
 
     verdicts = validate_paths(paths, suites_dir=suites_dir)
     for v in verdicts:
@@ -119,7 +120,7 @@ def site(results_dir: str, output: str, suites_dir: str | None) -> None:
     stderr. The output is deterministic (the same input gives the same bytes) and uses
     relative links only, so it works from file:// and from any static host.
     """
-    from benchkit.community.site import build_site
+    from benchkit.community.site.build import build_site
 
     built = build_site(results_dir, output, suites_dir=suites_dir)
     for problem in built.skipped:

@@ -74,7 +74,8 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
     (on stdout); a second call with the same arguments finds it in the cache at once.
     """
     from benchkit.core.errors import BenchkitError
-    from benchkit.models.synth import parse_reduce, synthesize
+    from benchkit.models.presets import parse_reduce
+    from benchkit.models.synth import synthesize
 
     if fmt == "mlx":
         if bits is None:
@@ -115,7 +116,9 @@ def _synth_mlx(preset: str, bits: int, group_size: int, seed: int, output: str |
 def list_models(as_json: bool) -> None:
     """Presets `synth` knows, stand-ins in the cache, GGUF files in the hub cache."""
     from benchkit.models.hub import cached_hub_files
-    from benchkit.models.synth import cache_dir, cached_standins, preset_table, quant_names
+    from benchkit.models.presets import quant_names
+    from benchkit.models.standins import cached_standins, preset_table
+    from benchkit.models.synth import cache_dir
 
     doc = {"presets": preset_table(), "quant_types": quant_names(),
            "cache_dir": str(cache_dir()), "cached": cached_standins(),
@@ -150,7 +153,7 @@ def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
         doc = inspect_mlx(file, sha256=not no_sha256)
         click.echo(json.dumps(doc, indent=2) if as_json else inspect_text(doc))
         return
-    from benchkit.models.synth import inspect_model
+    from benchkit.models.standins import inspect_model
 
     require_regular_file(file, "model file")    # a FIFO would block the read forever
     doc = inspect_model(file, sha256=not no_sha256)
@@ -177,7 +180,7 @@ def routing(file: str, tokens: int, threads: int | None, seed: int, as_json: boo
     model's trained ones too, on real text.
     """
     from benchkit.core.safeio import require_regular_file
-    from benchkit.models.synth import routing_spread
+    from benchkit.models.routing import routing_spread
 
     require_regular_file(file, "model file")
     spread = routing_spread(file, tokens, threads=threads, seed=seed)

@@ -224,7 +224,7 @@ _BACKEND_READY = False
 
 
 
-def _backend_init() -> Any:
+def backend_init() -> Any:
     """Import llama_cpp, route its log to us, and initialise the backend once."""
     global _BACKEND_READY
     import llama_cpp
@@ -308,7 +308,7 @@ class LlamaModel:
 
     def __init__(self, model_path: str | os.PathLike[str], settings: LlamaCppOptions,
                  *, label: str | None = None) -> None:
-        self.llama = _backend_init()
+        self.llama = backend_init()
         self.path = str(model_path)
         self.label = label or self.path
         self.settings = settings.resolved()
@@ -608,14 +608,14 @@ class LlamaModel:
 
 def system_info() -> str:
     """llama.cpp's system info line (compiled CPU features, backends)."""
-    llama = _backend_init()
+    llama = backend_init()
     return llama.llama_print_system_info().decode("utf-8", errors="replace").strip()
 
 
 def iter_devices() -> Iterator[dict[str, Any]]:
     """The devices in ggml's backend registry: name, description, type, memory."""
     libdir = lib_dir()
-    _backend_init()
+    backend_init()
     try:
         ggml = _load_first(libdir, "ggml")
         base = _load_first(libdir, "ggml-base")

@@ -15,7 +15,7 @@ from typing import Any
 from benchkit.report.sections import section
 
 NAME = "telemetry"
-WHOLE = "whole measurement"     # benchkit.run.telemetry.WHOLE, kept here so reading needs no sampler
+WHOLE = "whole measurement"     # telemetry.sampler.WHOLE, kept here so reading needs no sampler
 
 SOURCES = {"nvidia": "NVIDIA GPU (NVML)", "rapl": "CPU energy (RAPL)",
            "powermetrics": "Apple Silicon power (powermetrics)"}

@@ -9,7 +9,10 @@ The evaluation is llama-perplexity's (llama.cpp tools/perplexity): the whole tex
 tokenized with BOS as the model adds it, cut into `chunks` chunks of `n_ctx` tokens, the
 first token of each chunk replaced by BOS where the model adds one, chunks decoded
 n_batch / n_ctx at a time as separate sequences (logits for the second half of each), and
-the second half of each chunk scored (`first = n_ctx / 2`). The math is benchkit.workloads.ppl.metrics.
+the second half of each chunk scored (`first = n_ctx / 2`). The math is
+benchkit.workloads.ppl.metrics; llama.cpp's side (tokenizing, packing, the decodes that give
+the logits, the reference model loaded beside, llama-perplexity) is
+benchkit.engines.llama_cpp.perplexity.
 A text is a shipped name or a path (relative: from the suite file's folder), read only
 when it is a regular file of at most 64 MiB (`benchkit.core.safeio.MAX_TEXT_BYTES`): the whole
 text is tokenized in memory, so a larger one is refused from its size, unread.
@@ -42,6 +45,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchkit.engines.base import Iteration
+from benchkit.engines.llama_cpp.perplexity import (TextPlan, model_for, passes, plan_chunks,
+                                                 tokenize)
 from benchkit.engines.llama_cpp.options import LlamaCppOptions
 from benchkit.core.errors import BenchkitError
 from benchkit.workloads.base import SuiteSpot, Workload
@@ -294,34 +299,6 @@ def _normalise(key: str, value: Any) -> Any:
 # --------------------------------------------------------------------------- the text
 
 
-@dataclass(frozen=True)
-class TextPlan:
-    """The tokenized text and how it is cut and packed for one model and configuration."""
-
-    tokens: Any                 # numpy int32: the whole text
-    n_chunks: int
-    n_seq: int                  # chunks decoded side by side
-    n_batch: int                # tokens per decode (llama-perplexity's min(n_batch, n_ctx))
-    ctx: int
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def first(self) -> int:
-        return self.ctx // 2
-
-
-def tokenize(native: Any, raw: bytes, where: Where) -> Any:
-    """The text's tokens as llama-perplexity makes them: special tokens added (BOS where the
-    model adds it), special-token text not parsed (common_tokenize's defaults)."""
-    import numpy as np
-
-    llama, text = native.llama, body(raw)
-    if llama.llama_vocab_get_add_eos(native.vocab):
-        raise where.error("this model's tokenizer adds an end-of-sequence token; "
-                          "llama-perplexity refuses such models and so does benchkit")
-    return np.asarray(native.tokenize(text, special=False), dtype=np.int32)
-
-
 def plan_for(w: PplWorkload, native: Any) -> TextPlan:
     """Read the text again (it must not have changed), tokenize it, check it against the
     model, and choose the chunks and the packing as llama-perplexity does."""
@@ -332,26 +309,9 @@ def plan_for(w: PplWorkload, native: Any) -> TextPlan:
     if hashlib.sha256(raw).hexdigest() != w.text_sha256:
         raise w.where.error(f"{w.text} changed (or vanished) since the suite was read", "text")
     check_context(w, native.path)
-    tokens = tokenize(native, raw, w.where)
-    available = len(tokens) // w.ctx
-    if available < 1:
-        raise w.where.error(f"{w.text} is {len(tokens)} tokens with this model, shorter than "
-                            f"one chunk of n_ctx {w.ctx}", "text")
-    warnings = []
-    n_chunks = available if w.chunks is None else min(w.chunks, available)
-    if w.chunks is not None and w.chunks > available:
-        warnings.append(f"{w.text} holds {available} chunks of {w.ctx} tokens with this model "
-                        f"({len(tokens)} tokens); {available} evaluated, {w.chunks} asked")
-    s = native.settings
-    n_seq = max(1, s.n_batch // w.ctx)
-    if s.n_ctx:
-        if s.n_ctx < w.ctx:
-            raise BenchkitError(f"{w.test} needs a context of {w.ctx} tokens; n_ctx is "
-                                f"{s.n_ctx}", field="engine.n_ctx")
-        n_seq = min(n_seq, s.n_ctx // w.ctx)
-    return TextPlan(tokens, n_chunks, n_seq, min(s.n_batch, n_seq * w.ctx), w.ctx,
-                    tuple(warnings))
-
+    tokens = tokenize(native, body(raw), w.where)
+    return plan_chunks(tokens, native.settings, ctx=w.ctx, chunks=w.chunks, text=w.text,
+                       test=w.test, where=w.where)
 
 def check_context(w: PplWorkload, model_path: str) -> None:
     """n_ctx above the training context the GGUF header states is refused (llama-perplexity
@@ -366,75 +326,6 @@ def check_context(w: PplWorkload, model_path: str) -> None:
 
 
 # --------------------------------------------------------------------------- evaluation
-
-
-def passes(native: Any, plan: TextPlan, groups: range | None = None
-           ) -> Iterator[tuple[float, list[tuple[Any, Any]]]]:
-    """Decode the chunks group by group, as llama-perplexity does; yield (seconds of the
-    decodes, [(logits of the scored rows, their target tokens) per chunk]).
-
-    The logits are a view into llama.cpp's buffer (or a copy, when a chunk takes several
-    decodes) that holds until the next decode: consume them before asking for more.
-    The batch is filled before the clock starts; the clock stops after llama_synchronize.
-    """
-    import numpy as np
-
-    llama, ctx, n_ctx, first = native.llama, native.ctx, plan.ctx, plan.first
-    n_vocab = native.n_vocab
-    batch = llama.llama_batch_init(plan.n_batch, 0, 1)
-    try:
-        tok = np.ctypeslib.as_array(batch.token, shape=(plan.n_batch,))
-        pos = np.ctypeslib.as_array(batch.pos, shape=(plan.n_batch,))
-        nseq = np.ctypeslib.as_array(batch.n_seq_id, shape=(plan.n_batch,))
-        outs = np.ctypeslib.as_array(batch.logits, shape=(plan.n_batch,))
-        n_batches = (n_ctx + plan.n_batch - 1) // plan.n_batch
-        for i in groups if groups is not None else range(0, plan.n_chunks, plan.n_seq):
-            n_seq = min(plan.n_seq, plan.n_chunks - i)
-            start = i * n_ctx
-            llama.llama_memory_clear(llama.llama_get_memory(ctx), True)
-            seconds, kept = 0.0, []
-            for j in range(n_batches):
-                size = min(n_ctx - j * plan.n_batch, plan.n_batch)
-                n = _fill(batch, tok, pos, nseq, outs, plan, start, j, size, n_seq, native)
-                t0 = time.perf_counter()
-                native._decode_batch(batch, f"perplexity chunk {i + 1}")
-                llama.llama_synchronize(ctx)
-                seconds += time.perf_counter() - t0
-                n_out = int(outs[:n].sum())
-                if n_out:
-                    rows = np.ctypeslib.as_array(llama.llama_get_logits(ctx),
-                                                 shape=(n_out, n_vocab))
-                    kept.append(rows if n_batches == 1 else rows.copy())
-            logits = kept[0] if len(kept) == 1 else np.concatenate(kept)
-            per = n_ctx - first
-            yield seconds, [(logits[s * per:(s + 1) * per - 1],
-                             plan.tokens[start + s * n_ctx + first + 1:start + (s + 1) * n_ctx])
-                            for s in range(n_seq)]
-    finally:
-        llama.llama_batch_free(batch)
-
-
-def _fill(batch: Any, tok: Any, pos: Any, nseq: Any, outs: Any, plan: TextPlan, start: int,
-          j: int, size: int, n_seq: int, native: Any) -> int:
-    """Batch j of the group at token `start`: `size` tokens of each of n_seq chunks, the
-    first token of each chunk BOS where the model adds one, logits from position n_ctx/2."""
-    import numpy as np
-
-    n = 0
-    positions = np.arange(j * plan.n_batch, j * plan.n_batch + size, dtype=np.int32)
-    for s in range(n_seq):
-        at = start + s * plan.ctx + j * plan.n_batch
-        tok[n:n + size] = plan.tokens[at:at + size]
-        if j == 0 and native.add_bos:
-            tok[n] = native.bos
-        pos[n:n + size] = positions
-        outs[n:n + size] = positions >= plan.first
-        for k in range(n, n + size):
-            batch.seq_id[k][0] = s
-        n += size
-    nseq[:n] = 1
-    batch.n_tokens = n
-    return n
 
 
 def prepare(w: PplWorkload, session: Any) -> list[str]:
@@ -620,7 +511,7 @@ def ensure_reference(w: PplWorkload, native: Any, plan: TextPlan) -> tuple[Path,
 
 
 def _display(path: Path) -> str:
-    from benchkit.run.suite import scrub_home
+    from benchkit.community.scrub import scrub_home
 
     return scrub_home(str(path))
 
@@ -657,33 +548,13 @@ def compute_reference(w: PplWorkload, native: Any, plan: TextPlan, path: Path,
     return time.perf_counter() - start
 
 
-# settings that take effect when the model is loaded; the others are the context's
-_LOAD_SETTINGS = ("n_gpu_layers", "use_mmap")
-
-
 @contextlib.contextmanager
 def reference_engine(w: PplWorkload, native: Any) -> Iterator[Any]:
-    """The model that computes the reference: the loaded model under test itself when the
-    reference is the same file loaded the same way (only context settings differ, e.g.
-    the KV type: no second copy of the weights in memory), else the reference loaded
-    beside it. The context made here is replaced by the case's own before its pass."""
-    from benchkit.engines.llama_cpp.native import LlamaModel
-
+    """The model that computes the reference (the model under test itself when only
+    context settings differ)."""
     model_path, label, _ = reference_model(w, native)
-    settings = reference_settings(w, native)
-    same_load = os.path.realpath(model_path) == os.path.realpath(native.path) and all(
-        getattr(settings, k) == getattr(native.settings, k) for k in _LOAD_SETTINGS)
-    if not same_load:
-        with LlamaModel(model_path, settings, label=label) as ref:
-            yield ref
-        return
-    own = native.settings
-    native.settings = settings
-    try:
-        yield native
-    finally:
-        native.settings = own
-
+    with model_for(native, model_path, reference_settings(w, native), label) as ref:
+        yield ref
 
 def save_reference(path: Path, arrays: dict[str, Any]) -> None:
     """Write atomically: a run interrupted mid-write leaves no half file that would pass
@@ -751,34 +622,3 @@ def _vocab_error(w: PplWorkload, name: str, why: str) -> BenchkitError:
         else "kld.reference"
     return w.where.error(f"the reference {name} cannot serve as a KL-divergence reference: "
                          f"{why}", key)
-
-
-# --------------------------------------------------------------------------- agreement
-
-
-def llama_perplexity_tool() -> Path:
-    """llama-perplexity built as the installed llama-cpp-python was (its backend, no extra
-    CMake switches: `benchkit engines build` without any), for checks of agreement.
-
-    A build with other switches computes other logits: an AVX2-only build of the same
-    source gave SmolLM2 a perplexity 0.8% higher at n_ctx 64 than this engine and the
-    default build, which agree to the last printed digit. $BENCHKIT_LLAMA_PERPLEXITY or
-    PATH still win, as in benchkit.engines.llama_cpp.build.find_tool.
-    """
-    import shutil
-
-    from benchkit.engines.llama_cpp import build
-
-    name = "llama-perplexity"
-    if os.environ.get(build.env_var(name)) or shutil.which(name):
-        return build.find_tool(name)
-    wheel = build.wheel_build()
-    want = [*build.BASE_CMAKE_ARGS, *wheel.cmake_args]
-    for b in build.cached_builds():
-        path = Path(b.tools.get(name) or Path(b.bin) / name)
-        if (b.llama_cpp_python, b.backend, list(b.cmake_args)) == (
-                wheel.version, wheel.backend, want) and path.is_file():
-            return path
-    raise BenchkitError(f"no {name} built as the installed llama-cpp-python {wheel.version} "
-                        f"({wheel.backend}) was: run `benchkit engines build` (with no extra "
-                        f"CMake switches), or set ${build.env_var(name)}")

@@ -113,7 +113,7 @@ def perplexity_tool() -> Path | str:
     """llama-perplexity built as the installed llama-cpp-python was (found before the tests
     point BENCHKIT_CACHE elsewhere), or why it cannot be found."""
     from benchkit.core.errors import BenchkitError
-    from benchkit.workloads.ppl.workload import llama_perplexity_tool
+    from benchkit.engines.llama_cpp.perplexity import llama_perplexity_tool
 
     try:
         return llama_perplexity_tool()
@@ -226,6 +226,7 @@ def real_logits(smollm2_model: Path, text: Path) -> dict:
     """Scored rows of logits of SmolLM2 over the text, with an f16 and a q8_0 K cache."""
     from benchkit.engines.llama_cpp.native import LlamaModel
     from benchkit.engines.llama_cpp.options import LlamaCppOptions
+    from benchkit.engines.llama_cpp.perplexity import passes
     from benchkit.workloads.ppl import workload as ppl
 
     w = ppl.parse({"ppl": {"text": str(text), "n_ctx": 128, "chunks": 2}})[0]
@@ -234,7 +235,7 @@ def real_logits(smollm2_model: Path, text: Path) -> dict:
         with LlamaModel(smollm2_model, LlamaCppOptions(n_gpu_layers=0, type_k=type_k)) as m:
             plan = ppl.plan_for(w, m)
             m.new_context(plan.n_seq * plan.ctx, n_seq=plan.n_seq)
-            rows = [(lg.copy(), t.copy()) for _, ch in ppl.passes(m, plan) for lg, t in ch]
+            rows = [(lg.copy(), t.copy()) for _, ch in passes(m, plan) for lg, t in ch]
         import numpy as np
 
         out[type_k] = np.concatenate([r for r, _ in rows])

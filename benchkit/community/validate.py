@@ -1,4 +1,4 @@
-"""Community results: `submit` prepares a result for the shared data set, `validate` checks it.
+"""Validate community results: every check a file must pass to join the shared data set.
 
 The data set is a folder of result files in the repository,
 `results/community/<chip>/<model>/<id>.json`, grown by pull requests. Two rules make it
@@ -11,31 +11,26 @@ trustworthy without trusting anyone:
   should look), or notes what it could not check. Exit codes: 0 accepted (warnings
   allowed), 1 accepted with warnings under `--strict`, 2 at least one file rejected.
 
-The path is derived from the content: `<chip>` is the device that did the work, `<model>`
-a slug of the model file and quantization, `<id>` a hash of the published content. The
-same result submitted twice is the same file, and a file edited after submission no
-longer matches its own path.
+The path is derived from the content (`benchkit.community.identity`); a file whose path
+does not match its content is rejected.
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import json
 import math
 import os
-import re
-import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
+from benchkit.community.identity import community_relpath, fingerprint, work_chip
+from benchkit.community.scrub import private_fields
 from benchkit.core.errors import BenchkitError
 from benchkit.core.units import fmt_bytes
 from benchkit.core.stats import CV_LIMIT
 
-COMMUNITY_DIR = Path("results") / "community"
 MAX_BYTES = 1024 * 1024          # a standard-suite result is tens of KB; more is not a result
 MAX_NOTES = 2000                 # characters of free text a submitter may add
 MIN_ITERATIONS = 3               # fewer timed iterations give no usable spread
@@ -43,7 +38,6 @@ SUMMARY_RTOL = 1e-6              # summary figures must be those the iterations 
 TPS_RTOL = 0.01                  # an iteration's tps must be its tokens / seconds
 DECODE_TESTS = ("tg", "chat")    # workload kinds whose tok/s is a decode rate
 NEAR_RTOL = 1e-6                 # iterations this close to another file's are a copy, not a run
-MAX_SLUG = 80                    # path components: a 300-character model name is cut (+ hash)
 CPU_SOCKETS = 2                  # the CPU ceiling: two sockets of the fastest CPU memory known
 
 EXIT_OK, EXIT_WARNINGS, EXIT_REJECTED = 0, 1, 2
@@ -137,7 +131,7 @@ def find_suites_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
             raise BenchkitError("suites folder does not exist", file=str(explicit),
                                 field="--suites")
         return path
-    for cand in (Path("suites"), Path(__file__).resolve().parent.parent / "suites"):
+    for cand in (Path("suites"), Path(__file__).resolve().parents[2] / "suites"):
         if cand.is_dir() and any(cand.glob("*.yaml")):
             return cand
     raise BenchkitError("no suites/ folder with the standard suites here; run from the "
@@ -156,209 +150,13 @@ def standard_suites(suites_dir: str | os.PathLike[str] | None = None) -> dict[st
             continue
         pinned = dict((suite.raw.get("engine") or {}))
         found[suite.name] = StandardSuite(
-            name=suite.name, file=_shown(path),
+            name=suite.name, file=shown_path(path),
             sha256=tuple(m.sha256 for m in suite.models),
             tests=tuple(w.test for w in suite.workloads),
             iterations=suite.iterations, warmup=suite.warmup,
             engine={k: normalize_engine_value(k, v) for k, v in pinned.items()},
             allow_synthetic=bool(suite.raw.get("allow_synthetic", False)))
     return found
-
-
-# --- what must not be published ----------------------------------------------------------
-
-# Keys that identify a machine or a person; a benchkit result never has them, a result that
-# went through other hands might.
-_PRIVATE_KEYS = {
-    "hostname": "host name", "host": "host name", "host_name": "host name",
-    "node": "host name", "nodename": "host name", "fqdn": "host name",
-    "serial": "serial number", "serial_number": "serial number",
-    "serialnumber": "serial number", "uuid": "serial number", "hardware_uuid": "serial number",
-    "platform_uuid": "serial number", "udid": "serial number", "machine_id": "serial number",
-    "mac": "network address", "mac_address": "network address", "ip": "network address",
-    "user": "user name", "username": "user name", "user_name": "user name",
-    "login": "user name", "email": "e-mail address",
-}
-_HOME_PATTERNS = (
-    re.compile(r"(?<![\w.~-])/(?:home|Users|var/home)/[^/\s\"'<>|:;,]+"),
-    re.compile(r"(?<![\w.~-])/root(?=/|$|[\s\"'])"),
-    re.compile(r"\b[A-Za-z]:\\(?:Users|Documents and Settings)\\[^\\\s\"']+", re.IGNORECASE),
-)
-_SERIAL_PATTERNS = (
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                r"[0-9a-fA-F]{12}\b"), "<uuid>", "serial number"),
-    (re.compile(r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"), "<mac>", "network address"),
-)
-_PATH_KEYS = {"path", "file"}
-
-
-def scrub(doc: dict[str, Any], *, local: bool = True) -> tuple[dict[str, Any], list[str]]:
-    """A copy of `doc` with what must not be published removed, and what was removed.
-
-    Generic rules (home folders, private keys, serial-number and MAC patterns, absolute
-    model and suite paths) apply everywhere; with `local`, this machine's host name and
-    user name are removed too (submit runs on the machine that measured). The list says
-    which fields changed and why, never the removed values.
-    """
-    words = _local_words() if local else []
-    removed: list[str] = []
-    clean = _scrub_value(doc, [], words, removed, local)
-    return clean, sorted(set(removed))
-
-
-def private_fields(doc: dict[str, Any]) -> list[str]:
-    """What must not be in a file that claims to be ready for publishing: the generic
-    rules only (absolute paths outside a home folder are cut by submit, not refused)."""
-    return scrub(doc, local=False)[1]
-
-
-def _local_words() -> list[tuple[re.Pattern[str], str, str]]:
-    """This machine's host name and user name, as whole-word patterns."""
-    out = []
-    try:
-        host = socket.gethostname()
-    except OSError:
-        host = ""
-    for name in {host, host.split(".")[0]}:
-        if len(name) >= 3 and name.lower() != "localhost":
-            out.append((re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])"), "<host>",
-                        "host name"))
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = ""
-    if len(user) >= 2:
-        out.append((re.compile(rf"(?<=[/\\]){re.escape(user)}(?=[/\\]|$)"), "<user>",
-                    "user name in a path"))
-    return out
-
-
-def _scrub_value(value: Any, path: list[str], words: list, removed: list[str],
-                 cut_paths: bool) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            here = path + [str(key)]
-            reason = _PRIVATE_KEYS.get(str(key).lower())
-            if reason:
-                removed.append(f"{'.'.join(here)}: removed ({reason})")
-                continue
-            out[key] = _scrub_value(item, here, words, removed, cut_paths)
-        return out
-    if isinstance(value, list):
-        return [_scrub_value(item, path + [str(i)], words, removed, cut_paths)
-                for i, item in enumerate(value)]
-    if isinstance(value, str):
-        return _scrub_string(value, path, words, removed, cut_paths)
-    return value
-
-
-def _scrub_string(text: str, path: list[str], words: list, removed: list[str],
-                  cut_paths: bool) -> str:
-    where = ".".join(path)
-    new = text
-    if cut_paths and (path and path[-1] in _PATH_KEYS or (len(path) >= 2 and path[0] == "command")) \
-            and _is_absolute(new):
-        new = re.split(r"[/\\]", new.rstrip("/\\"))[-1]
-        removed.append(f"{where}: absolute path cut to the file name")
-        return new
-    for pattern in _HOME_PATTERNS:
-        new, n = pattern.subn("~", new)
-        if n:
-            removed.append(f"{where}: home folder replaced by ~")
-    for pattern, repl, reason in (*_SERIAL_PATTERNS, *words):
-        new, n = pattern.subn(repl, new)
-        if n:
-            removed.append(f"{where}: {reason} removed")
-    return new
-
-
-def _is_absolute(text: str) -> bool:
-    return text.startswith(("/", "~/", "\\\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", text))
-
-
-# --- identity: chip, model, id -----------------------------------------------------------
-
-
-def canonical(doc: dict[str, Any]) -> bytes:
-    """The content a community id hashes: everything but the submission's own block."""
-    body = {k: v for k, v in doc.items() if k != "community"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
-
-def content_id(doc: dict[str, Any]) -> str:
-    """16 hex digits of the sha256 of the canonical content: same result, same id."""
-    return hashlib.sha256(canonical(doc)).hexdigest()[:16]
-
-
-def fingerprint(doc: dict[str, Any]) -> str:
-    """The raw measurements alone: two files with these equal are one run, whatever else
-    was edited between them (notes, environment strings, run id)."""
-    values = [[it.get("tps") for it in case.get("iterations") or []]
-              for case in doc.get("cases") or []]
-    return hashlib.sha256(json.dumps(values).encode("utf-8")).hexdigest()
-
-
-def slug(text: str) -> str:
-    """Lowercase letters, digits, '.', '_' and '-' only: safe in a path and a URL."""
-    out = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
-    out = re.sub(r"-{2,}", "-", out) or "unknown"
-    if len(out) > MAX_SLUG:     # a path component must stay short: cut, and keep it unique
-        digest = hashlib.sha256(out.encode("utf-8")).hexdigest()[:8]
-        out = f"{out[:MAX_SLUG - 9].rstrip('-.')}-{digest}"
-    return out
-
-
-def model_slug(model: dict[str, Any]) -> str:
-    """The model folder: file name without .gguf, the quantization, and `-synthetic` for a
-    stand-in, so that real and synthetic figures never share a row."""
-    name = str(model.get("name") or "model")
-    if name.lower().endswith(".gguf"):
-        name = name[:-5]
-    out = slug(name)
-    quant = slug(str(model.get("quantization") or ""))
-    if quant != "unknown" and quant not in out:
-        out = f"{out}-{quant}"
-    if model.get("synthetic") and "synthetic" not in out:
-        out = f"{out}-synthetic"
-    return slug(out)
-
-
-def ran_on_gpu(case: dict[str, Any]) -> bool:
-    """Whether any layer ran on a GPU, from what llama.cpp reported at load time."""
-    placement = case.get("placement") or {}
-    if placement.get("device_kind"):
-        return placement["device_kind"] == "gpu"
-    return (placement.get("layers_offloaded") or 0) > 0
-
-
-def work_chip(doc: dict[str, Any]) -> str:
-    """The id of what did the work: the GPU's or Apple chip's id, else the CPU's slug.
-
-    A result from an NVIDIA machine whose build had no CUDA ran on the CPU; filing it
-    under the GPU would credit the GPU with a CPU figure. A GPU the chip database does
-    not know is filed under a slug of its reported name.
-    """
-    from benchkit.run.environment import cpu_slug
-
-    env = doc.get("environment") or {}
-    chip = env.get("chip") or {}
-    cases = [c for c in doc.get("cases") or [] if c.get("status") == "ok"] or \
-        list(doc.get("cases") or [])
-    if chip.get("kind") != "cpu" and cases and all(ran_on_gpu(c) for c in cases):
-        if chip.get("id"):
-            return slug(str(chip["id"]))
-        if chip.get("name"):
-            return slug(str(chip["name"]))
-    return slug(cpu_slug(str((env.get("cpu") or {}).get("model") or "")))
-
-
-def community_relpath(doc: dict[str, Any]) -> PurePosixPath:
-    """`<chip>/<model>/<id>.json`, all derived from the content."""
-    cases = doc.get("cases") or [{}]
-    return PurePosixPath(work_chip(doc), model_slug(cases[0].get("model") or {}),
-                         f"{content_id(doc)}.json")
 
 
 # --- validate ----------------------------------------------------------------------------
@@ -390,7 +188,7 @@ def check_file(path: str | os.PathLike[str], standards: dict[str, StandardSuite]
     from benchkit.results.io import parse_result
     from benchkit.core.safeio import read_json_file
 
-    shown = _shown(path)
+    shown = shown_path(path)
     verdict = Verdict(shown)
     problem = file_problem(Path(path))
     if problem:
@@ -438,7 +236,7 @@ def file_problem(path: Path) -> str | None:
     if root is not None:
         for folder in absolute.parents:
             if folder.is_symlink():
-                return (f"reached through a linked folder ({_shown(folder)}): community "
+                return (f"reached through a linked folder ({shown_path(folder)}): community "
                         "results must lie inside the tree")
             if folder == root:
                 break
@@ -715,7 +513,7 @@ def _check_set(verdicts: list[Verdict]) -> None:
         actual = PurePosixPath(*path.resolve().relative_to(root.resolve()).parts)
         if actual != expected:
             v.add(ERROR, None, f"path does not match the content: expected "
-                  f"{_shown(root / expected)}")
+                  f"{shown_path(root / expected)}")
         mine = order[Path(os.path.abspath(v.file))]
         copies = {p for p, key in order.items() if key > mine}
         for problem in duplicate_problems(v.doc, path, root, known, copies=copies):
@@ -778,9 +576,9 @@ def duplicate_problems(doc: dict[str, Any], path: Path, root: Path,
         if theirs is None:
             continue
         if theirs.fingerprint == mine.fingerprint:
-            out.append(f"duplicate: the same measurements as {_shown(other)}")
+            out.append(f"duplicate: the same measurements as {shown_path(other)}")
         elif theirs.identity == mine.identity and _near(mine.series, theirs.series):
-            out.append(f"near-duplicate of {_shown(other)}: the same model, chip and "
+            out.append(f"near-duplicate of {shown_path(other)}: the same model, chip and "
                        f"settings, and every iteration within {NEAR_RTOL:g} of its figures "
                        "(a copy with its figures nudged is not a new run)")
     return out
@@ -799,83 +597,6 @@ def community_root(path: Path) -> Path | None:
         if parent.name == "community":
             return _relative_if_inside(parent)
     return None
-
-
-# --- submit ------------------------------------------------------------------------------
-
-
-@dataclass
-class Submission:
-    """What submit did: the file it wrote (or found unchanged) and the checks' verdict."""
-
-    path: Path
-    status: str                      # written | updated | unchanged | rejected
-    verdict: Verdict
-    removed: list[str]
-    doc: dict[str, Any]
-
-
-def submit(result: str | os.PathLike[str], *, notes: str | None = None,
-           root: str | os.PathLike[str] = COMMUNITY_DIR,
-           suites_dir: str | os.PathLike[str] | None = None) -> Submission:
-    """Scrub a result, check it as CI will, and file it under `root` by its content.
-
-    Nothing is written when a check rejects it. The chip, GPU cores, memory and OS come
-    from the result itself (the runner detected them); the only thing a person adds is
-    the optional free-text `notes`.
-    """
-    from benchkit.results.io import dumps, read_result, write_result
-    from benchkit.core.safeio import read_bounded_bytes
-
-    doc = read_result(result)
-    if notes is not None and len(notes) > MAX_NOTES:
-        raise BenchkitError(f"{len(notes)} characters (at most {MAX_NOTES})", field="--notes")
-    previous = doc.get("community") if isinstance(doc.get("community"), dict) else {}
-    clean, removed = scrub(doc, local=True)
-    removed = sorted(set(removed) | set(previous.get("removed") or []))
-    clean.pop("community", None)
-    clean["community"] = {"notes": (notes.strip() or None) if notes else previous.get("notes"),
-                          "removed": removed}
-    target = Path(root) / community_relpath(clean)
-    verdict = Verdict(_shown(target))
-    check_document(clean, verdict, standard_suites(suites_dir))
-    _check_duplicate(clean, target, Path(root), verdict)
-    if not verdict.accepted:
-        return Submission(target, "rejected", verdict, removed, clean)
-    new_bytes = dumps(clean).encode("utf-8")
-    if target.is_file() and not file_problem(target):
-        old = read_bounded_bytes(target, MAX_BYTES, "community file")
-        status = "unchanged" if old == new_bytes else "updated"
-    else:
-        status = "written"
-    if status != "unchanged":
-        write_result(clean, target)
-    return Submission(target, status, verdict, removed, clean)
-
-
-def _check_duplicate(doc: dict[str, Any], target: Path, root: Path, verdict: Verdict) -> None:
-    if not root.is_dir():
-        return
-    for problem in duplicate_problems(doc, target, root):
-        verdict.add(ERROR, None, problem)
-
-
-
-
-def next_steps(sub: Submission) -> list[str]:
-    """What a contributor does after submit: a branch, a commit, a pull request."""
-    rel = _shown(sub.path)
-    branch = f"result-{sub.path.stem[:8]}"
-    chip = sub.path.parent.parent.name
-    model = sub.path.parent.name
-    return [
-        f"git checkout -b {branch}",
-        f"git add {rel}",
-        f"git commit -m \"Community result: {chip}, {model}\"",
-        f"git push -u origin {branch}",
-        "open a pull request: CI runs `benchkit validate` on the new file; once merged, "
-        "the site lists your chip as measured",
-    ]
 
 
 # --- small helpers -----------------------------------------------------------------------
@@ -902,7 +623,7 @@ def _relative_if_inside(path: Path) -> Path:
         return path
 
 
-def _shown(path: str | os.PathLike[str]) -> str:
+def shown_path(path: str | os.PathLike[str]) -> str:
     """The path as printed: relative to the working folder when inside it."""
     p = Path(path)
     try:

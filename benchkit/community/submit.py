@@ -1,0 +1,94 @@
+"""Submit a community result: scrub it, check it as CI will, file it under its content path.
+
+The only thing a person adds is the optional free-text notes; the chip, memory and OS come
+from the result itself. What comes after (a branch, a commit, a pull request) is printed
+by `next_steps`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchkit.community.identity import community_relpath
+from benchkit.community.scrub import scrub
+from benchkit.community.validate import (ERROR, MAX_BYTES, MAX_NOTES, Verdict, check_document,
+                                         duplicate_problems, file_problem, shown_path,
+                                         standard_suites)
+from benchkit.core.errors import BenchkitError
+
+COMMUNITY_DIR = Path("results") / "community"
+
+
+@dataclass
+class Submission:
+    """What submit did: the file it wrote (or found unchanged) and the checks' verdict."""
+
+    path: Path
+    status: str                      # written | updated | unchanged | rejected
+    verdict: Verdict
+    removed: list[str]
+    doc: dict[str, Any]
+
+
+def submit(result: str | os.PathLike[str], *, notes: str | None = None,
+           root: str | os.PathLike[str] = COMMUNITY_DIR,
+           suites_dir: str | os.PathLike[str] | None = None) -> Submission:
+    """Scrub a result, check it as CI will, and file it under `root` by its content.
+
+    Nothing is written when a check rejects it. The chip, GPU cores, memory and OS come
+    from the result itself (the runner detected them); the only thing a person adds is
+    the optional free-text `notes`.
+    """
+    from benchkit.results.io import dumps, read_result, write_result
+    from benchkit.core.safeio import read_bounded_bytes
+
+    doc = read_result(result)
+    if notes is not None and len(notes) > MAX_NOTES:
+        raise BenchkitError(f"{len(notes)} characters (at most {MAX_NOTES})", field="--notes")
+    previous = doc.get("community") if isinstance(doc.get("community"), dict) else {}
+    clean, removed = scrub(doc, local=True)
+    removed = sorted(set(removed) | set(previous.get("removed") or []))
+    clean.pop("community", None)
+    clean["community"] = {"notes": (notes.strip() or None) if notes else previous.get("notes"),
+                          "removed": removed}
+    target = Path(root) / community_relpath(clean)
+    verdict = Verdict(shown_path(target))
+    check_document(clean, verdict, standard_suites(suites_dir))
+    _check_duplicate(clean, target, Path(root), verdict)
+    if not verdict.accepted:
+        return Submission(target, "rejected", verdict, removed, clean)
+    new_bytes = dumps(clean).encode("utf-8")
+    if target.is_file() and not file_problem(target):
+        old = read_bounded_bytes(target, MAX_BYTES, "community file")
+        status = "unchanged" if old == new_bytes else "updated"
+    else:
+        status = "written"
+    if status != "unchanged":
+        write_result(clean, target)
+    return Submission(target, status, verdict, removed, clean)
+
+
+def _check_duplicate(doc: dict[str, Any], target: Path, root: Path, verdict: Verdict) -> None:
+    if not root.is_dir():
+        return
+    for problem in duplicate_problems(doc, target, root):
+        verdict.add(ERROR, None, problem)
+
+
+def next_steps(sub: Submission) -> list[str]:
+    """What a contributor does after submit: a branch, a commit, a pull request."""
+    rel = shown_path(sub.path)
+    branch = f"result-{sub.path.stem[:8]}"
+    chip = sub.path.parent.parent.name
+    model = sub.path.parent.name
+    return [
+        f"git checkout -b {branch}",
+        f"git add {rel}",
+        f"git commit -m \"Community result: {chip}, {model}\"",
+        f"git push -u origin {branch}",
+        "open a pull request: CI runs `benchkit validate` on the new file; once merged, "
+        "the site lists your chip as measured",
+    ]
