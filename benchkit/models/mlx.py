@@ -327,7 +327,7 @@ def synthesize_mlx(preset: str, bits: int, *, group_size: int = 64, seed: int = 
     """Write (or find) the MLX stand-in of `preset` quantized to `bits`."""
     import time
 
-    from benchkit.models.synth import get_preset, reduce_preset
+    from benchkit.models.presets import get_preset, reduce_preset
 
     if bits not in MLX_BITS:
         raise BenchkitError(f"--bits {bits}: MLX quantizes to {MLX_BITS}", field="bits")
