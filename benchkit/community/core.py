@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator
 from benchkit.core.errors import BenchkitError
 from benchkit.core.units import fmt_bytes
 from benchkit.core.stats import CV_LIMIT
+from benchkit.results.facts import DECODE_KINDS, ran_on_gpu
 
 COMMUNITY_DIR = Path("results") / "community"
 MAX_BYTES = 1024 * 1024          # a standard-suite result is tens of KB; more is not a result
@@ -41,7 +42,6 @@ MAX_NOTES = 2000                 # characters of free text a submitter may add
 MIN_ITERATIONS = 3               # fewer timed iterations give no usable spread
 SUMMARY_RTOL = 1e-6              # summary figures must be those the iterations give
 TPS_RTOL = 0.01                  # an iteration's tps must be its tokens / seconds
-DECODE_TESTS = ("tg", "chat")    # workload kinds whose tok/s is a decode rate
 NEAR_RTOL = 1e-6                 # iterations this close to another file's are a copy, not a run
 MAX_SLUG = 80                    # path components: a 300-character model name is cut (+ hash)
 CPU_SOCKETS = 2                  # the CPU ceiling: two sockets of the fastest CPU memory known
@@ -325,14 +325,6 @@ def model_slug(model: dict[str, Any]) -> str:
     return slug(out)
 
 
-def ran_on_gpu(case: dict[str, Any]) -> bool:
-    """Whether any layer ran on a GPU, from what llama.cpp reported at load time."""
-    placement = case.get("placement") or {}
-    if placement.get("device_kind"):
-        return placement["device_kind"] == "gpu"
-    return (placement.get("layers_offloaded") or 0) > 0
-
-
 def work_chip(doc: dict[str, Any]) -> str:
     """The id of what did the work: the GPU's or Apple chip's id, else the CPU's slug.
 
@@ -566,7 +558,7 @@ def _check_bandwidth(case: dict[str, Any], where: str, doc: dict[str, Any],
     memory bandwidth of the chip that did the work. (The file size stands for the bytes
     read per token; for the standard suites' models the output head reads the whole
     token table, so the file size is what moves.)"""
-    if case["workload"]["kind"] not in DECODE_TESTS:
+    if case["workload"]["kind"] not in DECODE_KINDS:
         return
     size = case["model"].get("size_bytes")
     tps = case["summary"].get("tps_median")

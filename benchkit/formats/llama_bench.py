@@ -20,6 +20,7 @@ import math
 from typing import Any, Callable
 
 from benchkit.core.errors import BenchkitError
+from benchkit.workloads.testnames import name as test_name   # llama-bench's test names
 
 # llama-bench's fields in order, with their types (test::get_fields / get_field_type).
 FIELDS = (
@@ -306,17 +307,6 @@ def _md_value(field: str, r: dict[str, Any]) -> str:
     if field == "t/s":
         return f"{r['avg_ts']:.2f} ± {r['stddev_ts']:.2f}"
     return _text(field, r[field])
-
-
-def test_name(n_prompt: int, n_gen: int, n_depth: int = 0) -> str:
-    """llama-bench's test name: pp512, tg128, pp512+tg128, with ' @ d4096' at a depth."""
-    if n_prompt > 0 and n_gen == 0:
-        name = f"pp{n_prompt}"
-    elif n_gen > 0 and n_prompt == 0:
-        name = f"tg{n_gen}"
-    else:
-        name = f"pp{n_prompt}+tg{n_gen}"
-    return f"{name} @ d{n_depth}" if n_depth > 0 else name
 
 
 _WRITERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {

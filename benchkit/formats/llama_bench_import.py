@@ -40,8 +40,10 @@ from typing import Any, Iterable
 
 from benchkit.core.version import __version__
 from benchkit.core.errors import BenchkitError
-from benchkit.formats.llama_bench import BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, test_name
+from benchkit.formats.llama_bench import BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, check_schema, summarize, write_result
+from benchkit.run.environment import backend_in
+from benchkit.workloads.testnames import name as test_name
 
 FORMATS = ("json", "jsonl", "csv", "sql")
 REQUIRED = ("n_prompt", "n_gen", "model_type")
@@ -394,12 +396,7 @@ def backends_of(row: dict[str, Any]) -> str:
 
 def backend_of(backends: str) -> str:
     """benchkit's environment.backend for llama-bench's backends string."""
-    for backend, pattern in (("cuda", r"\bCUDA"), ("metal", r"\bMetal|\bMTL"),
-                             ("hip", r"\bROCm|\bHIP"), ("vulkan", r"\bVulkan"),
-                             ("sycl", r"\bSYCL")):
-        if re.search(pattern, backends):
-            return backend
-    return "cpu"
+    return backend_in(backends)
 
 
 def chip_of(cpu: str | None, gpus: list[str], backend: str) -> dict[str, Any]:

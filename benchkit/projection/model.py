@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from statistics import NormalDist
@@ -47,6 +46,7 @@ import yaml
 from benchkit.projection.chips import Chip, get_chip, load_chips
 from benchkit.core.errors import BenchkitError
 from benchkit.models.quants import bits_per_weight
+from benchkit.workloads.testnames import parse as parse_test   # "tg128 @ d4096" -> (tg, 128, 4096)
 
 METHODS = ("roofline", "bandwidth")
 PRIORS_FILE = "benchkit/data/projection.yaml"
@@ -60,7 +60,6 @@ PROMPT_UNITS = ("fp32", "matrix", "int8", "dequant-f16")
 # benchmark. A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
 # tokenization and scheduling to every token, which no chip parameter describes.
 KERNEL_ENGINES = ("llama-cpp-python", "llama-bench")
-_TEST_RE = re.compile(r"^(tg|pp)(\d+)(?: @ d(\d+))?$")
 
 
 # ----------------------------------------------------------------------------- model shapes
@@ -1297,14 +1296,6 @@ def _per_chip(pairs: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- from results
-
-def parse_test(test: str) -> tuple[str, int, int] | None:
-    """"tg128 @ d4096" -> ("tg", 128, 4096); "pp512" -> ("pp", 512, 0); else None."""
-    m = _TEST_RE.match(str(test).strip())
-    if not m:
-        return None
-    return m.group(1), int(m.group(2)), int(m.group(3) or 0)
-
 
 def measurements_from_frame(df: Any) -> list[Measurement]:
     """Measurements from `benchkit.load_results` rows, newest first.

@@ -26,10 +26,9 @@ from benchkit.core.units import fmt_bytes, fmt_mib, fmt_ms, fmt_params, fmt_pct,
 # and the run) are one row of the metrics table.
 from benchkit.results.frame import ENGINE_SETTINGS
 from benchkit.results.frame import cell as _clean
+from benchkit.results.facts import DECODE_KINDS, PROMPT_KINDS   # by preference order
 
 FORMATS = ("md", "html", "both")
-DECODE_KINDS = ("tg", "chat")      # in order of preference for "the decode figure"
-PROMPT_KINDS = ("pp",)
 SIZES_B = (1, 3, 7, 13, 70)        # the reference page's model-size table
 SIZE_QUANT = "Q4_K_M"
 SYNTHETIC = "synthetic stand-in"

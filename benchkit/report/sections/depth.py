@@ -9,15 +9,14 @@ depth-0 figure, with a chart of tok/s against depth.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from benchkit.report.charts.depth import throughput_vs_depth
 from benchkit.report.core import Config, _clean, _num, fmt_pct, fmt_tps, spread_text
 from benchkit.report.sections.engines import CLOCKS
+from benchkit.workloads.testnames import split_depth
 
 NAME = "depth"
-_AT_DEPTH = re.compile(r"^(?P<base>.+?) @ d(?P<depth>\d+)$")
 
 
 def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None:
@@ -54,10 +53,9 @@ def _by_base_test(c: Config) -> dict[str, dict[int, Any]]:
     for row in c.rows.values():
         if row["workload_kind"] not in ("pp", "tg"):
             continue
-        m = _AT_DEPTH.match(str(row["test"]))
-        base = m["base"] if m else str(row["test"])
+        base, named = split_depth(row["test"])
         depth = _clean(row.get("depth"))
-        depth = int(depth) if depth is not None else (int(m["depth"]) if m else 0)
+        depth = int(depth) if depth is not None else (named or 0)
         out.setdefault(base, {})[depth] = row
     return out
 
