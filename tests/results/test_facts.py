@@ -4,7 +4,6 @@ environment.backend_in), checked on every committed result and on real llama-ben
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
