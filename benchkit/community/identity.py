@@ -13,6 +13,8 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
+from benchkit.results.facts import ran_on_gpu   # re-exported: the site reads it here
+
 MAX_SLUG = 80                    # path components: a 300-character model name is cut (+ hash)
 
 
@@ -59,14 +61,6 @@ def model_slug(model: dict[str, Any]) -> str:
     if model.get("synthetic") and "synthetic" not in out:
         out = f"{out}-synthetic"
     return slug(out)
-
-
-def ran_on_gpu(case: dict[str, Any]) -> bool:
-    """Whether any layer ran on a GPU, from what llama.cpp reported at load time."""
-    placement = case.get("placement") or {}
-    if placement.get("device_kind"):
-        return placement["device_kind"] == "gpu"
-    return (placement.get("layers_offloaded") or 0) > 0
 
 
 def work_chip(doc: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator
 from benchkit.community.identity import community_relpath, fingerprint, work_chip
 from benchkit.community.scrub import private_fields
 from benchkit.core.errors import BenchkitError
+from benchkit.results.facts import DECODE_KINDS
 from benchkit.core.units import fmt_bytes
 from benchkit.core.stats import CV_LIMIT
 
@@ -36,7 +37,6 @@ MAX_NOTES = 2000                 # characters of free text a submitter may add
 MIN_ITERATIONS = 3               # fewer timed iterations give no usable spread
 SUMMARY_RTOL = 1e-6              # summary figures must be those the iterations give
 TPS_RTOL = 0.01                  # an iteration's tps must be its tokens / seconds
-DECODE_TESTS = ("tg", "chat")    # workload kinds whose tok/s is a decode rate
 NEAR_RTOL = 1e-6                 # iterations this close to another file's are a copy, not a run
 CPU_SOCKETS = 2                  # the CPU ceiling: two sockets of the fastest CPU memory known
 
@@ -364,7 +364,7 @@ def _check_bandwidth(case: dict[str, Any], where: str, doc: dict[str, Any],
     memory bandwidth of the chip that did the work. (The file size stands for the bytes
     read per token; for the standard suites' models the output head reads the whole
     token table, so the file size is what moves.)"""
-    if case["workload"]["kind"] not in DECODE_TESTS:
+    if case["workload"]["kind"] not in DECODE_KINDS:
         return
     size = case["model"].get("size_bytes")
     tps = case["summary"].get("tps_median")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchkit.workloads.testnames import name as test_name  # noqa: F401 - llama-bench's test names, one grammar
+
 # llama-bench's fields in order, with their types (test::get_fields / get_field_type).
 FIELDS = (
     "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename",
@@ -41,14 +43,3 @@ FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 # benchkit's environment.backend -> llama-bench's `backends` name
 BACKEND_NAMES = {"cuda": "CUDA", "metal": "MTL", "hip": "ROCm", "vulkan": "Vulkan",
                  "sycl": "SYCL", "cpu": "CPU"}
-
-
-def test_name(n_prompt: int, n_gen: int, n_depth: int = 0) -> str:
-    """llama-bench's test name: pp512, tg128, pp512+tg128, with ' @ d4096' at a depth."""
-    if n_prompt > 0 and n_gen == 0:
-        name = f"pp{n_prompt}"
-    elif n_gen > 0 and n_prompt == 0:
-        name = f"tg{n_gen}"
-    else:
-        name = f"pp{n_prompt}+tg{n_gen}"
-    return f"{name} @ d{n_depth}" if n_depth > 0 else name

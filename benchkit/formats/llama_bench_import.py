@@ -43,6 +43,7 @@ from benchkit.core.errors import BenchkitError
 from benchkit.formats.llama_bench_fields import (BOOL_FIELDS, FLASH_ATTN, FLOAT_FIELDS,
                                                   INT_FIELDS, test_name)
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, check_schema, summarize, write_result
+from benchkit.run.environment import backend_in
 
 REQUIRED = ("n_prompt", "n_gen", "model_type")
 TIMINGS = ("samples_ns", "samples_ts", "avg_ns", "avg_ts")
@@ -394,12 +395,7 @@ def backends_of(row: dict[str, Any]) -> str:
 
 def backend_of(backends: str) -> str:
     """benchkit's environment.backend for llama-bench's backends string."""
-    for backend, pattern in (("cuda", r"\bCUDA"), ("metal", r"\bMetal|\bMTL"),
-                             ("hip", r"\bROCm|\bHIP"), ("vulkan", r"\bVulkan"),
-                             ("sycl", r"\bSYCL")):
-        if re.search(pattern, backends):
-            return backend
-    return "cpu"
+    return backend_in(backends)
 
 
 def chip_of(cpu: str | None, gpus: list[str], backend: str) -> dict[str, Any]:

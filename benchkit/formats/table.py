@@ -16,9 +16,10 @@ import io
 import json
 from typing import Any
 
+from benchkit.results.facts import ran_on_gpu
+from benchkit.results.model import Case, Run, Summary
 from benchkit.core.units import fmt_bytes, fmt_params
 from benchkit.formats import RUN, get, text_format
-from benchkit.results.io import clock_of
 
 _MD_HEADER = ("model", "size", "params", "engine", "backend", "ngl", "threads", "test",
               "t/s (mean ± sd)", "n", "ttft ms (median)")
@@ -26,39 +27,41 @@ _MD_RIGHT = {"size", "params", "ngl", "threads", "test", "t/s (mean ± sd)", "n"
              "ttft ms (median)"}
 
 
-def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def rows(doc: dict[str, Any] | Run) -> list[dict[str, Any]]:
     """Machine-readable rows (the csv / json / jsonl output)."""
-    backend = doc.get("environment", {}).get("backend", "cpu")
-    out = []
-    for case in doc.get("cases", []):
-        model, summary = case["model"], case.get("summary") or {}
-        placement = case.get("placement")
-        on_gpu = (placement or {}).get("device_kind") == "gpu"
-        out.append({
-            "model": model.get("name"),
-            "quantization": model.get("quantization"),
-            "size_bytes": model.get("size_bytes"),
-            "n_params": model.get("n_params"),
-            "synthetic": model.get("synthetic"),
-            "engine": case["engine"].get("kind"),
-            "clock": clock_of(case.get("iterations") or []),
-            # a server benchkit did not start, or a case never measured: placement unknown
-            "backend": (_engine_backend(placement, backend if on_gpu else "cpu")
-                        if placement else None),
-            "n_gpu_layers": case["engine"].get("n_gpu_layers"),
-            "n_threads": case["engine"].get("n_threads"),
-            "test": case["test"],
-            "status": case["status"],
-            "n": summary.get("n"),
-            "tps_mean": summary.get("tps_mean"),
-            "tps_stdev": summary.get("tps_stdev"),
-            "tps_median": summary.get("tps_median"),
-            "tps_ci95_low": summary.get("tps_ci95_low"),
-            "tps_ci95_high": summary.get("tps_ci95_high"),
-            "ttft_median_s": summary.get("ttft_median_s"),
-            "error": case.get("error"),
-        })
-    return out
+    run = doc if isinstance(doc, Run) else Run.from_json(doc)
+    backend = run.env.get("backend", "cpu")
+    return [_row(case, backend) for case in run.cases]
+
+
+def _row(case: Case, backend: str) -> dict[str, Any]:
+    """One case's row; a server benchkit did not start, or a case never measured, has no
+    placement: its backend is unknown."""
+    model, engine = case.model or {}, case.engine or {}
+    summary = case.summary or Summary()
+    return {
+        "model": model.get("name"),
+        "quantization": model.get("quantization"),
+        "size_bytes": model.get("size_bytes"),
+        "n_params": model.get("n_params"),
+        "synthetic": model.get("synthetic"),
+        "engine": engine.get("kind"),
+        "clock": case.clock,
+        "backend": (_engine_backend(case.placement, backend if ran_on_gpu(case) else "cpu")
+                    if case.placement else None),
+        "n_gpu_layers": engine.get("n_gpu_layers"),
+        "n_threads": engine.get("n_threads"),
+        "test": case.test,
+        "status": case.status,
+        "n": summary.n,
+        "tps_mean": summary.tps_mean,
+        "tps_stdev": summary.tps_stdev,
+        "tps_median": summary.tps_median,
+        "tps_ci95_low": summary.tps_ci95_low,
+        "tps_ci95_high": summary.tps_ci95_high,
+        "ttft_median_s": summary.get("ttft_median_s"),
+        "error": case.error,
+    }
 
 
 def format_table(doc: dict[str, Any], fmt: str = "md") -> str:

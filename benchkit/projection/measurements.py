@@ -4,11 +4,11 @@ where they come from (result files through `load_results`, or the command line).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from benchkit.core.errors import BenchkitError
+from benchkit.workloads.testnames import parse as parse_test   # "tg128 @ d4096" -> (tg, 128, 4096)
 from benchkit.projection.chips import Chip, get_chip, load_chips
 from benchkit.projection.priors import Priors
 from benchkit.projection.shapes import GB, ModelShape, guess_shape
@@ -17,7 +17,6 @@ from benchkit.projection.shapes import GB, ModelShape, guess_shape
 # benchmark. A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
 # tokenization and scheduling to every token, which no chip parameter describes.
 KERNEL_ENGINES = ("llama-cpp-python", "llama-bench")
-_TEST_RE = re.compile(r"^(tg|pp)(\d+)(?: @ d(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -85,14 +84,6 @@ def shape_of(m: Measurement, priors: Priors) -> ModelShape | None:
     if not (m.model_bytes or m.n_params):
         return None
     return guess_shape(m.n_params, m.model_bytes, m.n_layers, m.quant, priors, m.preset)
-
-
-def parse_test(test: str) -> tuple[str, int, int] | None:
-    """"tg128 @ d4096" -> ("tg", 128, 4096); "pp512" -> ("pp", 512, 0); else None."""
-    m = _TEST_RE.match(str(test).strip())
-    if not m:
-        return None
-    return m.group(1), int(m.group(2)), int(m.group(3) or 0)
 
 
 def measurements_from_frame(df: Any) -> list[Measurement]:

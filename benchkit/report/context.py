@@ -17,11 +17,10 @@ from benchkit.core.errors import BenchkitError
 from benchkit.core.units import fmt_pct, fmt_tps
 # Engine settings that define a configuration: cases that share them (and the model
 # and the run) are one row of the metrics table.
+from benchkit.results.facts import DECODE_KINDS, PROMPT_KINDS   # by preference order
 from benchkit.results.frame import ENGINE_SETTINGS
 from benchkit.results.frame import cell as clean
 
-DECODE_KINDS = ("tg", "chat")      # in order of preference for "the decode figure"
-PROMPT_KINDS = ("pp",)
 SYNTHETIC = "synthetic stand-in"
 
 

@@ -21,7 +21,9 @@ from typing import Any, Iterable
 from benchkit import engines
 from benchkit.run.environment import cpu_slug
 from benchkit.core.errors import BenchkitError
-from benchkit.results.io import clock_of, read_result
+from benchkit.results.facts import device_kind
+from benchkit.results.io import read_result
+from benchkit.results.model import Case, Run, Summary
 
 COLUMNS = [
     # run
@@ -122,42 +124,40 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return files
 
 
-def rows_of(doc: dict[str, Any], file: str = "") -> list[dict[str, Any]]:
-    """The DataFrame rows of one result document."""
-    env = _env_columns(doc.get("environment") or {})
-    run = {"file": file, "run_id": doc.get("run_id"), "run_status": doc.get("status"),
-           "partial": doc.get("partial"), "started_at": doc.get("started_at"),
-           "suite": (doc.get("suite") or {}).get("name")}
-    return [{**run, **_case_columns(case, env), **env} for case in doc.get("cases", [])]
+def rows_of(doc: dict[str, Any] | Run, file: str = "") -> list[dict[str, Any]]:
+    """The DataFrame rows of one result document (its JSON object or its typed `Run`)."""
+    run = doc if isinstance(doc, Run) else Run.from_json(doc)
+    env = _env_columns(run.env)
+    head = {"file": file, "run_id": run.run_id, "run_status": run.status,
+            "partial": run.partial, "started_at": run.started_at,
+            "suite": (run.suite or {}).get("name")}
+    return [{**head, **_case_columns(case, env), **env} for case in run.cases]
 
 
-def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    model = case.get("model") or {}
-    workload = case.get("workload") or {}
-    summary = case.get("summary") or {}
-    engine = case.get("engine") or {}
-    load = case.get("load") or {}
-    placement = case.get("placement") or {}
-    kind = placement.get("device_kind") or (
-        "gpu" if (placement.get("layers_offloaded") or 0) > 0 else "cpu")
-    if not case.get("placement") and _serves_elsewhere(engine.get("kind")):
-        kind = "unknown"        # a server benchkit did not start placed the model itself
+def _case_columns(case: Case, env: dict[str, Any]) -> dict[str, Any]:
+    model = case.model or {}
+    workload = case.workload or {}
+    summary = case.summary or Summary()
+    engine = case.engine or {}
+    load = case.load or {}
+    placement = case.placement or {}
+    kind = device_kind(case)
     row = {
-        "case_index": case.get("index"), "status": case.get("status"),
-        "error": case.get("error"), "test": case.get("test"),
+        "case_index": case.index, "status": case.status,
+        "error": case.error, "test": case.test,
         "workload_kind": workload.get("kind"), "n_prompt": workload.get("n_prompt"),
         "n_gen": workload.get("n_gen"), "depth": workload.get("depth") or 0,
-        "warmup": case.get("warmup"), "warmup_used": case.get("warmup_used"),
+        "warmup": case.warmup, "warmup_used": case.warmup_used,
         "model_name": model.get("name"), "model_size_bytes": model.get("size_bytes"),
         "model_sha256": model.get("sha256"), "model_arch": model.get("architecture"),
         "model_params": model.get("n_params"), "model_quant": model.get("quantization"),
         "model_layers": model.get("n_layers"), "model_synthetic": bool(model.get("synthetic")),
         **{key: _setting(engine.get(key)) for key in ENGINE_SETTINGS[1:]},
         "engine": engine.get("kind"),
-        "engine_layer": (case.get("engine_info") or {}).get("layer"),
-        "clock": clock_of(case.get("iterations") or []),
+        "engine_layer": (case.engine_info or {}).get("layer"),
+        "clock": case.clock,
         **{key: summary.get(key) for key in _SUMMARY},
-        "tps_values": [it.get("tps") for it in case.get("iterations") or []],
+        "tps_values": [it.tps for it in case.iterations],
         "ttft_median_s": summary.get("ttft_median_s"),
         **_serve_columns(workload.get("kind"), summary),
         "load_seconds": load.get("seconds"), "peak_rss_bytes": load.get("peak_rss_bytes"),
@@ -180,20 +180,11 @@ def _case_columns(case: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _serve_columns(kind: str | None, summary: dict[str, Any]) -> dict[str, Any]:
+def _serve_columns(kind: str | None, summary: Summary) -> dict[str, Any]:
     """A serve level's figures from its summary; None for every other workload (a chat's
     ttft is `ttft_median_s`, not a level's)."""
     serve = kind == "serve"
     return {col: summary.get(key) if serve else None for col, key in SERVE_COLUMNS.items()}
-
-
-def _serves_elsewhere(kind: str | None) -> bool:
-    """An engine whose server benchkit does not start (it chooses what it serves and where
-    it puts it): the engine class says so itself."""
-    try:
-        return kind is not None and not engines.engine_class(kind).uses_model_file
-    except (BenchkitError, ImportError):
-        return False
 
 
 def _setting(value: Any) -> Any:

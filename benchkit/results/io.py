@@ -1,49 +1,7 @@
-"""The result file: one JSON document per `benchkit run`, versioned.
+"""Reading and writing result files: atomic write, checked read, summary statistics.
 
-Format history (bump SCHEMA_VERSION and add a line for every change readers must know):
-
-- 1 (benchkit 0.1.0): first format. Top level: format, schema_version, run_id, status
-  (running | complete | interrupted | failed), partial, started_at, finished_at,
-  benchkit_version, command, environment, suite, cases. Each case: index, status
-  (ok | failed), error, model, engine, test, workload, warmup, load, placement,
-  iterations (one entry per timed iteration, each with tokens, seconds, tps),
-  summary (n, tps_mean, tps_median, tps_stdev, tps_min, tps_max, tps_cv,
-  tps_ci95_low, tps_ci95_high), warnings.
-  Optional fields written by `benchkit run` 0.1.0 (readers must not require them):
-  environment.devices (ggml's device registry: name, description, type, memory_bytes);
-  suite.synthetic (the --synthetic flag), suite.configurations, suite.tests;
-  model.file, model.preset, model.standin_for (the hub ref a synthetic stand-in
-  replaced); engine.n_ctx is the context asked of llama.cpp, placement.n_ctx the one it
-  made; placement.gpu_offload_supported, placement.note; for chat, iterations carry
-  n_prompt, n_generated, ttft_s, decode_tps, total_s, token_latencies_s (tokens =
-  n_generated - 1 over seconds = first to last token) and summary carries
-  ttft_median_s, ttft_mean_s, total_median_s, token_latency_median_s.
-
-- 2 (benchkit 0.2.0): engines. Every case names its engine: `engine.kind`
-  (llama-cpp-python | llama-bench | llama-server | openai | ollama) beside that engine's
-  settings, and `engine_info` holds what the engine said about itself (version, build,
-  backend, server URL, the model a server serves, `layer`: what kind of engine it is).
-  Case status may be `unsupported` (the engine cannot run that workload; `error` says
-  why) and `partial` (a case cut short: its finished iterations are kept). Each
-  iteration names the clock of its figure: `clock` = client (benchkit's monotonic clock
-  in the measuring process), tool (the tool's own samples, e.g. llama-bench's
-  samples_ns) or server (the server's own timings); HTTP engines keep the client's
-  figures beside the server's (`client_seconds`, `client_tps`, `server_seconds`,
-  `server_tps`). Workloads may carry `depth` (tokens in the KV cache before the timed
-  part; test names `tg128 @ d4096`). `environment.versions.llama_cpp_python` may be
-  absent (results imported from other tools).
-  Version 1 files are upgraded on read (`upgrade`): their cases ran on llama-cpp-python
-  in process and their figures came from benchkit's own clock.
-
-Rules kept by every version:
-- The file is rewritten atomically after every case, so a crash or Ctrl-C loses nothing
-  already measured; until the run ends `partial` is true and `status` says why.
-- Raw values are kept (every iteration), summaries are derived from them and can be
-  recomputed; readers check `format` and `schema_version` before mixing results.
-- No host name, user name or home path is ever written.
-
-The JSON Schema of version N is `benchkit/schemas/result-vN.schema.json`; a file is checked
-against the schema of its own version, then upgraded.
+The format itself (its history, the upgrade of old versions, the typed objects) is
+`benchkit.results.model`; this module is the file's way in and out.
 """
 
 from __future__ import annotations
@@ -60,9 +18,12 @@ from typing import Any, Iterable
 
 from benchkit.core.errors import BenchkitError
 
-FORMAT = "benchkit-result"
-SCHEMA_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+from benchkit.results.model import (FORMAT, SCHEMA_VERSION, SUPPORTED_VERSIONS, Run,
+                                    clock_of, upgrade)
+
+__all__ = ["FORMAT", "SCHEMA_VERSION", "SUPPORTED_VERSIONS", "Run", "clock_of", "upgrade",
+           "summarize", "schema", "dumps", "write_result", "read_result", "read_run",
+           "parse_result", "check_schema"]
 
 # Two-sided 95% Student t quantiles for small n (df = n - 1); beyond 30 the normal 1.96.
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -108,29 +69,6 @@ def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     return json.loads(text)
 
 
-def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """A document of any supported version as the current version (a new dict; the
-    input is not changed). Each step is one version, so old files keep loading."""
-    doc = json.loads(json.dumps(doc))
-    if doc.get("schema_version") == 1:
-        for case in doc.get("cases") or []:
-            case["engine"] = {"kind": "llama-cpp-python", **(case.get("engine") or {})}
-            case.setdefault("engine_info", {"name": "llama-cpp-python", "process": "in process",
-                                            "version": (doc.get("environment") or {}).get(
-                                                "versions", {}).get("llama_cpp_python")})
-            for it in case.get("iterations") or []:
-                it.setdefault("clock", "client")
-        doc["schema_version"] = 2
-    return doc
-
-
-def clock_of(iterations: list[dict[str, Any]]) -> str | None:
-    """The clock of a case's figures (iterations of one case share one; several are
-    listed, comma-separated). Files of version 1 have no clock: benchkit's own."""
-    clocks = {it.get("clock", "client") for it in iterations}
-    return ",".join(sorted(clocks)) or None
-
-
 def dumps(doc: dict[str, Any]) -> str:
     """A result document as written to disk: the one encoding every writer uses."""
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -168,6 +106,12 @@ def read_result(path: str | os.PathLike[str], *, validate: bool = True) -> dict[
     text = read_bounded(path, MAX_RESULT_BYTES, "result file", p,
                         missing="no such result file")
     return parse_result(json_loads_bounded(text, p), p, validate=validate)
+
+
+def read_run(path: str | os.PathLike[str], *, validate: bool = True) -> Run:
+    """`read_result` as the typed, read-only `Run`: what readers that do not change the
+    document use."""
+    return Run.from_json(read_result(path, validate=validate))
 
 
 def parse_result(doc: Any, file: str, *, validate: bool = True) -> dict[str, Any]:

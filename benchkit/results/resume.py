@@ -11,11 +11,13 @@ figures measured under other conditions must not end up in one file.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from benchkit.core.errors import BenchkitError
-from benchkit.results.io import read_result
+from benchkit.results.io import read_run
+from benchkit.results.model import Case
 
 FINISHED = ("ok", "unsupported")
 _SUITE_KEYS = ("name", "configurations", "tests", "warmup", "iterations", "synthetic")
@@ -27,26 +29,23 @@ def reopen(path: str | Path, suite: Any, models: list[Any], env: dict[str, Any],
            synthetic: bool, command: list[str] | None) -> tuple[dict[str, Any], Path]:
     """The resumed run's document, its unfinished cases removed, marked running again."""
     file = str(path)
-    doc = read_result(path)
-    if doc.get("status") == "complete" and not doc.get("partial"):
+    run = read_run(path)
+    if run.status == "complete" and not run.partial:
         raise BenchkitError("this run is complete: nothing to resume", file=file,
                             field="status")
-    _same_suite(doc, {**suite.as_run(), "synthetic": synthetic}, file)
-    _same_models(doc, models, file)
-    _same_environment(doc.get("environment") or {}, env, file)
-    kept = [c for c in doc["cases"] if c.get("status") in FINISHED]
-    for i, case in enumerate(kept):
-        case["index"] = i
+    _same_suite(run.suite or {}, {**suite.as_run(), "synthetic": synthetic}, file)
+    _same_models(run.cases, models, file)
+    _same_environment(run.env, env, file)
+    kept = tuple(replace(c, index=i)
+                 for i, c in enumerate(c for c in run.cases if c.status in FINISHED))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    doc.update(cases=kept, status="running", partial=True, finished_at=None)
-    doc.pop("interrupted_by", None)
-    doc.setdefault("resumed", []).append({"at": now, "command": command,
-                                          "kept_cases": len(kept)})
-    return doc, Path(path)
+    resumed = [*(run.extra.get("resumed") or []),
+               {"at": now, "command": command, "kept_cases": len(kept)}]
+    run = replace(run, cases=kept, status="running", partial=True, finished_at=None)
+    return run.without("interrupted_by").with_extra(resumed=resumed).to_json(), Path(path)
 
 
-def _same_suite(doc: dict[str, Any], now: dict[str, Any], file: str) -> None:
-    was = doc.get("suite") or {}
+def _same_suite(was: Mapping[str, Any], now: dict[str, Any], file: str) -> None:
     for key in _SUITE_KEYS:
         if _norm(was.get(key)) != _norm(now.get(key)):
             raise BenchkitError(f"the suite differs from the one this run measured: {key} was "
@@ -54,8 +53,8 @@ def _same_suite(doc: dict[str, Any], now: dict[str, Any], file: str) -> None:
                                 file=file, field=f"suite.{key}")
 
 
-def _same_models(doc: dict[str, Any], models: list[Any], file: str) -> None:
-    was = {(c.get("model") or {}).get("sha256") for c in doc["cases"]} - {None}
+def _same_models(cases: tuple[Case, ...], models: list[Any], file: str) -> None:
+    was = {c.model_sha256 for c in cases} - {None}
     now = {m.sha256 for m in models}
     extra = sorted(was - now)
     if extra:
@@ -64,7 +63,7 @@ def _same_models(doc: dict[str, Any], models: list[Any], file: str) -> None:
                             field="cases.model.sha256")
 
 
-def _same_environment(was: dict[str, Any], now: dict[str, Any], file: str) -> None:
+def _same_environment(was: Mapping[str, Any], now: dict[str, Any], file: str) -> None:
     for path in _ENV_KEYS:
         a, b = _get(was, path), _get(now, path)
         if _norm(a) != _norm(b):
@@ -73,7 +72,7 @@ def _same_environment(was: dict[str, Any], now: dict[str, Any], file: str) -> No
                                 file=file, field="environment." + ".".join(path))
 
 
-def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
+def _get(d: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     for part in path:
         d = d.get(part) if isinstance(d, dict) else None
     return d

@@ -54,13 +54,20 @@ def detect_backend(system_info: str, devices: list[dict[str, Any]]) -> str:
     """
     names = " ".join(f"{d['name']} {d['description']}" for d in devices
                      if d["type"] != "cpu")
-    text = f"{names} | {system_info}"
-    for backend, pattern in (("cuda", r"\bCUDA"), ("metal", r"\bMetal|\bMTL"),
-                             ("hip", r"\bROCm|\bHIP"), ("vulkan", r"\bVulkan"),
-                             ("sycl", r"\bSYCL")):
-        if re.search(pattern, text):
-            return backend
-    return "cpu"
+    return backend_in(f"{names} | {system_info}")
+
+
+# llama.cpp's names of its GPU backends, in order of precedence when several appear
+_BACKENDS = (("cuda", re.compile(r"\bCUDA")), ("metal", re.compile(r"\bMetal|\bMTL")),
+             ("hip", re.compile(r"\bROCm|\bHIP")), ("vulkan", re.compile(r"\bVulkan")),
+             ("sycl", re.compile(r"\bSYCL")))
+
+
+def backend_in(text: str) -> str:
+    """The GPU backend (cuda, metal, hip, vulkan, sycl) a llama.cpp text names, or cpu:
+    a device list, a system-info line, llama-bench's `backends` column. One reading for
+    runs and imported files, so that both file a result under the same backend."""
+    return next((backend for backend, pattern in _BACKENDS if pattern.search(text)), "cpu")
 
 
 def cpu_slug(cpu_model: str | None) -> str:

@@ -43,6 +43,7 @@ from benchkit.core.interrupts import Interrupted, interrupt_guard
 from benchkit.models.ref import ResolvedModel, resolve
 from benchkit.results.io import FORMAT, SCHEMA_VERSION, summarize, write_result
 from benchkit.community.scrub import scrub_home
+from benchkit.results.model import Case, Run
 from benchkit.run.suite import Suite
 from benchkit.core.textsafe import terminal
 from benchkit.run.worker import Job, execute, run_isolated
@@ -162,7 +163,7 @@ def run_suite(suite: Suite, output_dir: str | Path, *, synthetic: bool = False,
         path = Path(output_dir) / f"{doc['run_id']}.json"
     outcome = RunOutcome(path, doc)
     _write(doc, path)
-    done = {case_key(c) for c in doc["cases"]}
+    done = {case_key(c) for c in Run.from_json(doc).cases}     # a resumed run's, kept
     todo = sum(1 for m in models for e in suite.engines for w in suite.workloads
                if case_key_of(m, e, w) not in done)
     bar = _Progress(todo, progress, stream)
@@ -188,11 +189,10 @@ def run_suite(suite: Suite, output_dir: str | Path, *, synthetic: bool = False,
     return outcome
 
 
-def case_key(case: dict[str, Any]) -> str:
+def case_key(case: Case) -> str:
     """What makes a case the same case in a resumed run: model, engine settings, test."""
-    engine = {k: v for k, v in (case.get("engine") or {}).items() if k != "n_ctx"}
-    return json.dumps([(case.get("model") or {}).get("sha256"), engine, case.get("test")],
-                      sort_keys=True, default=str)
+    engine = {k: v for k, v in (case.engine or {}).items() if k != "n_ctx"}
+    return json.dumps([case.model_sha256, engine, case.test], sort_keys=True, default=str)
 
 
 def case_key_of(model: PreparedModel, engine: Engine, workload: Workload) -> str:

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from benchkit.workloads import testnames
 from benchkit.workloads.base import Workload
 
 ORDER = 0                  # place among the workloads (benchkit.workloads.modules)
@@ -59,10 +60,7 @@ class TokensWorkload(Workload):
     @property
     def test(self) -> str:
         """pp512, tg128, pp512+tg128; `tg128 @ d4096` at a depth, as llama-bench names them."""
-        parts = ([f"pp{self.n_prompt}"] if self.n_prompt else []) + (
-            [f"tg{self.n_gen}"] if self.n_gen else [])
-        name = "+".join(parts)
-        return f"{name} @ d{self.depth}" if self.depth else name
+        return testnames.name(self.n_prompt, self.n_gen, self.depth)
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

@@ -9,7 +9,6 @@ depth-0 figure, with a chart of tok/s against depth.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from benchkit.report.charts.depth import throughput_vs_depth
@@ -17,9 +16,9 @@ from benchkit.core.units import fmt_pct, fmt_tps
 from benchkit.report.context import Config, clean, num, spread_text
 from benchkit.report.sections.engines import CLOCKS
 from benchkit.report.sections import section
+from benchkit.workloads.testnames import split_depth
 
 NAME = "depth"
-_AT_DEPTH = re.compile(r"^(?P<base>.+?) @ d(?P<depth>\d+)$")
 
 
 @section(NAME, order=20)
@@ -57,10 +56,9 @@ def _by_base_test(c: Config) -> dict[str, dict[int, Any]]:
     for row in c.rows.values():
         if row["workload_kind"] not in ("pp", "tg"):
             continue
-        m = _AT_DEPTH.match(str(row["test"]))
-        base = m["base"] if m else str(row["test"])
+        base, named = split_depth(row["test"])
         depth = clean(row.get("depth"))
-        depth = int(depth) if depth is not None else (int(m["depth"]) if m else 0)
+        depth = int(depth) if depth is not None else (named or 0)
         out.setdefault(base, {})[depth] = row
     return out
 

@@ -735,22 +735,23 @@ def merge_clients(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     no clock, so no request is placed on another client's timeline; run the clients with
     `duration:` levels started together, so that their levels overlap."""
     from benchkit.results.frame import expand_paths
-    from benchkit.results.io import read_result
+    from benchkit.results.io import read_run
+    from benchkit.results.model import Case, Summary
 
-    cases: dict[str, list[dict[str, Any]]] = {}
+    cases: dict[str, list[Case]] = {}
     for path in expand_paths(paths):
-        for case in read_result(path).get("cases") or []:
-            if (case.get("workload") or {}).get("kind") == "serve" and case.get("iterations"):
-                cases.setdefault(case["test"], []).append(case)
+        for case in read_run(path).cases:
+            if case.workload_kind == "serve" and case.iterations:
+                cases.setdefault(str(case.test), []).append(case)
     out = {}
     for test, group in cases.items():
-        slo = (group[0].get("workload") or {}).get("slo") or {}
-        pooled = [{**it, "level_s": None} for c in group for it in c["iterations"]]
+        slo = (group[0].workload or {}).get("slo") or {}
+        pooled = [{**it.to_json(), "level_s": None} for c in group for it in c.iterations]
         merged = serve_summary(pooled, slo.get("ttft_ms"), slo.get("tpot_ms"))
         for key in ("output_tps", "input_tps", "requests_per_s", "goodput_rps"):
-            values = [(c.get("summary") or {}).get(key) for c in group]
+            values = [(c.summary or Summary()).get(key) for c in group]
             merged[key] = sum(values) if all(v is not None for v in values) else None
-        merged["level_s"] = max((c.get("summary") or {}).get("level_s") or 0 for c in group)
+        merged["level_s"] = max((c.summary or Summary()).get("level_s") or 0 for c in group)
         merged["clients"] = len(group)
         out[test] = merged
     return out

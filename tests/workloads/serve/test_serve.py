@@ -687,3 +687,23 @@ def test_knee_rule() -> None:
     assert not none.found and none.step.b.load == 8
     assert "no knee within the measured levels" in none.text()
     assert knee(levels[:1]).text() == "one load level only: no knee can be named"
+
+
+def test_merge_clients_pools_requests_and_sums_rates() -> None:
+    """Two clients' copies of one committed serve run: every level has twice the requests
+    and twice each rate, and the latency percentiles of the pooled requests are those of
+    one copy (the same requests twice)."""
+    from paths import REPO
+
+    from benchkit.results.io import read_run
+
+    path = REPO / "results" / "20261201T184508Z-serve-smollm2-e495e8.json"
+    own = {c.test: c for c in read_run(path).cases if c.workload_kind == "serve"}
+    merged = serve.merge_clients([str(path), str(path)])
+    assert set(merged) == set(own) and len(own) >= 3
+    for test, level in merged.items():
+        summary = own[test].summary
+        assert level["clients"] == 2 and level["requests"] == 2 * summary.get("requests")
+        assert level["output_tps"] == pytest.approx(2 * summary.get("output_tps"))
+        assert level["ttft_p50_s"] == pytest.approx(summary.get("ttft_p50_s"))
+        assert level["level_s"] == summary.get("level_s")
