@@ -145,7 +145,7 @@ def test_settings_become_the_vendored_flags(binary: Path, smollm2_model: Path) -
     assert argv[1:] == ["-m", str(smollm2_model), "--host", "127.0.0.1", "--port", "8080",
                         "-ngl", "0", "-c", "512", "-b", "256", "-ub", "128", "-t", "2",
                         "-fa", "off", "-ctk", "q8_0", "-ctv", "f16", "-lm", "none",
-                        "--no-op-offload", "--alias", "benchkit-flags-test"]
+                        "--no-op-offload", "--metrics", "--alias", "benchkit-flags-test"]
     every = server_argv(binary, "m.gguf", Options(n_gpu_layers=-1).resolved(), 0, 1)
     assert every[every.index("-ngl") + 1] == ALL_LAYERS
     with LlamaServer(o).open(model_file(smollm2_model)) as s:
