@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchkit.core.errors import BenchkitError
+from benchkit.models.hubcache import hub_cache_dir
 
 _REF = re.compile(r"^hf:(?P<repo>[^/\s@]+/[^/\s@]+)/(?P<file>[^@\s]+?)(?:@(?P<rev>[^@\s]+))?$")
 
@@ -109,7 +110,8 @@ def _download(hub: HubRef, progress: bool) -> Path:
     if not progress:
         disable_progress_bars()
     try:
-        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision))
+        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision,
+                                    cache_dir=hub_cache_dir()))
     except KeyboardInterrupt:
         raise BenchkitError(f"interrupted; `benchkit models pull {hub}` resumes the download",
                             exit_code=130) from None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchkit.core.errors import BenchkitError
+from benchkit.models.hubcache import hub_cache_dir
 from benchkit.models.gguf import GGUFInfo
 
 MLX_FORMAT = "mlx"
@@ -429,7 +430,8 @@ def preset_gguf(preset_key: str) -> Path | None:
 
     org, repo, filename = rest.split("/", 2)
     try:
-        return Path(hf_hub_download(f"{org}/{repo}", filename, local_files_only=True))
+        return Path(hf_hub_download(f"{org}/{repo}", filename, local_files_only=True,
+                                    cache_dir=hub_cache_dir()))
     except Exception:  # noqa: BLE001 - any miss means "not local"
         return None
 
@@ -516,7 +518,8 @@ def hub_folder(repo_id: str, revision: str | None = None) -> Path | None:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True,
+                                      cache_dir=hub_cache_dir()))
     except Exception:  # noqa: BLE001 - any miss means "not local"
         return None
 

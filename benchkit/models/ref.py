@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchkit.core.errors import BenchkitError
+from benchkit.models.hubcache import hub_cache_dir
 from benchkit.run.suite import ModelSpec
 
 HF_HOST = "huggingface.co"
@@ -79,7 +80,8 @@ def cached_hf(ref: str, revision: str | None = None) -> Path | None:
 
     repo_id, filename = split_hf(ref)
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True,
+                                    cache_dir=hub_cache_dir()))
     except Exception:  # noqa: BLE001 - any miss (not cached, bad revision) means "not local"
         return None
 
@@ -99,7 +101,8 @@ def download_hf(ref: str, revision: str | None = None, *, spec: ModelSpec | None
 
     repo_id, filename = split_hf(ref)
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
+        return Path(hf_hub_download(repo_id, filename, revision=revision,
+                                    cache_dir=hub_cache_dir()))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types; say which
         raise BenchkitError(f"could not download hf:{ref} ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})", **where) from None
