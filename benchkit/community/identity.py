@@ -13,7 +13,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from benchkit.results.facts import ran_on_gpu   # re-exported: the site reads it here
+from benchkit.results.facts import ran_on_gpu
 
 MAX_SLUG = 80                    # path components: a 300-character model name is cut (+ hash)
 

@@ -36,10 +36,6 @@ BOUNDS = {key: (-12.0, 0.5) for key in ("efficiency", "efficiency_multi_die",
                                          "prompt_attention")}
 BOUNDS["prompt_power_exponent"] = (0.0, math.log(3.0))
 
-DECODE_KEYS = ("efficiency", "efficiency_multi_die", "layer_latency_ms",
-               "layer_compute_ms_tflops", "dequant")
-PROMPT_KEYS = ("prompt_efficiency", "prompt_multi_die_share", "prompt_layer_us")
-
 
 def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> list[tuple]:
     """The parameters the data can pin: one per memory class, quant kind, etc. present."""

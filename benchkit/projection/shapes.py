@@ -15,7 +15,6 @@ from benchkit.projection.priors import Priors
 
 DEFAULT_QUANT = "Q4_K_M"
 GB = 1e9
-QUANT_KINDS = ("f16", "q8", "q4", "k", "iq")
 
 
 def quant_kind(quant: str | None) -> str:
@@ -198,8 +197,3 @@ def estimate_layers(n_params: float, priors: Priors) -> int:
             f = (x - math.log(p0)) / (math.log(p1) - math.log(p0))
             return round(l0 + f * (l1 - l0))
     return shapes[-1][1]
-
-
-def params_from_bytes(model_bytes: float, quant: str = DEFAULT_QUANT) -> float:
-    """Parameter count of a model file of this size in this GGUF type."""
-    return model_bytes * 8 / bits_per_weight(quant)

@@ -72,7 +72,7 @@ def chip_name(chip: str, doc: dict[str, Any]) -> str:
 
 
 def device_label(doc: dict[str, Any]) -> str:
-    from benchkit.community.identity import ran_on_gpu
+    from benchkit.results.facts import ran_on_gpu
 
     env = doc["environment"]
     if all(ran_on_gpu(c) for c in doc["cases"]):
