@@ -27,7 +27,11 @@ DEPTHS = (0, 4096, 16384, 32768)
 # its anchors ran (flash attention as each measured run had it), and the explorer says so.
 FLASH_ATTN = ("as measured",)
 RESULTS_SHOWN = "results/community"       # where the data set lives in a checkout
-ROW_COLUMNS = ("chip", "decode", "prompt", "status", "flag")
+# A view's rows, compact (the explorer loads a model's every view at once): the chip's index
+# in `chips_table()`, decode and prompt as `benchkit project` prints them, the status (null:
+# not tested; "x": does not fit in its memory; "m" then the measured decode tok/s: measured),
+# and which figures (tg, pp) lie outside the range the projection was fitted and checked on.
+ROW_COLUMNS = ("chip", "decode", "prompt", "status", "outside")
 
 
 def chips_table() -> list[dict[str, Any]]:
@@ -37,7 +41,8 @@ def chips_table() -> list[dict[str, Any]]:
     return [{"id": c.id, "label": c.label, "vendor": c.vendor, "backend": c.backend,
              "cores": c.gpu_cores,
              "bandwidth": f"{c.bandwidth_gbs:,.0f} GB/s",
-             "memory": ", ".join(f"{m:g}" for m in c.memory_gb) + " GB"}
+             "memory": ", ".join(f"{m:g}" for m in c.memory_gb) + " GB",
+             "memory_max": f"{max(c.memory_gb):g} GB"}
             for c in load_chips().values()]
 
 
@@ -97,7 +102,17 @@ def _block(key: str, label: str, kind: str, quants: tuple[str, ...], anchor: str
                 view_key = f"{quant}|{depth}|{fa}"
                 block["views"][view_key] = _view(anchor, gathered, index, depth, preset,
                                                  quant, sha256)
+    # each reason a figure is outside the calibrated range once, views pointing at it
+    notes = block["notes"] = []
+    for view in block["views"].values():
+        view["notes"] = [_index_of(notes, n) for n in view.get("notes") or []]
     return block
+
+
+def _index_of(items: list[str], item: str) -> int:
+    if item not in items:
+        items.append(item)
+    return items.index(item)
 
 
 def _view(anchor: str | None, gathered: _Gathered, index: dict[str, int], depth: int,
@@ -149,17 +164,11 @@ class _Gathered(dict):
 
 
 def _row(r: dict[str, Any], index: dict[str, int]) -> list[Any]:
-    """[chip index, decode, prompt, status, flag]: the figures as `benchkit project`
-    prints them; the flag names the figures outside the calibrated range (tg, pp)."""
+    """One chip of a view, as ROW_COLUMNS says."""
     from benchkit.projection.output import estimate, tps
 
-    if r["status"] == "measured":
-        status = f"measured: {tps(r['measured_tg'])} tok/s" if r.get("measured_tg") \
-            else "measured"
-    elif r["status"] == "does not fit":
-        status = f"does not fit ({max(r['memory_gb']):g} GB max)"
-    else:
-        status = "not tested"
+    status = {"measured": "m" + (tps(r["measured_tg"]) if r.get("measured_tg") else ""),
+              "does not fit": "x"}.get(r["status"])
     flag = ""
     if r.get("in_range") is False:
         flag = "".join(k for k in ("tg", "pp") if r.get(f"{k}_tps") is not None

@@ -98,15 +98,15 @@
     }
   }
 
-  function status(td, text) {
-    var kind = text.indexOf("measured") === 0 ? "measured"
-      : (text.indexOf("does not fit") === 0 ? "nofit" : "untested");
-    var words = { measured: "measured", nofit: "does not fit", untested: "not tested" }[kind];
+  /* The status code of a row: null not tested, "x" does not fit, "m<tok/s>" measured. */
+  function status(td, code, chip) {
+    var kind = code === null ? "untested" : (code === "x" ? "nofit" : "measured");
     var mark = document.createElement("span");
     mark.className = "mark " + kind;
-    mark.textContent = words;
+    mark.textContent = { measured: "measured", nofit: "does not fit", untested: "not tested" }[kind];
     td.appendChild(mark);
-    var rest = text.slice(words.length).replace(/^:\s*/, "");
+    var rest = kind === "measured" && code.length > 1 ? code.slice(1) + " tok/s"
+      : (kind === "nofit" ? "(" + chip.memory_max + " max)" : "");
     if (rest) { td.appendChild(document.createTextNode(" " + rest)); }
     return kind;
   }
@@ -134,7 +134,15 @@
 
   function render() {
     var s = state(), block = blocks[s.model];
-    if (!block) { message("Loading…"); load(s.model); return; }
+    if (!block) {                 /* nothing of the previous view stays on screen */
+      message("Loading…");
+      table.tBodies[0].textContent = "";
+      $("x-command").textContent = "";
+      $("x-notes").textContent = "";
+      $("x-count").textContent = "";
+      load(s.model);
+      return;
+    }
     var view = block.views[[s.quant, s.depth, s.fa].join("|")];
     about(block, view);
     var body = table.tBodies[0], words = s.q.toLowerCase().split(/\s+/).filter(Boolean);
@@ -154,7 +162,7 @@
       cell(tr, chip.bandwidth, "num");
       figure(cell(tr, null, "num decode"), r[1], r[4].indexOf("tg") >= 0);
       figure(cell(tr, null, "num prompt"), r[2], r[4].indexOf("pp") >= 0);
-      var kind = status(cell(tr, null, "status"), r[3]);
+      var kind = status(cell(tr, null, "status"), r[3], chip);
       tr.className = kind;
       body.appendChild(tr);
       shown += 1;
@@ -166,7 +174,7 @@
     notes.textContent = "";
     ((view && view.notes) || []).forEach(function (n) {
       var p = document.createElement("p");
-      p.textContent = "Outside range: " + n + ".";
+      p.textContent = "Outside range: " + block.notes[n] + ".";
       notes.appendChild(p);
     });
     if (s.sort) { bk.restoreSort(table, s); }

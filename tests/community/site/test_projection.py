@@ -137,7 +137,8 @@ def test_explorer_view_follows_the_controls_and_the_url(site: Path) -> None:
         link = s.js("return document.getElementById('x-permalink').href;")
         s.open(site / "projection" / "index.html")             # a fresh view, then the link
         s.open(link)
-        s.wait("return document.querySelectorAll('#x-table tbody tr').length > 0;")
+        s.wait("return document.querySelectorAll('#x-table tbody tr').length > 0 && "
+               "document.getElementById('x-command').textContent.includes('--quant');")
         assert s.js("return ['x-model', 'x-quant', 'x-depth', 'x-vendor']"
                     ".map(id => document.getElementById(id).value);") == [
             "preset-llama-3.1-8b", "Q8_0", "16384", "apple"]
