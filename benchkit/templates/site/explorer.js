@@ -128,6 +128,9 @@
     }
     parts.push("calibrated on " + block.anchor + "'s measurement of " + view.anchor_model +
                " and the other accepted results of that model");
+    if (ui.fa.value === "as measured") {
+      parts.push("flash attention as each measured run had it (the projection does not model it yet)");
+    }
     p.textContent = parts.join(" · ") + ".";
     box.appendChild(p);
   }
