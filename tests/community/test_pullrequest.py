@@ -97,7 +97,8 @@ def test_pr_opens_the_pull_request_with_gh(tmp_path_factory: pytest.TempPathFact
     bare = tmp_path / "github.git"
     assert _git(bare, "branch", "--list", branch).strip().endswith(branch)
     rel = filed.relative_to(repo).as_posix()
-    assert _git(repo, "show", "--name-only", "--format=%s", branch).splitlines() == [
+    assert [line for line in _git(repo, "show", "--name-only", "--format=%s", branch)
+            .splitlines() if line] == [
         f"Community result: {filed.parent.parent.name}, {filed.parent.name}", rel]
     assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == branch
     # gh: asked whether it is logged in, then to open the pull request from that branch
