@@ -295,3 +295,15 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(results: Path, tmp_path:
     assert [line for line in proc.stderr.splitlines()
             if line.startswith("error:") and str(out) in line and "--output" in line]
     assert (out / "important.md").read_text() == "keep me"
+
+
+def test_presets_choose_the_explorer_models(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    proc = benchkit("site", str(results), "-o", str(out), "--presets", "qwen3-8b")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (out / "data" / "projection").iterdir()) == [
+        "measured-smollm2-135m-instruct.q4_1.json", "preset-qwen3-8b.json"]
+    bad = benchkit("site", str(results), "-o", str(tmp_path / "other"), "--presets", "qwen9")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    [line] = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert "[--presets]" in line and "qwen9" in line and "qwen3-8b" in line

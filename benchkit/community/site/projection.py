@@ -12,7 +12,6 @@ on in `_view` and `command`.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -46,6 +45,23 @@ def chips_table() -> list[dict[str, Any]]:
             for c in load_chips().values()]
 
 
+class _Gathered(dict):
+    """`gather_measurements` as `benchkit project --anchor A --results R --depth D` calls
+    it: the same for every preset and quantization, so read once per build."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def get_for(self, anchor: str, depth: int) -> list[Any]:
+        from benchkit.projection.measurements import gather_measurements
+
+        if (anchor, depth) not in self:
+            self[anchor, depth] = gather_measurements(anchor, results_dir=str(self.root),
+                                                      depth=depth)
+        return self[anchor, depth]
+
+
 def explorer_models(files: dict[str, bytes], measured: list[dict[str, Any]],
                     presets: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One block per model the explorer offers: every view (quantization x depth x flash
@@ -68,7 +84,6 @@ def explorer_models(files: dict[str, bytes], measured: list[dict[str, Any]],
         for name in (preset_names() if presets is None else presets):
             out.append(_block(f"preset-{name}", name, "preset", PRESET_QUANTS, anchor,
                               gathered, index, preset=name))
-        shutil.rmtree(root, ignore_errors=True)
     return out
 
 
@@ -101,7 +116,7 @@ def _block(key: str, label: str, kind: str, quants: tuple[str, ...], anchor: str
             for fa in FLASH_ATTN:
                 view_key = f"{quant}|{depth}|{fa}"
                 block["views"][view_key] = _view(anchor, gathered, index, depth, preset,
-                                                 quant, sha256)
+                                                 quant, fa, sha256)
     # each reason a figure is outside the calibrated range once, views pointing at it
     notes = block["notes"] = []
     for view in block["views"].values():
@@ -116,13 +131,14 @@ def _index_of(items: list[str], item: str) -> int:
 
 
 def _view(anchor: str | None, gathered: _Gathered, index: dict[str, int], depth: int,
-          preset: str | None, quant: str, sha256: str | None) -> dict[str, Any]:
+          preset: str | None, quant: str, fa: str, sha256: str | None) -> dict[str, Any]:
     """One view: `benchkit project --anchor A --results R --chips all --depth D
-    [--preset P --quant Q]`, as data."""
+    [--preset P --quant Q]`, as data. `fa` is a FLASH_ATTN value: "as measured" asks the
+    projection nothing (when it takes flash attention, pass it on here and in `command`)."""
     from benchkit.projection.api import project
     from benchkit.projection.shapes import GB, shape_from_preset
 
-    cmd = command(anchor, depth, preset, quant)
+    cmd = command(anchor, depth, preset, quant, fa)
     if anchor is None:
         return {"note": "no accepted GPU measurement on a chip in the database yet",
                 "command": None, "rows": []}
@@ -144,23 +160,6 @@ def _view(anchor: str | None, gathered: _Gathered, index: dict[str, int], depth:
                                                  if ms[0].model_bytes else "?"),
             "notes": _notes(rows),
             "rows": [_row(r, index) for r in rows]}
-
-
-class _Gathered(dict):
-    """`gather_measurements` as `benchkit project --anchor A --results R --depth D` calls
-    it: the same for every preset and quantization, so read once per build."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root
-
-    def get_for(self, anchor: str, depth: int) -> list[Any]:
-        from benchkit.projection.measurements import gather_measurements
-
-        if (anchor, depth) not in self:
-            self[anchor, depth] = gather_measurements(anchor, results_dir=str(self.root),
-                                                      depth=depth)
-        return self[anchor, depth]
 
 
 def _row(r: dict[str, Any], index: dict[str, int]) -> list[Any]:
@@ -187,8 +186,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
-def command(anchor: str | None, depth: int, preset: str | None, quant: str | None) -> str:
-    """The `benchkit project` line that prints a view's figures, from a checkout."""
+def command(anchor: str | None, depth: int, preset: str | None, quant: str | None,
+            fa: str = FLASH_ATTN[0]) -> str:
+    """The `benchkit project` line that prints a view's figures, from a checkout (`fa`
+    adds nothing while the projection does not take flash attention)."""
     parts = ["benchkit", "project", "--anchor", str(anchor), "--results", RESULTS_SHOWN,
              "--chips", "all", "--depth", str(depth)]
     if preset:
