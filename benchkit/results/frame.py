@@ -44,7 +44,7 @@ COLUMNS = [
     "load_seconds", "peak_rss_bytes",
     # placement
     "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id", "backend",
-    "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
+    "flash_attn_used", "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
     # environment
     "env_os_system", "env_os_release", "env_cpu_model", "env_cpu_cores_logical",
     "env_cpu_cores_physical", "env_memory_bytes", "env_chip_kind", "env_chip_name",
@@ -167,6 +167,8 @@ def _case_columns(case: Case, env: dict[str, Any]) -> dict[str, Any]:
         # what computed the figure: `mlx` for the mlx engine (its placement says so), else
         # the llama.cpp build's backend (cpu, cuda, metal...): projections keep them apart
         "backend": placement.get("backend") or env.get("env_backend"),
+        # flash attention as llama.cpp reported it at load (None where it said nothing)
+        "flash_attn_used": placement.get("flash_attn"),
         "model_buffer_mib": _buffer_mib(placement, "model"),
         "kv_buffer_mib": _buffer_mib(placement, "kv"),
         "compute_buffer_mib": _buffer_mib(placement, "compute"),
