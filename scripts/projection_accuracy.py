@@ -50,9 +50,11 @@ import argparse
 
 from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_series, coverage,
                                                  depth_table, pct, per_chip_table, print_fit,
-                                                 quant_table, summary_rows)
+                                                 quant_table, summary_rows, transfer_groups,
+                                                 transfer_table)
 from benchkit.projection.fit import (cross_quant_sigma, depth_attention_sigma, depth_pairs,
-                                     fit_all, held_out, mape, quant_pairs, sigmas)
+                                     fit_all, held_out, mape, model_pairs, quant_pairs, sigmas,
+                                     unanchored_pairs)
 from benchkit.projection.priors import Priors, load_priors
 from benchkit.projection.published import all_measurements, paths_measurements, screened
 
@@ -87,6 +89,11 @@ def main() -> None:
             print("depth_attention_sigma (90% of |log error| / attention share over the "
                   "same-chip depth pairs, / 1.645):")
             print(f"  cuda: {depth_attention_sigma(depth_pairs(ms, base), base.interval):.3f}")
+        transfer, alone = model_pairs(ms, base), unanchored_pairs(ms, base)
+        print("model_transfer_sigma (90% of |log error| / 1.645 over the leave-one-model-out "
+              "pairs, anchored on another model of the same run / with no anchor):")
+        print(f"  anchored: {sigmas(transfer, base.interval)}")
+        print(f"  no anchor: {sigmas(alone, base.interval)}")
         return
     lofo = {v: held_out(ms, base, v, "family") for v in vendors}
     print("\n".join(HEADER))
@@ -101,6 +108,8 @@ def main() -> None:
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of the same chip", same)))
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of another chip",
                                       [p for p in deep if p not in same])))
+    if "nvidia" in vendors:
+        print_transfer(ms, base)
     print_screen(args.no_screen, base, vendors)
     print("\n### Across quantization types: one chip, one run, F16 <-> quantized\n")
     print(quant_table(across))
@@ -117,6 +126,23 @@ def main() -> None:
         print("\n### nvidia: attention at depth, measured (tok/s: mean of the case's "
               "iterations)\n")
         print(attention_rates(ms))
+
+
+def print_transfer(ms, base: Priors) -> None:
+    """Across models, settings and placements of one run (published.BENCH_RUN_DIRS), each
+    model file held out of the fit: from the run's dense LLaMA-2 7B Q4_0 figure at the same
+    flash attention (bandwidth: that figure scaled by file size), and with no anchor."""
+    transfer, alone = model_pairs(ms, base), unanchored_pairs(ms, base)
+    print("\n".join(HEADER))
+    for label, pairs in transfer_groups(transfer).items():
+        print("\n".join(summary_rows(f"nvidia: across models from LLaMA-2 7B, {label}", pairs)))
+    print("\n".join(summary_rows("nvidia: no anchor, every run figure", alone)))
+    print("\n### Across models, settings and placements: one H100 run, each model held out, "
+          "from its LLaMA-2 7B Q4_0 figure\n")
+    print(transfer_table(transfer))
+    print("\n### No anchor: the same run's figures (and benchkit's committed H100/H200 runs) "
+          "projected from every other measurement\n")
+    print(transfer_table(alone))
 
 
 def print_screen(off: bool, base: Priors, vendors: list[str]) -> None:

@@ -130,3 +130,30 @@ def print_fit(priors: Priors, rms: dict, sig: dict) -> None:
     print("uncertainty (LOCO, 90% of held-out |log error| / 1.645):")
     for backend, s in sig.items():
         print(f"  {backend}: decode {s.get('tg', float('nan')):.3f}, prompt {s.get('pp', float('nan')):.3f}")
+
+
+def transfer_groups(pairs: list[dict]) -> dict[str, list[dict]]:
+    """Pairs across models split as the checks report them: dense and mixture-of-experts
+    models fully offloaded, and partly offloaded placements."""
+    return {"dense, all on the GPU": [p for p in pairs if not p["moe"] and not p["partial"]],
+            "mixture of experts, all on the GPU": [p for p in pairs if p["moe"]
+                                                   and not p["partial"]],
+            "partial offload (-ngl, --n-cpu-moe)": [p for p in pairs if p["partial"]]}
+
+
+def transfer_table(pairs: list[dict]) -> str:
+    """One line per projected figure: model, setting, measured and projected (interval)."""
+    lines = ["| Model | setting | decode measured | decode projected (90%) | error | "
+             "prompt measured | prompt projected (90%) | error |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        r = p["roofline"]
+        cells = []
+        for kind in ("tg", "pp"):
+            err = r[f"{kind}_error"]
+            cells += [fmt_tps(p[f"measured_{kind}"]) if p[f"measured_{kind}"] else "—",
+                      f"{fmt_tps(r[kind])} ({fmt_tps(r[kind + '_low'])}–"
+                      f"{fmt_tps(r[kind + '_high'])})" if r[kind] else "—",
+                      f"{100 * err:+.1f}%" if err is not None else "—"]
+        lines.append(f"| {p['model']} | {p['setting']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -123,8 +123,10 @@ class Calibration:
              group: str | None = None) -> Fit | None:
         key = (kind, backend, model_bytes, group)
         if key not in self._cache:
-            ms = [m for m in self.measurements
-                  if backend is None or chip_of(m, self.chips).backend == backend]
+            # Partly offloaded figures hold the host's time, which the GPU's scale factors
+            # must not absorb: only whole-model GPU figures calibrate.
+            ms = [m for m in self.measurements if not m.config.partial
+                  and (backend is None or chip_of(m, self.chips).backend == backend)]
             if model_bytes is not None:
                 ms = [m for m in ms if _same_file_size(m, model_bytes)]
             if group is not None:

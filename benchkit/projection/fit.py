@@ -79,7 +79,7 @@ def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> l
 
 def _get(b: BackendPriors, path: tuple) -> float:
     value = getattr(b, path[0])
-    return float(value[path[1]]) if len(path) == 2 else float(value)
+    return float(value.get(path[1], 0.0)) if len(path) == 2 else float(value)
 
 
 def _set(b: BackendPriors, values: dict[tuple, float]) -> BackendPriors:
@@ -107,7 +107,8 @@ def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[Backend
     b = base.backend(name)
     rms = {}
     for kind in ("decode", "prompt"):
-        rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)]
+        rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)
+                and m.shape is not None]
         if not rows:
             continue
         b, rms[kind] = _fit_rows(rows, chips, b, name, base, kind)
@@ -394,10 +395,35 @@ def model_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
                 continue
             row = project([anchor], chips=[target.chip_id], shape=target.shape,
                           priors=priors, config=target.config, host=target.host)[0]
+            naive = project([anchor], method="bandwidth", chips=[target.chip_id],
+                            model_bytes=target.model_bytes, priors=priors)[0]
             pairs.append({"anchor": anchor.model_name, "model": target.model_name,
+                          "bandwidth": _scored(naive, target),
                           "chip": target.chip_id, "setting": target.config.describe(),
                           "moe": bool(target.shape and target.shape.is_moe),
                           "partial": target.config.partial,
+                          "measured_tg": target.tg_tps, "measured_pp": target.pp_tps,
+                          "roofline": _scored(row, target)})
+    return pairs
+
+
+def unanchored_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
+    """Every fully offloaded figure of a run folder projected with no anchor (`project
+    --preset` alone): from every other measurement, with the target file's rows held out
+    of the fit and of the calibration."""
+    runs = [m for m in ms if m.level_key and not m.config.partial and m.shape is not None]
+    pairs = []
+    for file in dict.fromkeys(m.model_key for m in runs):
+        rest = [m for m in ms if m.model_key != file]
+        priors, _ = fit_all(rest, base)
+        for target in (m for m in runs if m.model_key == file):
+            row = project(rest, chips=[target.chip_id], shape=target.shape, priors=priors,
+                          config=target.config, depth=target.depth, anchored=False)[0]
+            pairs.append({"model": target.model_name, "chip": target.chip_id,
+                          "setting": target.config.describe(), "bandwidth": _scored(
+                              {k: None for k in ("tg_tps", "tg_low", "tg_high", "pp_tps",
+                                                 "pp_low", "pp_high")}, target),
+                          "moe": target.shape.is_moe, "partial": False,
                           "measured_tg": target.tg_tps, "measured_pp": target.pp_tps,
                           "roofline": _scored(row, target)})
     return pairs

@@ -25,7 +25,7 @@ from benchkit.projection.measurements import (KERNEL_ENGINES, Measurement,
 from benchkit.projection.physics import prompt_unit
 from benchkit.projection.placement import RunConfig
 from benchkit.projection.priors import load_priors
-from benchkit.projection.shapes import shape_from_preset
+from benchkit.projection.shapes import guess_shape, shape_from_preset
 
 GIB = 2 ** 30
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +73,9 @@ def series_measurements(series: dict[str, Any], screen: bool = True) -> list[Mea
     for chip_id, per_quant in series["rows"].items():
         for quant, (pp, tg) in per_quant.items():
             size = series["quants"][quant]["size_gib"] * GIB
-            shape = shape_from_preset(model["preset"], quant, size) if model.get("preset") else None
+            shape = (shape_from_preset(model["preset"], quant, size) if model.get("preset")
+                     else guess_shape(model.get("n_params"), size, model.get("n_layers"), quant,
+                                      load_priors()))
             out.append(Measurement(
                 chip_id=chip_id, tg_tps=tg, pp_tps=None if chip_id in dropped else pp,
                 model_bytes=size, n_layers=model["n_layers"], n_params=model["n_params"],

@@ -165,6 +165,14 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     rows = project_rows(ms, method=method, chips=chips, depth=depth, shape=shape,
                         config=config, host=host, backend=backend)
     header.insert(0, f"Projection by the {method} method.")
+    if shape is not None or config is not None:
+        from benchkit.projection.placement import RunConfig
+        from benchkit.projection.measurements import shape_of
+        from benchkit.projection.priors import load_priors
+
+        target = shape or shape_of(ms[0], load_priors())
+        if target is not None:
+            header.insert(2, F.describe_target(target, config or ms[0].config or RunConfig()))
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
 
 
@@ -185,7 +193,8 @@ def _anchor_settings(anchor, shape, measured, quant, backend, measured_fa, fa, *
     if got is not None:
         anchor = replace(anchor, model_bytes=got.model_bytes, n_layers=got.n_layers,
                          n_params=got.n_params, quant=got.quant, shape=got,
-                         model_key=f"measured:{got.source}:{got.quant}")
+                         model_key=f"measured:{got.source}:{got.quant}",
+                         model_name=f"{got.source} ({got.quant})")
     if backend:
         anchor = replace(anchor, backend=backend)
     if command_line and (measured_fa or fa):
@@ -201,6 +210,7 @@ def _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results
     from benchkit.projection import output as F
     from benchkit.projection.api import project as project_rows
     from benchkit.projection.measurements import find_result_files, measurements_from_results
+    from benchkit.projection.placement import RunConfig
     from benchkit.projection.published import all_measurements
 
     if method != "roofline":
@@ -220,7 +230,7 @@ def _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results
               f"anchor: calibrated on {len(ms)} measurements from {len(sources)} sources "
               "(the published series and benchkit runs in benchkit/data/published.yaml and "
               "under results/), each chip on its usual backend; ranges include the error of "
-              "projecting across models."]
+              "projecting across models.", F.describe_target(shape, config or RunConfig())]
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
 
 
