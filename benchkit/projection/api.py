@@ -264,6 +264,12 @@ def project(measurements: Iterable[Measurement], *, method: str = "roofline",
                 _roofline_row(row, cal, chip, target_shape, depth,
                               anchor if anchored else None, config, host, transfer)
         rows.append(row)
+    if config.partial and rows and not any(r["fits"] for r in rows):
+        option = "--n-cpu-moe" if config.n_cpu_moe else "--n-gpu-layers"
+        raise BenchkitError(
+            f"this placement needs {need['memory_needed_gb']:.1f} GB of GPU memory, more than "
+            "any chip asked for holds: keep more in system RAM, or let `benchkit plan` pick "
+            "a placement that fits", field=option)
     return rows
 
 

@@ -97,6 +97,9 @@ def check_config(shape: ModelShape, config: RunConfig) -> None:
                             field="--n-gpu-layers")
     if config.n_cpu_moe < 0:
         raise BenchkitError(f"must be 0 or more, got {config.n_cpu_moe}", field="--n-cpu-moe")
+    if config.n_cpu_moe > shape.n_layers:
+        raise BenchkitError(f"the model has {shape.n_layers} layers, got {config.n_cpu_moe}",
+                            field="--n-cpu-moe")
     if config.n_cpu_moe and not shape.is_moe:
         raise BenchkitError(f"keeps experts in system RAM, but the model ({shape.source}) is "
                             "not a mixture of experts: use --n-gpu-layers", field="--n-cpu-moe")
