@@ -67,6 +67,10 @@ def main() -> None:
                         help="fit on all data, print the YAML values and the LOCO sigmas")
     parser.add_argument("--vendor", action="append", choices=sorted(VENDOR_BACKEND),
                         help="restrict the held-out checks to a vendor (repeatable)")
+    parser.add_argument("--write", action="store_true",
+                        help="with --fit: write the fitted values and sigmas into "
+                             "benchkit/data/projection.yaml (run twice: the sigmas of the "
+                             "second run are those of the values the first wrote)")
     parser.add_argument("--no-screen", action="store_true",
                         help="keep the published prompt figures that contradict their build's "
                              "kernel path (`inconsistent`) in the fit and the checks")
@@ -94,6 +98,8 @@ def main() -> None:
               "pairs, anchored on another model of the same run / with no anchor):")
         print(f"  anchored: {sigmas(transfer, base.interval)}")
         print(f"  no anchor: {sigmas(alone, base.interval)}")
+        if args.write:
+            write(priors, rms, loco, across, ms, base, transfer, alone)
         return
     lofo = {v: held_out(ms, base, v, "family") for v in vendors}
     print("\n".join(HEADER))
@@ -126,6 +132,32 @@ def main() -> None:
         print("\n### nvidia: attention at depth, measured (tok/s: mean of the case's "
               "iterations)\n")
         print(attention_rates(ms))
+
+
+def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
+    """--fit --write: the fitted values and the sigmas into projection.yaml."""
+    from pathlib import Path
+
+    from benchkit.projection.fit_yaml import write_fit
+
+    loco_sig = {VENDOR_BACKEND[v]: sigmas(p, base.interval) for v, p in loco.items()}
+    tables = {
+        "decode_sigma": {**{b: round(s["tg"], 3) for b, s in loco_sig.items() if "tg" in s},
+                         "default": base.decode_sigma["default"]},
+        "prompt_sigma": {**{b: round(s["pp"], 3) for b, s in loco_sig.items() if "pp" in s},
+                         "default": base.prompt_sigma["default"]},
+        "cross_quant_sigma": {**{b: round(cross_quant_sigma(across, b, base), 3)
+                                 for b in sorted({p["backend"] for p in across})},
+                              "default": base.cross_quant_sigma["default"]},
+        "model_transfer_sigma": {"default": round(max(
+            max(sigmas(transfer, base.interval).values()),
+            max(sigmas(alone, base.interval).values())), 3)},
+    }
+    depth = round(depth_attention_sigma(depth_pairs(ms, base), base.interval), 3)
+    tables["depth_attention_sigma"] = {"cuda": depth, "default": depth}
+    path = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
+    changed = write_fit(path, priors, sorted(rms), tables)
+    print(f"wrote {len(changed)} values into {path.name}")
 
 
 def print_transfer(ms, base: Priors) -> None:

@@ -413,10 +413,10 @@ def unanchored_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
     of the fit and of the calibration."""
     runs = [m for m in ms if m.level_key and not m.config.partial and m.shape is not None]
     pairs = []
-    for file in dict.fromkeys(m.model_key for m in runs):
-        rest = [m for m in ms if m.model_key != file]
+    for file in dict.fromkeys(_file_of(m) for m in runs):
+        rest = [m for m in ms if _file_of(m) != file]      # every engine's rows of the file
         priors, _ = fit_all(rest, base)
-        for target in (m for m in runs if m.model_key == file):
+        for target in (m for m in runs if _file_of(m) == file):
             row = project(rest, chips=[target.chip_id], shape=target.shape, priors=priors,
                           config=target.config, depth=target.depth, anchored=False)[0]
             pairs.append({"model": target.model_name, "chip": target.chip_id,
