@@ -16,10 +16,10 @@ from benchkit.projection.placement import Host, RunConfig
 from benchkit.projection.priors import Priors
 from benchkit.projection.shapes import GB, ModelShape, guess_shape
 
-# Engines whose tg / pp figures time llama.cpp's kernels: in process and llama.cpp's own
-# benchmark. A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
+# Engines whose tg / pp figures time the kernels: llama.cpp in process and llama.cpp's own
+# benchmark, and MLX in process (its figures calibrate the `mlx` backend alone). A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
 # tokenization and scheduling to every token, which no chip parameter describes.
-KERNEL_ENGINES = ("llama-cpp-python", "llama-bench")
+KERNEL_ENGINES = ("llama-cpp-python", "llama-bench", "mlx")
 
 
 @dataclass(frozen=True)
