@@ -39,6 +39,30 @@ def device_kind(case: Any) -> str:
     return placement_kind(case.get("placement"))
 
 
+def gpus_used(case: Any) -> list[str] | None:
+    """The GPUs that did a case's work, by name; None where nothing recorded says.
+
+    llama.cpp's own report first (the placement's per-device entries: GPUs that held
+    layers or weights, and those a row- or tensor-split buffer spread over); else the
+    GPUs NVML saw the benchmark process on; else, for a GPU case with split_mode none,
+    the one main GPU.
+    """
+    out: list[str] = []
+    placement = case.get("placement") or {}
+    for d in placement.get("per_device") or []:
+        if d.get("kind") == "gpu" and (d.get("layers") or d.get("model_mib")):
+            out.append(d["device"])
+        out += [dev for dev in d.get("spread_over") or [] if dev not in out]
+    if out:
+        return out
+    nv = (case.get("telemetry") or {}).get("nvidia") or {}
+    if str(nv.get("selection", "")).startswith("devices where NVML lists"):
+        return [f"GPU {d.get('index')}" for d in nv.get("devices") or []] or None
+    if ran_on_gpu(case) and (case.get("engine") or {}).get("split_mode") == "none":
+        return [f"GPU {(case.get('engine') or {}).get('main_gpu') or 0}"]
+    return None
+
+
 def serves_elsewhere(kind: str | None) -> bool:
     """An engine whose server benchkit does not start (it chooses what it serves and where
     it puts it): the engine class says so itself."""

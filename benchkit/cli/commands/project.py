@@ -56,9 +56,14 @@ def _sizes(value: str | None) -> list[float] | None:
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md",
               show_default=True)
 @click.option("--list-chips", is_flag=True, help="Print the chip database and exit.")
+@click.option("--machine", metavar="SPEC",
+              help="Project onto several GPUs in one machine: 2xrtx3090, rtx3090+rtx4090, "
+                   "either with @LINK (2xrtx3090@nvlink3-ga102), or a YAML file.")
+@click.option("--split-mode", type=click.Choice(["none", "layer", "row", "tensor"]),
+              default="layer", show_default=True, help="llama.cpp's split mode for --machine.")
 def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file, preset, depth,
             chip_spec, method, chip_set, sizes, quant, size_chip, validate, anchor_only, fmt,
-            list_chips) -> None:
+            list_chips, machine, split_mode) -> None:
     """Project measured throughput onto other Apple Silicon chips and GPUs.
 
     \b
@@ -70,6 +75,8 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
       benchkit project --anchor h100 --tg 330 --pp 12000 --preset llama-2-7b --quant Q4_0 --depth 4096
       benchkit project --anchor rtx4090 --tg 128 --model-gb 4.9 --chip-spec my-gpu.yaml
       benchkit project --validate
+      benchkit project --anchor rtx3090 --tg 111.7 --pp 3865 --preset llama-3-8b --machine 2xrtx3090
+      benchkit project --from results/<run>.json --preset llama-3-70b --machine 4xrtx3090 --split-mode row
     """
     from benchkit.projection import output as F
     from benchkit.projection.api import project as project_rows, select_chips, size_table
@@ -109,6 +116,9 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
         from dataclasses import replace
         ms[0] = replace(ms[0], model_bytes=shape.model_bytes, n_layers=shape.n_layers,
                         n_params=shape.n_params, quant=shape.quant, shape=shape)
+    if machine:
+        _project_machine(machine, split_mode, ms, shape, depth or 0, method, fmt)
+        return
     header = [f"Anchor: {F.describe_measurement(ms[0])}."]
     if len(ms) > 1:
         header.append(f"Calibrated on {len(ms)} measurements (the anchor and other results "
@@ -128,6 +138,18 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     rows = project_rows(ms, method=method, chips=chips, depth=depth, shape=shape)
     header.insert(0, f"Projection by the {method} method.")
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _project_machine(spec: str, split_mode: str, ms: list, shape, depth: int, method: str,
+                     fmt: str) -> None:
+    """--machine: the anchor projected onto several GPUs of one machine
+    (benchkit.projection.multigpu); csv has no shape for a machine's two tables."""
+    from benchkit.projection.multigpu import format_multi, machine_projection
+
+    if fmt == "csv":
+        raise BenchkitError("a machine projection prints as md or json", field="--format")
+    result = machine_projection(spec, split_mode, ms, shape=shape, depth=depth, method=method)
+    click.echo(format_multi(result, fmt), nl=False)
 
 
 def _check_validate_options(given: dict[str, object]) -> None:
