@@ -17,7 +17,8 @@
 # With one GPU it measures each split mode on that GPU (none, layer, row, tensor with
 # -dev CUDA0), and, where the build knows GGML_CUDA_DEVICES, layer and row over two
 # virtual devices of the one GPU (the split's own cost without a link; said so per line).
-# With N GPUs: none once (the main GPU), layer / row / tensor on 2..N GPUs (CUDA0/..).
+# With N GPUs: none once (the main GPU), layer on 1..N GPUs, row and tensor on 2..N
+# (-dev CUDA0/CUDA1/...).
 #
 # Knobs (environment): MODELS (preset:quant list; default "llama-2-7b:Q4_0
 # llama-3.3-70b:Q4_K_M gpt-oss-120b:MXFP4"), SPLIT_MODES (default "none layer row tensor"),
@@ -27,7 +28,7 @@
 # failures.jsonl with llama-bench's last lines and the next run goes on.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -eq 3 ] || { sed -n '2,30p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 build=$1 models=$2 out=$3
 bench=$build/bin/llama-bench
 [ -x "$bench" ] || bench=$build/llama-bench
@@ -180,6 +181,33 @@ for model in "${files[@]}"; do
     fi
   done
 done
+
+# --- benchkit in process: llama.cpp's per-device placement and NVML per GPU -----------------
+# Where llama-cpp-python here is a CUDA build: the first stand-in on 1..N GPUs at split mode
+# layer, through `benchkit run` (placement per device, telemetry per GPU) and its report.
+if [ "${#files[@]}" -gt 0 ] && python3 -c "import llama_cpp, sys
+sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)" 2>/dev/null; then
+  suite=$out/multigpu-suite.yaml
+  {
+    echo "name: multigpu-in-process"
+    echo "description: the split over 1..$n GPUs in process, per-device placement and power"
+    echo "models: [{path: ${files[0]}}]"
+    echo "engine:"
+    echo "  n_gpu_layers: -1"
+    echo "  split_mode: layer"
+    printf '  devices: ['
+    for k in $(seq 1 "$n"); do printf '[%s]%s' "$(devices_of "$k" | tr / ,)" "$([ "$k" -lt "$n" ] && echo ', ')"; done
+    echo ']'
+    echo "workloads: [{pp: 512}, {tg: 128}]"
+    echo "warmup: 2"
+    echo "iterations: 5"
+  } > "$suite"
+  note ""; note "## benchkit in process"; note ""
+  ran python3 -m benchkit.cli.main run "$suite" -o "$out/benchkit" --no-progress || true
+  ran python3 -m benchkit.cli.main report "$out/benchkit" -o "$out/benchkit/report" --format both || true
+else
+  note ""; note "(benchkit in process skipped: llama-cpp-python here is not a GPU build.)"
+fi
 
 # --- what it found -------------------------------------------------------------------------
 note ""; note "## Results"; note ""

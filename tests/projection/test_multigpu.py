@@ -219,3 +219,31 @@ def test_project_machine_on_the_command_line() -> None:
 
 def test_get_chip_is_the_database_one() -> None:
     assert mg.parse_machine("h100").devices[0].chip == get_chip("h100")
+
+
+def test_the_evidence_script_refuses_what_it_cannot_run(tmp_path: Path) -> None:
+    """scripts/multigpu_evidence.sh on this machine (no NVIDIA GPU): usage, a build without
+    llama-bench, and no nvidia-smi are each one refusal with exit 2, nothing measured."""
+    import shutil
+    import subprocess
+
+    from paths import REPO
+
+    script = str(REPO / "scripts" / "multigpu_evidence.sh")
+    usage = subprocess.run(["bash", script], capture_output=True, text=True)
+    assert usage.returncode == 2 and "BUILD_DIR MODEL_DIR OUT" in usage.stderr
+    empty = subprocess.run(["bash", script, str(tmp_path / "none"), str(tmp_path / "m"),
+                            str(tmp_path / "o")], capture_output=True, text=True)
+    assert empty.returncode == 2
+    assert empty.stderr.strip() == f"error: no llama-bench in {tmp_path / 'none'}/bin or " \
+                                   f"{tmp_path / 'none'}"
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has nvidia-smi")
+    build = tmp_path / "build" / "bin"
+    build.mkdir(parents=True)
+    (build / "llama-bench").write_text("#!/bin/sh\nexit 0\n")
+    (build / "llama-bench").chmod(0o755)
+    proc = subprocess.run(["bash", script, str(build.parent), str(tmp_path / "m"),
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "nvidia-smi not found" in proc.stderr
+    assert not (tmp_path / "o").exists()
