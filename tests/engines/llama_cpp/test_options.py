@@ -121,3 +121,24 @@ def test_llama_bench_takes_the_flags(smollm2_model: Path, llama_tools: dict[str,
     with bad.open(ModelFile(path=str(smollm2_model), label="test")) as s:
         with pytest.raises(BenchkitError, match="invalid device: CUDA0"):
             s.measure(TokensWorkload("pp", 16, 0, 0), Plan(warmup=0, iterations=1))
+
+
+def test_llama_server_placement_from_its_log(smollm2_model: Path,
+                                             llama_tools: dict[str, Path]) -> None:
+    """The real llama-server: at verbosity 4 its log has llama.cpp's buffer lines, read per
+    device as in process; at its default verbosity it has none, and the placement says so."""
+    from benchkit.engines.llama_cpp.server import LlamaServer
+
+    model = ModelFile(path=str(smollm2_model), label="test")
+    server = LlamaServer(ServerOptions(binary=str(llama_tools["llama-server"]), n_threads=2,
+                                       n_gpu_layers=0, n_ctx=256, args=["-lv", "4"]))
+    with server.open(model) as s:
+        p = s.placement()
+    cpu = next(d for d in p["per_device"] if d["device"] == "CPU")
+    assert cpu["model_mib"] and cpu["kv_mib"] and p["note"].startswith("from llama-server's log")
+    assert p["split_mode"] == "layer" and p["n_ctx"] >= 256
+    quiet = LlamaServer(ServerOptions(binary=str(llama_tools["llama-server"]), n_threads=2,
+                                      n_gpu_layers=0, n_ctx=256))
+    with quiet.open(model) as s:
+        p = s.placement()
+    assert "per_device" not in p and "default verbosity" in p["note"]
