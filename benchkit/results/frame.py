@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from benchkit import engines
 from benchkit.run.environment import cpu_slug
 from benchkit.core.errors import BenchkitError
-from benchkit.results.facts import device_kind
+from benchkit.results.facts import device_kind, gpus_used
 from benchkit.results.io import read_result
 from benchkit.results.model import Case, Run, Summary
 
@@ -45,6 +45,9 @@ COLUMNS = [
     # placement
     "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id", "backend",
     "flash_attn_used", "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
+    # several GPUs: how many did the work, and each one's share (JSON text)
+    "n_gpus", "gpu_layers", "gpu_buffer_mib", "gpu_power_w", "gpu_power_w_each",
+    "gpu_joules_per_token",
     # environment
     "env_os_system", "env_os_release", "env_cpu_model", "env_cpu_cores_logical",
     "env_cpu_cores_physical", "env_memory_bytes", "env_chip_kind", "env_chip_name",
@@ -172,6 +175,7 @@ def _case_columns(case: Case, env: dict[str, Any]) -> dict[str, Any]:
         "model_buffer_mib": _buffer_mib(placement, "model"),
         "kv_buffer_mib": _buffer_mib(placement, "kv"),
         "compute_buffer_mib": _buffer_mib(placement, "compute"),
+        **gpu_columns(case),
     }
     if kind == "gpu":
         row["device_name"] = env["env_chip_name"] or env["env_gpu_name"]
@@ -192,6 +196,27 @@ def _serve_columns(kind: str | None, summary: Summary) -> dict[str, Any]:
 def _setting(value: Any) -> Any:
     """A setting as a DataFrame cell: lists and mappings as JSON text (hashable)."""
     return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def gpu_columns(case: Case) -> dict[str, Any]:
+    """How many GPUs did the work and what each held and drew: layers and buffer MiB per
+    device as llama.cpp reported them, the GPUs' summed mean power and energy per token,
+    and each GPU's mean power (NVML's order)."""
+    gpus = gpus_used(case)
+    devices = [d for d in (case.placement or {}).get("per_device") or []
+               if d.get("kind") in ("gpu", "split")]
+    layers = {d["device"]: d["layers"] for d in devices if d.get("layers") is not None}
+    mib = {d["device"]: round(sum(d.get(k) or 0 for k in ("model_mib", "kv_mib",
+                                                           "compute_mib")), 2)
+           for d in devices}
+    nv = (case.telemetry or {}).get("nvidia") or {}
+    each = [((d.get("power_w") or {}).get("mean")) for d in nv.get("devices") or []]
+    return {"n_gpus": len(gpus) if gpus else None,
+            "gpu_layers": json.dumps(layers) if layers else None,
+            "gpu_buffer_mib": json.dumps(mib) if mib else None,
+            "gpu_power_w": nv.get("power_w_mean"),
+            "gpu_power_w_each": json.dumps(each) if each else None,
+            "gpu_joules_per_token": nv.get("joules_per_token")}
 
 
 def _buffer_mib(placement: dict[str, Any], kind: str) -> float | None:

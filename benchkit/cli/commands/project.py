@@ -75,10 +75,15 @@ def _sizes(value: str | None) -> list[float] | None:
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md",
               show_default=True)
 @click.option("--list-chips", is_flag=True, help="Print the chip database and exit.")
+@click.option("--machine", metavar="SPEC",
+              help="Project onto several GPUs in one machine: 2xrtx3090, rtx3090+rtx4090, "
+                   "either with @LINK (2xrtx3090@nvlink3-ga102), or a YAML file.")
+@click.option("--split-mode", type=click.Choice(["none", "layer", "row", "tensor"]),
+              default="layer", show_default=True, help="llama.cpp's split mode for --machine.")
 def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file, preset, depth,
             chip_spec, method, chip_set, sizes, quant, size_chip, validate, anchor_only,
             measured, backend, fa, measured_fa, n_gpu_layers, n_cpu_moe, cpu_bw, link_gbs, fmt,
-            list_chips) -> None:
+            list_chips, machine, split_mode) -> None:
     """Project measured throughput onto other Apple Silicon chips and GPUs.
 
     \b
@@ -94,6 +99,8 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
       benchkit project --preset qwen3-30b-a3b --quant Q4_K_M --chips rtx4090,m4max
       benchkit project --anchor rtx4090 --tg 120 --preset qwen3-30b-a3b --n-cpu-moe 24 --cpu-bw 96
       benchkit project --validate
+      benchkit project --anchor rtx3090 --tg 111.7 --pp 3865 --preset llama-3-8b --machine 2xrtx3090
+      benchkit project --from results/<run>.json --preset llama-3-70b --machine 4xrtx3090 --split-mode row
 
     Without --anchor / --tg / --from, a --preset or --gguf model is projected from the
     calibration data benchkit ships and the results found, with no anchor of its own
@@ -146,6 +153,9 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     ms[0] = _anchor_settings(ms[0], shape, measured, quant, backend, measured_fa, fa,
                              command_line=tg is not None or pp is not None,
                              model_gb=model_gb)
+    if machine:
+        _project_machine(machine, split_mode, ms, shape, depth or 0, method, fmt)
+        return
     header = [f"Anchor: {F.describe_measurement(ms[0])}."]
     if len(ms) > 1:
         header.append(f"Calibrated on {len(ms)} measurements (the anchor and other results "
@@ -232,6 +242,18 @@ def _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results
               "under results/), each chip on its usual backend; ranges include the error of "
               "projecting across models.", F.describe_target(shape, config or RunConfig())]
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _project_machine(spec: str, split_mode: str, ms: list, shape, depth: int, method: str,
+                     fmt: str) -> None:
+    """--machine: the anchor projected onto several GPUs of one machine
+    (benchkit.projection.multigpu); csv has no shape for a machine's two tables."""
+    from benchkit.projection.multigpu import format_multi, machine_projection
+
+    if fmt == "csv":
+        raise BenchkitError("a machine projection prints as md or json", field="--format")
+    result = machine_projection(spec, split_mode, ms, shape=shape, depth=depth, method=method)
+    click.echo(format_multi(result, fmt), nl=False)
 
 
 def _check_validate_options(given: dict[str, object]) -> None:
