@@ -48,7 +48,8 @@ NOTES = {
             "time (first send to last byte, prompt time included); llama-benchy's counts "
             "the tokens after each request's first over the first first-token to the last "
             "token (prompt time left out), per batch"),
-    "tps_same": "benchkit's requests put through llama-benchy's formula: like for like",
+    "tps_same": ("benchkit's requests put through llama-benchy's formula, per wave of c "
+                 "consecutive requests (its batches): like for like"),
 }
 
 
@@ -130,7 +131,7 @@ def _start_server(a: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, s
     end = time.monotonic() + 300
     while time.monotonic() < end and proc.poll() is None:
         try:
-            if httpx.get(url + "/health", timeout=2, trust_env=False).status_code == 200:
+            if httpx.get(url + "/v1/models", timeout=2, trust_env=False).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             pass
@@ -183,8 +184,10 @@ def _benchkit(k: int, a: argparse.Namespace, url: str, levels: list[int],
                              "-o", str(folder), "--no-progress"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, check=False).returncode
     results = sorted(folder.glob("*.json"))
-    if rc != 0 or not results:
+    if not results:
         raise SystemExit(f"benchkit run failed ({rc}); see {folder / 'run.log'}")
+    if rc != 0:
+        print(f"benchkit run exited {rc} (a level had failed requests); see {folder}")
     doc = json.loads(results[-1].read_text())
     figures = {}
     for case in doc["cases"]:
@@ -195,7 +198,8 @@ def _benchkit(k: int, a: argparse.Namespace, url: str, levels: list[int],
             "gaps_s": [g for it in its for g in it.get("token_latencies_s") or []],
             "tpot_s": [(it["seconds"] - it["ttft_s"]) / (it["tokens"] - 1) for it in its
                        if it.get("ttft_s") is not None and it["tokens"] > 1],
-            "output_tps": [s["output_tps"]], "peer_formula_tps": [peer.formula_tps(its)],
+            "output_tps": [s["output_tps"]],
+            "peer_formula_tps": peer.formula_tps(its, int(s["concurrency"])),
             "result": results[-1].name}
     return figures
 
@@ -212,8 +216,7 @@ def _scrape(url: str) -> dict[str, float]:
 
 
 def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
 
 
 def _pool(rounds: list[dict[str, Any]], tool: str, c: int, key: str) -> list[float]:
@@ -272,7 +275,8 @@ def _markdown(doc: dict[str, Any]) -> str:
              f"per level {s['runs']} x c requests a tool a round, {s['rounds']} rounds, the tools "
              "alternated (benchkit, llama-benchy, benchkit, ...). Percentiles type 7 over the "
              "requests of every round pooled (n: requests, or gaps for benchkit's ITL); tok/s "
-             "the mean over the rounds' levels (llama-benchy: its batches). Ratio = "
+             "the mean over the rounds' levels (llama-benchy: its batches; benchkit under "
+             "llama-benchy's formula: its waves of c requests). Ratio = "
              "llama-benchy / benchkit. Clocks: each tool's own perf_counter.", "",
              "| c | figure | benchkit | llama-benchy | ratio | n (benchkit / llama-benchy) |",
              "|---|---|---|---|---|---|"]
@@ -283,7 +287,7 @@ def _markdown(doc: dict[str, Any]) -> str:
                      f"{' | '.join(cells)} | {r['n_benchkit']} / {r['n_llama_benchy']} |")
     lines += ["", "Where the two define a figure differently:", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc["notes"].items() if v.startswith("differs")]
-    lines += ["", "| round | tool | client CPU (s) | server s per output token (its /metrics) |",
+    lines += ["", "| round | tool | client process CPU (s, start-up included) | server time per output token (its /metrics) |",
               "|---|---|---|---|"]
     for r in doc["rounds"]:
         spt = r["server_s_per_token"]

@@ -104,13 +104,20 @@ def _values(b: dict[str, Any], key: str) -> list[float]:
     return [float(v) for v in metric.get("values") or []]
 
 
-def formula_tps(its: list[dict[str, Any]]) -> float | None:
-    """llama-benchy's output rate (its `tg_throughput`) of benchkit's recorded requests:
-    tokens after each request's first, over the level's first first-token to its last
-    token."""
-    first = [it["start_s"] + it["ttft_s"] for it in its if it.get("ttft_s") is not None]
-    last = [it["start_s"] + it["ttft_s"] + sum(it.get("token_latencies_s") or [])
-            for it in its if it.get("ttft_s") is not None]
-    tokens = sum(max(int(it["tokens"]) - 1, 0) for it in its)
-    span = max(last) - min(first) if first else 0
-    return tokens / span if span > 0 else None
+def formula_tps(its: list[dict[str, Any]], c: int) -> list[float]:
+    """llama-benchy's output rate (its `tg_throughput`) of benchkit's recorded requests, per
+    wave of c consecutive requests (a closed loop of identical requests runs in waves, as
+    llama-benchy's batches): tokens after each request's first, over the wave's first
+    first-token to its last token."""
+    its = sorted(its, key=lambda it: it["start_s"])
+    out = []
+    for k in range(0, len(its) - c + 1, c):
+        wave = [it for it in its[k:k + c] if it.get("ttft_s") is not None]
+        first = [it["start_s"] + it["ttft_s"] for it in wave]
+        last = [it["start_s"] + it["ttft_s"] + sum(it.get("token_latencies_s") or [])
+                for it in wave]
+        tokens = sum(max(int(it["tokens"]) - 1, 0) for it in wave)
+        span = max(last) - min(first) if wave else 0
+        if span > 0:
+            out.append(tokens / span)
+    return out
