@@ -13,8 +13,7 @@ peer's formula), the server's own time per output token over each tool's request
 (its /metrics), and each client's CPU time; ratio = llama-benchy / benchkit. Where the
 tools define a figure differently the table says how. Markdown and JSON go to --out.
 
-    python scripts/serve_peer_agreement.py --out reports/serve-peer-agreement-cpu \
-        --concurrency 1,2,4 --prompt-tokens 64 --max-tokens 64 --runs 2 --rounds 2
+    python scripts/serve_peer_agreement.py --out OUT --concurrency 1,2,4 --runs 2 --rounds 2
 """
 
 from __future__ import annotations
@@ -75,7 +74,8 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     table = _table(rounds, levels)
-    doc = {"command": ["python", "scripts/serve_peer_agreement.py", *sys.argv[1:]],
+    doc = {"command": ["python", "scripts/serve_peer_agreement.py",   # no local paths
+                       *(Path(x).name if os.path.isabs(x) else x for x in sys.argv[1:])],
            "server": {"argv": [Path(x).name if x in (a.model, a.llama_server) else x
                                for x in proc.args]},
            "settings": {"concurrency": levels, "prompt_tokens": a.prompt_tokens,
@@ -287,8 +287,8 @@ def _markdown(doc: dict[str, Any]) -> str:
                      f"{' | '.join(cells)} | {r['n_benchkit']} / {r['n_llama_benchy']} |")
     lines += ["", "Where the two define a figure differently:", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc["notes"].items() if v.startswith("differs")]
-    lines += ["", "| round | tool | client process CPU (s, start-up included) | server time per output token (its /metrics) |",
-              "|---|---|---|---|"]
+    lines += ["", "| round | tool | client process CPU (s, start-up included) | server time "
+              "per output token (its /metrics) |", "|---|---|---|---|"]
     for r in doc["rounds"]:
         spt = r["server_s_per_token"]
         lines.append(f"| {r['round']} | {r['tool']} | {r['client_cpu_s']:.2f} | "

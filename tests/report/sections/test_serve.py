@@ -19,7 +19,7 @@ from http_fakes import OpenAIFake
 from markdown_tables import tables as _tables
 from paths import REPO
 
-RESULT = REPO / "results" / "20261206T232100Z-serve-realism-smollm2-000000.json"
+RESULT = REPO / "results" / "20261206T232909Z-serve-realism-smollm2-480772.json"
 SERVER_HEAD = ["Level", "Cache hit rate", "Hit rate: first / later turns",
                "TTFT p50: first / later turns", "KV cache use", "Running, peak",
                "Waiting, peak", "Prompt tokens computed", "Prompt tokens from cache",
