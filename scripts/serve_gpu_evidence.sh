@@ -17,7 +17,9 @@
 # wheels of benchkit's dependencies and of the peer tool (llama-benchy, aiohttp and its
 # parts, pydantic, tabulate, tokenizers); they are installed into OUT/site with pip's
 # --no-index. Without wheels, this Python must already have them. A step that fails does
-# not stop the next; each logs to OUT/<step>.log.
+# not stop the next; each logs to OUT/<step>.log. SERVE_SUITE (a suite of the same shape)
+# and PEER_ARGS (serve_peer_agreement.py's load options) replace the defaults: a dry run of
+# the whole script on a CPU takes a small suite and small peer settings.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 wheels=()
@@ -70,7 +72,8 @@ target="$out/models/target.Q8_0.gguf" draft="$out/models/draft.Q4_0.gguf"
 } > "$out/models.log" 2>&1 || { tail -20 "$out/models.log"; exit 1; }
 
 step suite
-python3 - "$repo/suites/serve-realism-gpu.yaml" "$target" "$draft" "$out/serve-realism-gpu.yaml" <<'PY'
+suite="$out/$(basename "${SERVE_SUITE:-serve-realism-gpu.yaml}")"
+python3 - "${SERVE_SUITE:-$repo/suites/serve-realism-gpu.yaml}" "$target" "$draft" "$suite" <<'PY'
 import sys, yaml
 src, target, draft, dst = sys.argv[1:]
 doc = yaml.safe_load(open(src))
@@ -80,14 +83,15 @@ for engine in doc["engines"]:
         engine["draft_model"] = draft
 yaml.safe_dump(doc, open(dst, "w"), sort_keys=False)
 PY
-bk run "$out/serve-realism-gpu.yaml" -o "$out/results" --no-progress 2>&1 | tee "$out/suite.log"
+bk run "$suite" -o "$out/results" --no-progress 2>&1 | tee "$out/suite.log"
 result=$(ls -t "$out"/results/*.json 2>/dev/null | head -1)
 [ -n "$result" ] && bk report "$result" -o "$out/reports/serve-realism-gpu" 2>&1 | tee -a "$out/suite.log"
 
 step peer
+# shellcheck disable=SC2086
 python3 "$repo/scripts/serve_peer_agreement.py" --llama-server "$bin/llama-server" \
-  --model "$target" --ngl 99 --np 16 --threads 4 --concurrency 1,2,4,8,16 \
-  --prompt-tokens 256 --max-tokens 128 --runs 4 --rounds 2 --out "$out/peer" \
+  --model "$target" ${PEER_ARGS:---ngl 99 --np 16 --threads 4 --concurrency 1,2,4,8,16 \
+  --prompt-tokens 256 --max-tokens 128 --runs 4 --rounds 2} --out "$out/peer" \
   > "$out/peer.log" 2>&1 || echo "peer agreement failed: see $out/peer.log"
 tail -40 "$out/peer.log"
 step done
