@@ -74,7 +74,7 @@ SERVE_COLUMNS = {
     "serve_e2e_p50_s": "e2e_p50_s", "serve_e2e_p99_s": "e2e_p99_s",
     "serve_goodput_rps": "goodput_rps",
     "serve_cache_hit_rate": "cache_hit_rate", "serve_draft_acceptance": "draft_acceptance",
-    "serve_slo_max_load": "slo_max_load",
+    "serve_slo_max_load": "slo_max_load", "serve_speculative_speedup": "speculative_speedup",
 }
 COLUMNS[COLUMNS.index("ttft_median_s") + 1:COLUMNS.index("ttft_median_s") + 1] = list(
     SERVE_COLUMNS)

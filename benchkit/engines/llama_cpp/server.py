@@ -29,6 +29,7 @@ off, so that every iteration does the whole work:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from dataclasses import dataclass
@@ -224,6 +225,22 @@ class ServerSession(Session):
             self.client.close()
             self.client = None
         self.server.stop()
+
+    def without_draft(self) -> "ServerSession | None":
+        """The same server without its draft model, started now beside this one (the
+        caller closes it): what speculative decoding's speedup is measured against
+        (benchkit.workloads.serve.speculative). None when this server has no draft."""
+        if not self.options.draft_model:
+            return None
+        plain = dataclasses.replace(self.options, draft_model=None, draft_max=None,
+                                    draft_min=None, draft_p_min=None)
+        twin = ServerSession(plain, self.model, self.binary)
+        try:
+            twin.start()
+        except BaseException:
+            twin.close()
+            raise
+        return twin
 
     # --- what it is
 
