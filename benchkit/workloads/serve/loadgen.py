@@ -16,8 +16,10 @@ Two kinds of load, as vLLM's `bench serve` and GuideLLM have them:
   gaps from a seeded RNG, so two runs send the same schedule), however many are in
   flight; a server that cannot keep up queues them, which the latencies show.
 
-A level is bounded: a number of requests or a duration, a per-request timeout and a stall
-timeout (no byte from the server for that long), so it always ends by itself. Warmup
+A level is bounded: a number of requests, a duration, or both (whichever comes first ends
+it: no request is sent after the duration, and the ones in flight finish), a per-request
+timeout and a stall timeout (no byte from the server for that long), so it always ends by
+itself; `LevelResult.ended_by` says which bound ended it. Warmup
 requests run first and are discarded; a level starts only when the previous requests
 have drained (and, for llama-server, when its slots report idle).
 
@@ -134,8 +136,8 @@ class Conversation:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """One level of load and its bounds. Exactly one of concurrency / rate, and requests
-    or duration_s (requests wins when both are given)."""
+    """One level of load and its bounds. Exactly one of concurrency / rate, and requests,
+    duration_s or both (whichever is reached first ends the level)."""
 
     concurrency: int | None = None
     rate: float | None = None            # requests per second, Poisson arrivals
@@ -290,6 +292,7 @@ class LevelResult:
     wall_s: float
     warmup: list[RequestRecord] = field(default_factory=list)
     interrupted: bool = False
+    ended_by: str = "requests"    # the bound that ended it: requests, duration, interrupted
     parse_s: float = 0.0          # parsing the streams after the level (not in wall_s)
 
     def errors(self) -> dict[str, int]:
@@ -381,8 +384,11 @@ async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec:
     t_parse = time.perf_counter()
     for rec in warm + records:
         parse_record(target.protocol, rec)
+    ended_by = ("interrupted" if state.stopping else
+                "duration" if state.deadline_hit else "requests")
     return LevelResult(spec=spec, records=records, wall_s=wall, warmup=warm,
-                       interrupted=state.stopping, parse_s=time.perf_counter() - t_parse)
+                       interrupted=state.stopping, ended_by=ended_by,
+                       parse_s=time.perf_counter() - t_parse)
 
 
 @contextlib.contextmanager
@@ -426,8 +432,8 @@ def _indexes(spec: LoadSpec) -> Iterable[int]:
 
 
 def _deadline(spec: LoadSpec, t_level: float) -> float | None:
-    """Duration mode: no request starts after this perf_counter time."""
-    return t_level + spec.duration_s if spec.requests is None and spec.duration_s else None
+    """With a duration: no request starts after this perf_counter time."""
+    return t_level + spec.duration_s if spec.duration_s else None
 
 
 def next_gap(spec: LoadSpec, rng: random.Random, i: int) -> float:
@@ -460,6 +466,7 @@ class _State:
         self.on_request = on_request
         self.in_flight: set[asyncio.Task] = set()
         self.stopping = False
+        self.deadline_hit = False         # the level's duration ended it (see ended_by)
         self.t_level = time.perf_counter()
 
     def body(self, index: int) -> bytes:
@@ -477,7 +484,7 @@ class _State:
 
         async def worker() -> None:
             for i in shared:         # no await between next() calls: safe across workers
-                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                if self.stopping or self.past(deadline):
                     return
                 rec = RequestRecord(index=i)
                 records.append(rec)
@@ -497,7 +504,7 @@ class _State:
         async def session(k: int) -> None:
             conv, history = conversations[k], []
             for turn, user in enumerate(conv.users):
-                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                if self.stopping or self.past(deadline):
                     return
                 if turn and spec.think_time_s:
                     await asyncio.sleep(spec.think_time_s)
@@ -532,7 +539,8 @@ class _State:
         arrival = 0.0
         for i in _indexes(spec):
             arrival += next_gap(spec, rng, i)
-            if spec.requests is None and arrival > spec.duration_s:
+            if spec.duration_s is not None and arrival > spec.duration_s:
+                self.deadline_hit = True
                 break
             body = self.body(i)
             delay = t_level + arrival - time.perf_counter()
@@ -545,6 +553,12 @@ class _State:
             tasks.append(asyncio.create_task(self.launch(rec, body)))
         await asyncio.gather(*tasks)
         return records
+
+    def past(self, deadline: float | None) -> bool:
+        """Whether the level's duration is over (and so ended it)."""
+        if deadline is not None and time.perf_counter() >= deadline:
+            self.deadline_hit = True
+        return self.deadline_hit
 
     async def launch(self, rec: RequestRecord, body: bytes) -> None:
         """One request under the per-request timeout, tracked so Ctrl-C can cancel it."""
