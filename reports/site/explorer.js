@@ -43,7 +43,7 @@
     ui.model.value = m.key;
     fill(ui.quant, m.quants, String, state.quant || ui.quant.value, "Q4_K_M");
     fill(ui.depth, m.depths, depthLabel, state.depth || ui.depth.value, 0);
-    fill(ui.fa, m.flash_attn, String, state.fa || ui.fa.value, m.flash_attn[0]);
+    fill(ui.fa, m.flash_attn, String, state.fa || ui.fa.value, "on");
     return m;
   }
 
@@ -128,9 +128,6 @@
     }
     parts.push("calibrated on " + block.anchor + "'s measurement of " + view.anchor_model +
                " and the other accepted results of that model");
-    if (ui.fa.value === "as measured") {
-      parts.push("flash attention as each measured run had it (the projection does not model it yet)");
-    }
     p.textContent = parts.join(" · ") + ".";
     box.appendChild(p);
   }
@@ -161,7 +158,7 @@
       tr.setAttribute("data-cores", chip.cores === null ? "" : String(chip.cores));
       cell(tr, chip.label, "", chip.label.toLowerCase()).title = chip.memory + ", " + chip.backend;
       cell(tr, chip.vendor, "");
-      cell(tr, chip.cores === null ? "—" : String(chip.cores), "num");
+      cell(tr, chip.cores_label, "num", chip.cores === null ? "" : String(chip.cores));
       cell(tr, chip.bandwidth, "num");
       figure(cell(tr, null, "num decode"), r[1], r[4].indexOf("tg") >= 0);
       figure(cell(tr, null, "num prompt"), r[2], r[4].indexOf("pp") >= 0);

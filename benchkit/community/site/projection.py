@@ -22,9 +22,9 @@ from benchkit.core.errors import BenchkitError
 # model only in its own. Depths are tokens already in the KV cache (llama-bench's -d).
 PRESET_QUANTS = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0")
 DEPTHS = (0, 4096, 16384, 32768)
-# The projection does not take flash attention yet: its figures are those of the builds
-# its anchors ran (flash attention as each measured run had it), and the explorer says so.
-FLASH_ATTN = ("as measured",)
+# Flash attention as `benchkit project --fa` takes it (a measured chip is marked where its
+# run had the same setting).
+FLASH_ATTN = ("on", "off")
 RESULTS_SHOWN = "results/community"       # where the data set lives in a checkout
 # A view's rows, compact (the explorer loads a model's every view at once): the chip's index
 # in `chips_table()`, decode and prompt as `benchkit project` prints them, the status (null:
@@ -38,7 +38,9 @@ def chips_table() -> list[dict[str, Any]]:
     from benchkit.projection.chips import load_chips
 
     return [{"id": c.id, "label": c.label, "vendor": c.vendor, "backend": c.backend,
-             "cores": c.gpu_cores,
+             "cores": c.gpu_cores, "cores_label": "—" if c.gpu_cores is None else (
+                 f"{c.gpu_cores}" if c.core_unit in (None, "GPU cores")
+                 else f"{c.gpu_cores} {c.core_unit}"),
              "bandwidth": f"{c.bandwidth_gbs:,.0f} GB/s",
              "memory": ", ".join(f"{m:g}" for m in c.memory_gb) + " GB",
              "memory_max": f"{max(c.memory_gb):g} GB"}
@@ -132,11 +134,11 @@ def _index_of(items: list[str], item: str) -> int:
 
 def _view(anchor: str | None, gathered: _Gathered, index: dict[str, int], depth: int,
           preset: str | None, quant: str, fa: str, sha256: str | None) -> dict[str, Any]:
-    """One view: `benchkit project --anchor A --results R --chips all --depth D
-    [--preset P --quant Q]`, as data. `fa` is a FLASH_ATTN value: "as measured" asks the
-    projection nothing (when it takes flash attention, pass it on here and in `command`)."""
+    """One view: `benchkit project --anchor A --results R --chips all --depth D --fa F
+    [--preset P --quant Q]`, as data."""
     from benchkit.projection.api import project
     from benchkit.projection.shapes import GB, shape_from_preset
+    from benchkit.projection.targets import run_config
 
     cmd = command(anchor, depth, preset, quant, fa)
     if anchor is None:
@@ -148,7 +150,8 @@ def _view(anchor: str | None, gathered: _Gathered, index: dict[str, int], depth:
             return {"note": f"{anchor}'s newest measurement is of another model",
                     "command": None, "rows": []}
         shape = shape_from_preset(preset, quant) if preset else None
-        rows = project(ms, chips="all", depth=depth, shape=shape)
+        rows = project(ms, chips="all", depth=depth, shape=shape,
+                       config=run_config(fa, None, None))
     except BenchkitError as exc:
         return {"note": f"the projection refused this view: {exc.message}",
                 "command": cmd, "rows": []}
@@ -187,11 +190,10 @@ def _round(value: float | None) -> float | None:
 
 
 def command(anchor: str | None, depth: int, preset: str | None, quant: str | None,
-            fa: str = FLASH_ATTN[0]) -> str:
-    """The `benchkit project` line that prints a view's figures, from a checkout (`fa`
-    adds nothing while the projection does not take flash attention)."""
+            fa: str) -> str:
+    """The `benchkit project` line that prints a view's figures, from a checkout."""
     parts = ["benchkit", "project", "--anchor", str(anchor), "--results", RESULTS_SHOWN,
-             "--chips", "all", "--depth", str(depth)]
+             "--chips", "all", "--depth", str(depth), "--fa", fa]
     if preset:
         parts += ["--preset", preset, "--quant", str(quant)]
     return " ".join(parts)
