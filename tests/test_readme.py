@@ -71,3 +71,18 @@ def test_every_file_the_evidence_names_is_committed() -> None:
             assert matches and all(m.exists() for m in matches), (page.name, ref)
             named += 1
     assert named >= 20
+
+
+def test_will_it_run_rows_are_what_benchkit_plan_prints(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("<!-- plan:start -->"):text.index("<!-- plan:end -->")]
+    rows = [line for line in block.splitlines() if line.startswith("| `--chip")]
+    assert len(rows) == 3
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        machine = cells[0].strip("`").split()
+        proc = run_benchkit("plan", "--preset", "qwen3-30b-a3b", "--quant", "Q4_K_M", *machine,
+                            "--ctx", "16384", cwd=REPO)   # the results/ a user of the checkout has
+        assert proc.returncode == 0, proc.stderr
+        printed = next(line for line in proc.stdout.splitlines() if line.startswith("| Q4_K_M"))
+        assert [c.strip() for c in printed.strip("|").split("|")][1:6] == cells[1:]
