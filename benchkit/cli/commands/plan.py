@@ -19,7 +19,8 @@ from benchkit.core.errors import BenchkitError
 @click.option("--vram", type=float, metavar="GB", help="GPU memory (default: the chip's largest).")
 @click.option("--ram", type=float, required=True, metavar="GB", help="System RAM.")
 @click.option("--cpu-bw", type=float, required=True, metavar="GB/S",
-              help="System RAM bandwidth (dual-channel DDR5-6000: 96).")
+              help="System RAM read bandwidth: measured (scripts/host_evidence.sh), else the "
+                   "DIMMs' peak (dual-channel DDR5-6000: 96; reads reach about 75-90% of it).")
 @click.option("--link-gbs", type=float, metavar="GB/S",
               help="Host-GPU link (default 31.5: PCIe 4.0 x16).")
 @click.option("--ctx", type=int, default=8192, show_default=True, metavar="TOKENS",

@@ -69,7 +69,9 @@ def _sizes(value: str | None) -> list[float] | None:
 @click.option("--n-cpu-moe", type=int, metavar="N",
               help="Project with the experts of the first N layers in system RAM.")
 @click.option("--cpu-bw", type=float, metavar="GB/S",
-              help="Host memory bandwidth, for a partial offload (dual-channel DDR5-6000: 96).")
+              help="Host memory read bandwidth, for a partial offload: measured "
+                   "(scripts/host_evidence.sh), else the DIMMs' peak (dual-channel DDR5-6000: "
+                   "96; reads reach about 75-90% of it).")
 @click.option("--link-gbs", type=float, metavar="GB/S",
               help="Host-GPU link bandwidth (default 31.5: PCIe 4.0 x16).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md",
