@@ -125,6 +125,28 @@ def check_figures(doc: Any, file: str | None = None) -> None:
                                 file=file, field=field)
     for field, message in _missing_figures(doc):
         raise BenchkitError(message, file=file, field=field)
+    for field, message in _timeless_iterations(doc):
+        raise BenchkitError(message, file=file, field=field)
+
+
+def _timeless_iterations(doc: Any) -> Iterator[tuple[str, str]]:
+    """An iteration that made tokens in no time at all: a clock that did not run (a
+    server's timings of 0 ms) is no measurement, and its tok/s would read 0."""
+    if not isinstance(doc, dict):
+        return
+    for i, case in _items(doc.get("cases")):
+        for j, it in _items(case.get("iterations") if isinstance(case, dict) else None):
+            if not isinstance(it, dict):
+                continue
+            tokens, seconds = it.get("tokens"), it.get("seconds")
+            if _number(tokens) and _number(seconds) and tokens > 0 and seconds == 0:
+                yield (f"cases.{i}.iterations.{j}.seconds",
+                       f"0 s for {tokens} tokens is not a measurement (a clock that did "
+                       "not run)")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _missing_figures(doc: Any) -> Iterator[tuple[str, str]]:

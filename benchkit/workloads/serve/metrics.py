@@ -44,6 +44,7 @@ COUNTERS = {
     "draft_tokens": ("llamacpp:spec_decode_num_draft_tokens_total",),
     "draft_accepted_tokens": ("llamacpp:spec_decode_num_accepted_tokens_total",),
 }
+MAX_METRICS_BYTES = 4 << 20    # a server's /metrics is a few KB
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
@@ -77,16 +78,24 @@ def scrape(url: str, timeout_s: float = 5.0) -> dict[str, float] | str:
     """The server's figures, or one line saying why there are none."""
     import httpx
 
-    try:
-        resp = httpx.get(url, timeout=timeout_s, trust_env=False)
+    from benchkit.core.errors import BenchkitError
+    from benchkit.core.urls import without_credentials
+    from benchkit.engines.http.client import fetch
+
+    shown = without_credentials(url)
+    try:        # bounded: a compressed answer is not expanded past 4 MiB
+        status, body = fetch("GET", url, timeout_s=timeout_s, limit=MAX_METRICS_BYTES)
     except httpx.HTTPError as exc:
-        return f"{url}: no answer ({type(exc).__name__})"
-    if resp.status_code != 200:
-        return f"{url}: HTTP {resp.status_code}; the server serves no metrics there"
-    found = parse(resp.text[:4 << 20])
+        return f"{shown}: no answer ({type(exc).__name__})"
+    except BenchkitError as exc:
+        return exc.message
+    if status != 200:
+        return f"{shown}: HTTP {status}; the server serves no metrics there"
+    found = parse(body.decode("utf-8", errors="replace"))
     if not any(name in found for names in (*GAUGES.values(), *COUNTERS.values())
                for name in names):
-        return f"{url}: answered no Prometheus figure benchkit knows (llama-server, vLLM, SGLang)"
+        return (f"{shown}: answered no Prometheus figure benchkit knows (llama-server, vLLM, "
+                "SGLang)")
     return found
 
 

@@ -53,6 +53,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from benchkit.core.errors import BenchkitError
+from benchkit.core.interrupts import CtrlC
 from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
@@ -70,6 +71,10 @@ DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 
 # from this, chosen once per run (process), and recorded with every request.
 RUN_SEED = secrets.randbelow(2**31)
 DURATION_POOL = 256        # distinct prompts cycled through in duration mode
+# At most this many distinct prompts (or conversations) are made for a level, whatever its
+# `requests:` (2^31 - 1 would have built gigabytes of prompts before the first request);
+# a level of more requests cycles them. Conversations are not cycled: more are refused.
+MAX_PROMPT_POOL = 4096
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _SECONDS = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
@@ -287,6 +292,7 @@ class ServeWorkload(Workload):
         session.first_iteration = warm[0] if warm else (iterations[0] if iterations else None)
         for it in iterations:
             plan.on_iteration(it)
+        CtrlC.check()        # stopped (Ctrl-C, a time limit): its finished requests are kept
         _check_outcome(self, result)
         return iterations
 
@@ -320,6 +326,9 @@ class ServeWorkload(Workload):
         scraped.append(server_metrics.scrape(url))
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
         extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
+        if result.interrupted:         # the requests the stop cut off were not measured
+            result = dataclasses.replace(result, records=[r for r in result.records
+                                                          if not r.interrupted])
         iterations = [iteration_of(rec, result.wall_s, api, extra) for rec in result.records]
         if self.prompt_lengths or self.max_lengths:      # the lengths drawn, per request
             for rec, it in zip(result.records, iterations):
@@ -349,6 +358,7 @@ class ServeWorkload(Workload):
                 session.first_iteration = warm[0] if warm else (its[0] if its else None)
             for it in its:
                 plan.on_iteration(it)
+            CtrlC.check()
             out += its
             ok, _ = slo_search.verdict(level.level_summary([i.to_dict() for i in its]),
                                        self.slo() or {})
@@ -370,7 +380,7 @@ class ServeWorkload(Workload):
         if self.prompts and not self.turns:
             return [loadgen.Prompt(text=t, max_tokens=n) if isinstance(t, str) else
                     loadgen.Prompt(messages=t, max_tokens=n) for t, n in self.prompts]
-        count = (spec.requests or DURATION_POOL) + spec.warmup
+        count = min((spec.requests or DURATION_POOL) + spec.warmup, MAX_PROMPT_POOL)
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
         if self.turns:         # conversations are their own; these are the warmups
             count = max(spec.warmup, 1)
@@ -446,6 +456,13 @@ class ServeWorkload(Workload):
         """Steps of the progress bar: the level's requests (warmup requests are not
         reported one by one); None (unknown) for a `duration:` level or a search."""
         return None if self.search_over else self.requests
+
+    def progress_of(self, done: int, iterations: int) -> str:  # noqa: ARG002
+        """A level stopped early: its finished requests, of the level's own count."""
+        if self.requests is not None and not self.search_over:
+            return f"{done} of {self.requests} requests"
+        level = f"{self.duration_s:g} s level" if self.duration_s else "search"
+        return f"{done} requests of a {level}"
 
     def progress_text(self, summary: dict[str, Any]) -> str:
         """The level in one line, for a run's progress without a bar."""
@@ -656,6 +673,7 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if talk:
         common.update(turns=int(talk["turns"]), think_time_s=float(talk.get("think_time_s", 0)),
                       shared_prefix_tokens=int(talk.get("shared_prefix_tokens", 0)))
+    _check_bounds(s, common, SuiteSpot(file, where, line))
     if s.get("search"):
         found = s["search"]
         return [ServeWorkload(search_over=found["over"], search_max=float(found["max"]),
@@ -666,6 +684,23 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if "concurrency" in s:
         return [ServeWorkload(concurrency=int(c), **common) for c in _as_list(s["concurrency"])]
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
+
+
+def _check_bounds(s: dict[str, Any], common: dict[str, Any], at: SuiteSpot) -> None:
+    """Limits that must limit: an open loop whose mean gap between arrivals is longer than
+    the level's timeout (a rate of 1e-5 slept a day whatever `timeout` said), and more
+    conversations than MAX_PROMPT_POOL in one level, are refused before anything runs."""
+    timeout = common["timeout_s"]
+    for r in _as_list(s.get("rate") or []):
+        if 1.0 / float(r) > timeout:
+            raise at.error(f"rate {float(r):g}: a mean gap of {1.0 / float(r):,.0f} s between "
+                           f"arrivals is longer than the level's timeout of {timeout:g} s",
+                           field=f"{at.field}.rate")
+    turns, requests = common.get("turns"), common.get("requests")
+    if turns and requests and -(-requests // turns) > MAX_PROMPT_POOL:
+        raise at.error(f"requests {requests:,} at {turns} turns is {-(-requests // turns):,} "
+                       f"conversations, more than the {MAX_PROMPT_POOL:,} a level makes",
+                       field=f"{at.field}.requests")
 
 
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
