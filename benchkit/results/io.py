@@ -165,8 +165,8 @@ def case_problem(doc: dict[str, Any], case: dict[str, Any]) -> BenchkitError | N
     probe = {**doc, "cases": [case]}
     try:
         check_tree(probe)
+        check_figures(probe)      # first: its lines say what is wrong with a figure
         check_schema(probe)
-        check_figures(probe)
     except BenchkitError as exc:
         return exc
     return None

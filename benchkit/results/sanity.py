@@ -57,6 +57,11 @@ ITERATION = {
     "decode_tps": TPS, "n_prompt": COUNT, "n_generated": COUNT,
     "client_seconds": SECONDS, "client_tps": TPS, "server_seconds": SECONDS,
     "server_tps": TPS,
+    # a serve request's counts and times, as the server reported them
+    # (benchkit.workloads.serve.workload.iteration_of)
+    "tokens_in": COUNT, "cache_n": COUNT, "prompt_n": COUNT, "draft_n": COUNT,
+    "draft_accepted": COUNT, "reasoning_tokens": COUNT, "retries": COUNT,
+    "ttft_answer_s": SECONDS, "level_s": SECONDS, "think_s": SECONDS,
 }
 SUMMARY = {
     "n": COUNT, "tps_mean": TPS, "tps_median": TPS, "tps_stdev": TPS, "tps_min": TPS,
@@ -199,8 +204,11 @@ def judge(value: Any, bound: Bound) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"must be a number, not {_json_type(value)}"
-    x = float(value)
     unit = f" {bound.unit}" if bound.unit else ""
+    try:
+        x = float(value)
+    except OverflowError:              # an integer beyond a double
+        return f"a number of {len(str(abs(value)))} digits is not a plausible figure"
     if not math.isfinite(x):
         return f"{value!r} is not a finite number"
     if bound.integer and not x.is_integer():

@@ -556,7 +556,7 @@ def error_excerpt(body: str) -> str:
 def parse_json(text: str, url: str, what: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):      # RecursionError: nested past the parser
         raise BenchkitError(f"{url} answered malformed JSON in its {what}: "
                             f"{_clip(text, 80)!r}") from None
 

@@ -50,7 +50,7 @@ def parse_record(protocol: str, rec: Any) -> None:
             continue
         try:
             event = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):    # RecursionError: nested past the parser
             return _fail(rec, "malformed", f"not JSON: {payload[:80]!r}")
         step = _READERS[protocol](event)
         if step is None:
