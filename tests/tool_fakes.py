@@ -7,7 +7,7 @@ it runs the real tools (`binary:` in a suite), for the hostile-input tests.
   uses (/health, /props, /v1/models, /tokenize, /completion streamed or not, /metrics,
   /slots). `args: ["--fake", MODE]` in the suite picks how it lies:
   ok | nan | inf | zero | negative | absurd (the timings of /completion), timings-list
-  (timings that are a list), tokenize-list (/tokenize answers a JSON list), kill-parent
+  (a chat's timings are a list), tokenize-list (/tokenize answers a JSON list), kill-parent
   (/tokenize kills the process that started it: a worker dying before its case starts).
   `--fake-state DIR` writes `DIR/requests` with each /completion request begun, so that a
   test waits for a state, not a time; while `DIR/slow` exists, tokens come a second apart.
@@ -124,7 +124,8 @@ def llama_server(argv: list[str]) -> None:
                        "predicted_ms": predicted_ms * n}
             final = {"content": "", "stop": True, "tokens_predicted": n,
                      "tokens_evaluated": n_prompt,
-                     "timings": [timings] if mode == "timings-list" else timings}
+                     "timings": [timings] if mode == "timings-list" and isinstance(
+                         body.get("prompt"), str) else timings}     # a list for a chat
             if not body.get("stream"):
                 return self.send(final)
             self.send_response(200)

@@ -208,17 +208,25 @@ def judge(value: Any, bound: Bound) -> str | None:
     try:
         x = float(value)
     except OverflowError:              # an integer beyond a double
-        return f"a number of {len(str(abs(value)))} digits is not a plausible figure"
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"an integer of about {digits:,} digits is not a plausible figure"
     if not math.isfinite(x):
         return f"{value!r} is not a finite number"
     if bound.integer and not x.is_integer():
         return f"{value!r} must be a whole number"
     if x < bound.low:
-        return (f"{value!r}{unit} is negative: no measurement gives that" if bound.low == 0
-                else f"{value!r}{unit} is below {bound.low:,.0f}")
+        return (f"{_shown(value)}{unit} is negative: no measurement gives that"
+                if bound.low == 0 else f"{_shown(value)}{unit} is below {bound.low:,.0f}")
     if x > bound.high:
-        return f"{value:,}{unit} is not a plausible figure (above {bound.high:,.0f})"
+        return (f"{_shown(value) if abs(x) >= 1e15 else f'{value:,}'}{unit} is not a "
+                f"plausible figure (above {bound.high:,.0f})")
     return None
+
+
+def _shown(value: float | int) -> str:
+    """A figure in a message: as written, or in scientific notation past 10^15 (a
+    server's 10^300 would fill the line)."""
+    return f"{float(value):.3g}" if abs(value) >= 1e15 else repr(value)
 
 
 def _figures(doc: Any) -> Iterator[tuple[str, Any, Bound]]:

@@ -141,7 +141,8 @@ def _workloads(entries: list[Any], file: str, root: Any) -> list[Workload]:
 def _difference(a: Workload, b: Workload) -> str:
     """`, with prompt_tokens 128, not 512`: the first setting two workloads differ in."""
     da, db = a.to_dict(), b.to_dict()
-    for key in dict.fromkeys([*da, *db]):
+    derived = ("n_prompt", "n_gen")        # what a workload's own settings imply: last
+    for key in [*(k for k in dict.fromkeys([*da, *db]) if k not in derived), *derived]:
         if da.get(key) != db.get(key):
             shown = [json.dumps(v, default=str)[:60] for v in (da.get(key), db.get(key))]
             return f", with {key} {shown[0]}, not {shown[1]}"

@@ -43,7 +43,7 @@ HTTP = [
      "not a plausible figure", 1, None),
     ("ollama-zero-duration", "Ollama's eval_duration of 0 ns", "is not a measurement", 1,
      None),
-    ("trickle", "a server sending a byte a second, timeout_s 2 (held the case for the hour "
+    ("trickle", "a server sending a byte every 0.3 s, timeout_s 2 (held the case for the hour "
      "of --case-timeout before)", "no complete answer within 2 s", 1, None),
     ("gzip-bomb", "a gzip answer of 256 KB that expands to 256 MiB (a 13 MB one took 3 GB "
      "before)",

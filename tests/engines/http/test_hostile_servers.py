@@ -164,14 +164,16 @@ def test_absurd_token_counts_from_openai_and_ollama_fail_their_cases(
     header = read_gguf_info(smollm2_model)
     show = ollama_show(family="llama", n_params=header.n_params, quant=header.file_type,
                        sha256=None)
-    with _AbsurdUsage(smollm2_model.name) as openai, _ZeroDuration("smollm2", show) as ollama:
+    with _AbsurdUsage(smollm2_model.name) as openai, _ZeroDuration("smollm2", show) as ollama, \
+            OpenAIFake(smollm2_model.name) as honest:
         proc, out = _run(tmp_path, smollm2_model,
                          f'  - {{kind: openai, url: "{openai.url}/v1"}}\n'
-                         f'  - {{kind: ollama, url: "{ollama.url}", model: smollm2}}\n',
-                         "  - tg: 4\n")
+                         f'  - {{kind: ollama, url: "{ollama.url}", model: smollm2}}\n'
+                         f'  - {{kind: openai, url: "{honest.url}/v1"}}\n', "  - tg: 4\n")
     assert ENTRY["openai-usage-absurd"].expect in _one_error(proc, 1)
     path = next(out.glob("*.json"))
-    big, zero = read_result(path)["cases"]
+    big, zero, good = read_result(path)["cases"]
+    assert good["status"] == "ok"
     assert big["status"] == "failed" and ENTRY["openai-usage-absurd"].expect in big["error"]
     assert zero["status"] == "failed"
     assert ENTRY["ollama-zero-duration"].expect in zero["error"]
