@@ -119,13 +119,14 @@ def _workloads(entries: list[Any], file: str, root: Any) -> list[Workload]:
     The test name is what a case is known by: `--resume` skips a test it finds done and
     `compare` pairs cases by it, so two different workloads under one name (two serve
     entries that differ only in lengths, both `serve-c1`) would have one skipped or
-    dropped. Such a suite is refused, naming the entry and what differs."""
+    dropped. Such a suite is refused, naming the entry and what differs (the same
+    workload twice is one test measured twice, as before)."""
     out: list[Workload] = []
     seen: dict[str, tuple[int, Workload]] = {}
     for i, item in enumerate(entries):
         line = line_of(root, ["workloads", i])
         for w in workload_registry.parse(item, file=file, field=f"workloads.{i}", line=line):
-            if w.test in seen:
+            if w.test in seen and seen[w.test][1].to_dict() != w.to_dict():
                 j, other = seen[w.test]
                 raise BenchkitError(f"a second test named {w.test!r} (workloads.{j} has that "
                                     f"name{_difference(other, w)}): a case is known by its "
@@ -146,7 +147,7 @@ def _difference(a: Workload, b: Workload) -> str:
         if da.get(key) != db.get(key):
             shown = [json.dumps(v, default=str)[:60] for v in (da.get(key), db.get(key))]
             return f", with {key} {shown[0]}, not {shown[1]}"
-    return ", and the same settings"
+    return ""
 
 
 def expand_engines(shared: dict[str, Any], entries: list[Any] | None, file: str | None = None,
