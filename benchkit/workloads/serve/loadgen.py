@@ -55,6 +55,10 @@ ERROR_KINDS = (
 )
 CANCELLED = "cancelled (interrupted)"     # the detail of a request the level's stop cut off
 MAX_RESPONSE_BYTES = 64 << 20  # one request's raw stream; past it the request is malformed
+# At most this many distinct prompts (or conversations) are made for a level, whatever its
+# `requests:` (2^31 - 1 built gigabytes of prompts before the first request); a level of
+# more requests cycles them. Conversations are not cycled: more are refused.
+MAX_PROMPT_POOL = 4096
 ROUTES = ("native", "completions", "chat")
 PROTOCOLS = ("llama-server", "openai-completions", "openai-chat", "ollama")
 # identity: the stream is read raw (no decoder between the socket and the timestamps)
@@ -230,6 +234,24 @@ def synthetic_texts(n_tokens: int, count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     pool = [rng.choice(WORDS) for _ in range(n_tokens + 4 * count + 64)]
     return [" ".join(pool[i * 4:i * 4 + n_tokens]) for i in range(count)]
+
+
+def check_bounds(rates: Sequence[float], timeout_s: float, turns: int | None,
+                 requests: int | None, at: Any) -> None:
+    """Limits that must limit, checked when the suite is read (`at`: its SuiteSpot): an
+    open loop whose mean gap between arrivals is longer than the level's timeout (a rate
+    of 1e-5 slept a day whatever `timeout` said), and more conversations than
+    MAX_PROMPT_POOL in one level."""
+    for rate in rates:
+        if 1.0 / rate > timeout_s:
+            raise at.error(f"rate {rate:g}: a mean gap of {1.0 / rate:,.0f} s between "
+                           f"arrivals is longer than the level's timeout of {timeout_s:g} s",
+                           field=f"{at.field}.rate")
+    sessions = -(-requests // turns) if turns and requests else 0
+    if sessions > MAX_PROMPT_POOL:
+        raise at.error(f"requests {requests:,} at {turns} turns is {sessions:,} "
+                       f"conversations, more than the {MAX_PROMPT_POOL:,} a level makes",
+                       field=f"{at.field}.requests")
 
 
 # --------------------------------------------------------------------------- what is measured

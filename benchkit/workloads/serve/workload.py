@@ -71,10 +71,6 @@ DEFAULTS = {"requests": 64, "prompt_tokens": 256, "max_tokens": 128, "timeout": 
 # from this, chosen once per run (process), and recorded with every request.
 RUN_SEED = secrets.randbelow(2**31)
 DURATION_POOL = 256        # distinct prompts cycled through in duration mode
-# At most this many distinct prompts (or conversations) are made for a level, whatever its
-# `requests:` (2^31 - 1 would have built gigabytes of prompts before the first request);
-# a level of more requests cycles them. Conversations are not cycled: more are refused.
-MAX_PROMPT_POOL = 4096
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _SECONDS = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
@@ -380,7 +376,7 @@ class ServeWorkload(Workload):
         if self.prompts and not self.turns:
             return [loadgen.Prompt(text=t, max_tokens=n) if isinstance(t, str) else
                     loadgen.Prompt(messages=t, max_tokens=n) for t, n in self.prompts]
-        count = min((spec.requests or DURATION_POOL) + spec.warmup, MAX_PROMPT_POOL)
+        count = min((spec.requests or DURATION_POOL) + spec.warmup, loadgen.MAX_PROMPT_POOL)
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
         if self.turns:         # conversations are their own; these are the warmups
             count = max(spec.warmup, 1)
@@ -673,7 +669,10 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if talk:
         common.update(turns=int(talk["turns"]), think_time_s=float(talk.get("think_time_s", 0)),
                       shared_prefix_tokens=int(talk.get("shared_prefix_tokens", 0)))
-    _check_bounds(s, common, SuiteSpot(file, where, line))
+    from benchkit.workloads.serve.loadgen import check_bounds
+
+    check_bounds([float(r) for r in _as_list(s.get("rate") or [])], common["timeout_s"],
+                 common.get("turns"), common.get("requests"), SuiteSpot(file, where, line))
     if s.get("search"):
         found = s["search"]
         return [ServeWorkload(search_over=found["over"], search_max=float(found["max"]),
@@ -684,23 +683,6 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if "concurrency" in s:
         return [ServeWorkload(concurrency=int(c), **common) for c in _as_list(s["concurrency"])]
     return [ServeWorkload(rate=float(r), **common) for r in _as_list(s["rate"])]
-
-
-def _check_bounds(s: dict[str, Any], common: dict[str, Any], at: SuiteSpot) -> None:
-    """Limits that must limit: an open loop whose mean gap between arrivals is longer than
-    the level's timeout (a rate of 1e-5 slept a day whatever `timeout` said), and more
-    conversations than MAX_PROMPT_POOL in one level, are refused before anything runs."""
-    timeout = common["timeout_s"]
-    for r in _as_list(s.get("rate") or []):
-        if 1.0 / float(r) > timeout:
-            raise at.error(f"rate {float(r):g}: a mean gap of {1.0 / float(r):,.0f} s between "
-                           f"arrivals is longer than the level's timeout of {timeout:g} s",
-                           field=f"{at.field}.rate")
-    turns, requests = common.get("turns"), common.get("requests")
-    if turns and requests and -(-requests // turns) > MAX_PROMPT_POOL:
-        raise at.error(f"requests {requests:,} at {turns} turns is {-(-requests // turns):,} "
-                       f"conversations, more than the {MAX_PROMPT_POOL:,} a level makes",
-                       field=f"{at.field}.requests")
 
 
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
