@@ -440,7 +440,8 @@ def _serve_lines(c: Comparison) -> list[str]:
 
 
 def _serve_extra_lines(c: Comparison, rows: list[Any]) -> list[str]:
-    """Prefix-cache hit rate, draft acceptance and the SLO search's answer, base → new,
+    """Prefix-cache hit rate, draft acceptance, the SLO search's answer and speculative
+    decoding's speedup, base → new,
     for the levels that have them (workloads.serve.workload.SHOWN)."""
     from benchkit.workloads.serve.workload import SHOWN
 
@@ -453,7 +454,8 @@ def _serve_extra_lines(c: Comparison, rows: list[Any]) -> list[str]:
         return "—" if v is None else f"{v:.3g}"
 
     out = ["", "| Model | Test | Cache hit rate base → new | Draft acceptance base → new | "
-           "SLO max load base → new |", "|---|---|---|---|---|"]
+           "SLO max load base → new | Speculative speedup base → new |",
+           "|---|---|---|---|---|---|"]
     for p in have:
         b, n = p.serve["base"], p.serve["new"]
         out.append(" | ".join(["", _md(p.model), p.test] + [

@@ -30,6 +30,6 @@ python3 -m pip install --no-build-isolation --no-deps --no-compile --upgrade --t
 # Reconfigure the same tree with the tools enabled and build the three tools: the ggml and llama
 # objects are reused, not rebuilt.
 cmake -S "$src" -B "$build" -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF >/dev/null
-cmake --build "$build" --target llama-bench llama-server llama-perplexity
+cmake --build "$build" --target llama-bench llama-server llama-perplexity llama-quantize
 echo "python package:   $prefix/site/llama_cpp"
 for t in llama-bench llama-server llama-perplexity; do echo "$t: $build/bin/$t"; done

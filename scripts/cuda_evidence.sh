@@ -45,6 +45,8 @@
 #       (--n-cpu-moe), the dense 8B at -ngl 8,16,24,33 (FlashAttention off and on); then how evenly
 #       each MoE stand-in's random routers spread 512 tokens (`benchkit models routing`, CPU).
 #       Over 10 minutes in all: run `synth`, then `bench` and `routing`, as separate commands.
+#       `quants`: LLaMA-2 7B Q4_K_M and Llama-3.1-8B Q4_0 beside the anchor's types (FlashAttention
+#       off and on), and the 7B Q4_0 with every layer on the CPU (the host's decode rate).
 #   scripts/cuda_evidence.sh all      SDIST_DIR WORK OUT [WHEEL_DIR]
 #       build, then every stage above and `serve`, each logged to OUT/<stage>.log; a stage that
 #       fails does not stop the next.
@@ -228,6 +230,17 @@ PY
         echo "== synth and llama-bench $m $(date -u +%H:%M:%S)"
         bench "$m-q4_k_m-ngl99-fa01" -m "$(standin "$m:Q4_K_M")" -ngl 99 -fa 0,1
       done
+    fi
+    if [ "$part" = quants ]; then   # the quantization kinds on one shape, and the host alone
+      # LLaMA-2 7B in Q4_K_M beside the anchor's Q4_0 and Llama-3.1-8B in Q4_0 beside its
+      # Q4_K_M: what a K-quant costs per byte against a legacy one, on the same layers.
+      f7k=$(standin llama-2-7b:Q4_K_M) f8q=$(standin llama-3.1-8b:Q4_0) f7=$(standin $l7)
+      nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
+        --format=csv | tee "$out/gpu-quants.csv"
+      bench llama-2-7b-q4_k_m-ngl99-fa01 -m "$f7k" -ngl 99 -fa 0,1
+      bench llama-3.1-8b-q4_0-ngl99-fa01 -m "$f8q" -ngl 99 -fa 0,1
+      # every layer on the CPU (the host's own decode rate, -nopo: no prompt ops on the GPU)
+      REPS=2 bench llama-2-7b-q4_0-cpu-only -m "$f7" -ngl 0 -fa 1 -nopo 1
     fi
     if [ "$part" = routing ] || [ "$part" = all ]; then
       for spec in $q3 $oss; do

@@ -50,9 +50,11 @@ import argparse
 
 from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_series, coverage,
                                                  depth_table, pct, per_chip_table, print_fit,
-                                                 quant_table, summary_rows)
+                                                 quant_table, summary_rows, transfer_groups,
+                                                 transfer_table)
 from benchkit.projection.fit import (cross_quant_sigma, depth_attention_sigma, depth_pairs,
-                                     fit_all, held_out, mape, quant_pairs, sigmas)
+                                     fit_all, held_out, mape, model_pairs, quant_pairs, sigmas,
+                                     unanchored_pairs)
 from benchkit.projection.priors import Priors, load_priors
 from benchkit.projection.published import all_measurements, paths_measurements, screened
 
@@ -65,6 +67,10 @@ def main() -> None:
                         help="fit on all data, print the YAML values and the LOCO sigmas")
     parser.add_argument("--vendor", action="append", choices=sorted(VENDOR_BACKEND),
                         help="restrict the held-out checks to a vendor (repeatable)")
+    parser.add_argument("--write", action="store_true",
+                        help="with --fit: write the fitted values and sigmas into "
+                             "benchkit/data/projection.yaml (run twice: the sigmas of the "
+                             "second run are those of the values the first wrote)")
     parser.add_argument("--no-screen", action="store_true",
                         help="keep the published prompt figures that contradict their build's "
                              "kernel path (`inconsistent`) in the fit and the checks")
@@ -87,6 +93,13 @@ def main() -> None:
             print("depth_attention_sigma (90% of |log error| / attention share over the "
                   "same-chip depth pairs, / 1.645):")
             print(f"  cuda: {depth_attention_sigma(depth_pairs(ms, base), base.interval):.3f}")
+        transfer, alone = model_pairs(ms, base), unanchored_pairs(ms, base)
+        print("model_transfer_sigma (90% of |log error| / 1.645 over the leave-one-model-out "
+              "pairs, anchored on another model of the same run / with no anchor):")
+        print(f"  anchored: {sigmas(transfer, base.interval)}")
+        print(f"  no anchor: {sigmas(alone, base.interval)}")
+        if args.write:
+            write(priors, rms, loco, across, ms, base, transfer, alone)
         return
     lofo = {v: held_out(ms, base, v, "family") for v in vendors}
     print("\n".join(HEADER))
@@ -101,6 +114,8 @@ def main() -> None:
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of the same chip", same)))
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of another chip",
                                       [p for p in deep if p not in same])))
+    if "nvidia" in vendors:
+        print_transfer(ms, base)
     print_screen(args.no_screen, base, vendors)
     print("\n### Across quantization types: one chip, one run, F16 <-> quantized\n")
     print(quant_table(across))
@@ -117,6 +132,49 @@ def main() -> None:
         print("\n### nvidia: attention at depth, measured (tok/s: mean of the case's "
               "iterations)\n")
         print(attention_rates(ms))
+
+
+def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
+    """--fit --write: the fitted values and the sigmas into projection.yaml."""
+    from pathlib import Path
+
+    from benchkit.projection.fit_yaml import write_fit
+
+    loco_sig = {VENDOR_BACKEND[v]: sigmas(p, base.interval) for v, p in loco.items()}
+    tables = {
+        "decode_sigma": {**{b: round(s["tg"], 3) for b, s in loco_sig.items() if "tg" in s},
+                         "default": base.decode_sigma["default"]},
+        "prompt_sigma": {**{b: round(s["pp"], 3) for b, s in loco_sig.items() if "pp" in s},
+                         "default": base.prompt_sigma["default"]},
+        "cross_quant_sigma": {**{b: round(cross_quant_sigma(across, b, base), 3)
+                                 for b in sorted({p["backend"] for p in across})},
+                              "default": base.cross_quant_sigma["default"]},
+        "model_transfer_sigma": {"default": round(max(
+            max(sigmas(transfer, base.interval).values()),
+            max(sigmas(alone, base.interval).values())), 3)},
+    }
+    depth = round(depth_attention_sigma(depth_pairs(ms, base), base.interval), 3)
+    tables["depth_attention_sigma"] = {"cuda": depth, "default": depth}
+    path = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
+    changed = write_fit(path, priors, sorted(rms), tables)
+    print(f"wrote {len(changed)} values into {path.name}")
+
+
+def print_transfer(ms, base: Priors) -> None:
+    """Across models, settings and placements of one run (published.BENCH_RUN_DIRS), each
+    model file held out of the fit: from the run's dense LLaMA-2 7B Q4_0 figure at the same
+    flash attention (bandwidth: that figure scaled by file size), and with no anchor."""
+    transfer, alone = model_pairs(ms, base), unanchored_pairs(ms, base)
+    print("\n".join(HEADER))
+    for label, pairs in transfer_groups(transfer).items():
+        print("\n".join(summary_rows(f"nvidia: across models from LLaMA-2 7B, {label}", pairs)))
+    print("\n".join(summary_rows("nvidia: no anchor, every run figure", alone)))
+    print("\n### Across models, settings and placements: one H100 run, each model held out, "
+          "from its LLaMA-2 7B Q4_0 figure\n")
+    print(transfer_table(transfer))
+    print("\n### No anchor: the same run's figures (and benchkit's committed H100/H200 runs) "
+          "projected from every other measurement\n")
+    print(transfer_table(alone))
 
 
 def print_screen(off: bool, base: Priors, vendors: list[str]) -> None:

@@ -20,6 +20,7 @@ from benchkit.core.textsafe import terminal
 COMMANDS = {
     "run": "benchkit.cli.commands.run:run",
     "project": "benchkit.cli.commands.project:project",
+    "plan": "benchkit.cli.commands.plan:plan",
     "models": "benchkit.cli.commands.models:models",
     "report": "benchkit.cli.commands.report:report",
     "compare": "benchkit.cli.commands.compare:compare",

@@ -39,15 +39,18 @@ CLOCKS = (CLOCK_CLIENT, CLOCK_TOOL, CLOCK_SERVER)
 
 
 def setting(default: Any, schema: Mapping[str, Any], help: str, *,  # noqa: A002
-            sweep: bool = True, column: bool = True) -> Any:
+            sweep: bool = True, column: bool = True, listed: bool = False) -> Any:
     """A dataclass field that is an engine setting.
 
     `schema` is the JSON Schema of ONE value (a suite may give a list of them to sweep,
     when `sweep`); `help` is shown by `benchkit engines list` and in errors; `column`
     makes the setting a DataFrame column (settings that identify a configuration).
+    `listed`: one value is itself a list (a tensor split `[3, 1]`), so a sweep is a list
+    of such lists (`[[1, 1], [3, 1]]`) and a flat list is one value.
     """
     return field(default=default, metadata={"schema": dict(schema), "help": help,
-                                            "sweep": sweep, "column": column})
+                                            "sweep": sweep, "column": column,
+                                            "listed": listed})
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,18 @@ class Options:
         err = one.get("x-error", "invalid value")
         return {"anyOf": [one, {"type": "array", "minItems": 1, "items": one}],
                 "x-error": f"{err} (or a list of such values to sweep)"}
+
+    @classmethod
+    def sweep_values(cls, name: str, value: Any) -> list[Any]:
+        """The values a suite's `value` of setting `name` stands for: each item of a sweep,
+        or the one value. A setting whose value is a list sweeps only a list of lists."""
+        f = next(f for f in cls.fields() if f.name == name)
+        if not (f.metadata["sweep"] and isinstance(value, list)):
+            return [value]
+        if f.metadata.get("listed") and not all(v is None or isinstance(v, list)
+                                                for v in value):
+            return [value]
+        return list(value)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in self.fields()}

@@ -98,10 +98,23 @@ def _from_case(case: dict[str, Any], env: dict[str, Any], doc: dict[str, Any],
         "flash_attn": FLASH_ATTN.get(str(eng.get("flash_attn", "auto")), -1),
         "load_mode": "mmap" if eng.get("use_mmap", True) else "none",
         "no_op_offload": 0 if eng.get("op_offload", True) else 1,
+        **split_fields(eng),
         "n_prompt": int(w.get("n_prompt") or 0), "n_gen": int(w.get("n_gen") or 0),
         "n_depth": int(w.get("depth") or 0),
         "test_time": info.get("test_time") or doc.get("started_at") or "",
     }
+
+
+def split_fields(eng: dict[str, Any]) -> dict[str, Any]:
+    """split_mode, main_gpu, devices and tensor_split as llama-bench prints them:
+    `CUDA0/CUDA1` (`auto` for every device), proportions `%.2f` joined by `/`."""
+    split = eng.get("tensor_split")
+    devices = eng.get("devices")
+    return {"split_mode": eng.get("split_mode") or DEFAULTS["split_mode"],
+            "main_gpu": int(eng.get("main_gpu") or 0),
+            "devices": "/".join(devices) if devices else DEFAULTS["devices"],
+            "tensor_split": ("/".join(f"{float(x):.2f}" for x in split) if split
+                             else DEFAULTS["tensor_split"])}
 
 
 def _model_type(model: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -275,6 +276,9 @@ def _convert(field: str, value: Any) -> Any:
         return [float(x) for x in _as_list(value)]
     if field == "flash_attn":
         return _flash_attn(value)
+    if field == "tensor_split" and value is not None:
+        split_parts(str(value))            # malformed proportions: one error line
+        return str(value)
     if field in BOOL_FIELDS or field in _OLD_BACKENDS:
         return _bool(value)
     if value is None:
@@ -286,6 +290,15 @@ def _convert(field: str, value: Any) -> Any:
     if field in FLOAT_FIELDS:
         return float(value)
     return value if isinstance(value, (str, int, float)) else str(value)
+
+
+def split_parts(text: str) -> list[float]:
+    """llama-bench's tensor_split text (`3.00/1.00`) as proportions; ValueError if one is
+    not a number >= 0."""
+    parts = [float(x) for x in text.split("/") if x.strip()]
+    if any(not math.isfinite(x) or x < 0 for x in parts):
+        raise ValueError(text)
+    return parts
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -492,7 +505,19 @@ def engine_of(f: dict[str, Any], depth: int) -> dict[str, Any]:
             "flash_attn": f.get("flash_attn"), "type_k": f.get("type_k"),
             "type_v": f.get("type_v"), "use_mmap": use_mmap,
             "op_offload": None if nopo is None else not bool(nopo),
-            "binary": None, "args": None}
+            **split_settings(f), "binary": None, "args": None}
+
+
+def split_settings(f: dict[str, Any]) -> dict[str, Any]:
+    """llama-bench's split_mode, main_gpu, tensor_split (`3.00/1.00`, `0.00` for the
+    default) and devices (`CUDA0/CUDA1`, `auto`) under benchkit's names and types; a field
+    the file lacks (an older llama-bench) is None."""
+    parts = split_parts(str(f.get("tensor_split") or ""))
+    devices = f.get("devices")
+    return {"split_mode": f.get("split_mode"), "main_gpu": f.get("main_gpu"),
+            "tensor_split": parts if any(parts) else None,
+            "devices": (str(devices).split("/") if devices and devices not in ("auto", "none")
+                        else None)}
 
 
 class Models:

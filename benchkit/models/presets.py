@@ -273,6 +273,13 @@ def n_params(preset: Preset) -> int:
     return sum(t.n_elements for t in plan_tensors(preset))
 
 
+def n_params_dense(preset: Preset) -> int:
+    """Parameters outside the routed-expert tensors (all of them for a dense preset)."""
+    from benchkit.models.gguf import is_expert_tensor
+
+    return sum(t.n_elements for t in plan_tensors(preset) if not is_expert_tensor(t.name))
+
+
 def n_params_active(preset: Preset) -> int:
     """Parameters one token runs through: every tensor but the expert ones, and of each
     expert tensor the n_expert_used of n_expert experts the router picks (a dense preset:

@@ -41,3 +41,19 @@ def bits_per_weight(quant: str, *, field: str = "quant") -> float:
     if key in quants:
         return quants[key]
     raise BenchkitError(f"unknown GGUF type {quant!r}; known: {', '.join(quants)}", field=field)
+
+
+@functools.lru_cache(maxsize=1)
+def _dense_types() -> dict[str, str]:
+    text = resources.files("benchkit").joinpath("data/quants.yaml").read_text(encoding="utf-8")
+    types = yaml.safe_load(text)["types"]
+    return {str(name).upper(): str(entry["dense_type"]).upper()
+            for name, entry in types.items() if isinstance(entry, dict) and entry.get("dense_type")}
+
+
+def dense_bits_per_weight(quant: str) -> float:
+    """Bits per weight of a mixture of experts' tensors outside the routed experts: the
+    type's own, unless the file type quantizes only the experts (`dense_type`: llama.cpp's
+    MXFP4_MOE keeps every other weight in Q8_0)."""
+    key = quant.strip().upper().replace("-", "_")
+    return bits_per_weight(_dense_types().get(key, key))

@@ -8,6 +8,7 @@ import statistics
 
 from benchkit.core.units import fmt_tps
 from benchkit.projection.fit import mape
+from benchkit.projection.fit_yaml import SCALARS
 from benchkit.projection.measurements import KERNEL_ENGINES, Measurement
 from benchkit.projection.physics import weight_group
 from benchkit.projection.priors import Priors
@@ -120,13 +121,39 @@ def print_fit(priors: Priors, rms: dict, sig: dict) -> None:
             continue
         print(f"  {name}:   # rms log error {rms[name]}")
         print(f"    efficiency: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.efficiency.items())}}}")
-        for key in ("efficiency_multi_die", "layer_latency_ms", "layer_compute_ms_tflops",
-                    "prompt_multi_die_share", "prompt_layer_us", "prompt_power",
-                    "prompt_power_exponent", "prompt_attention"):
+        for key in SCALARS:
             print(f"    {key}: {getattr(b, key):.4g}")
         print(f"    dequant: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.dequant.items())}}}")
         print(f"    prompt_efficiency: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.prompt_efficiency.items())}}}")
         print(f"    prompt_vector: {{{', '.join(f'{k}: {v:.4g}' for k, v in b.prompt_vector.items())}}}")
+    print(f"  host: {', '.join(f'{k}: {v:.4g}' for k, v in priors.host.items())}")
     print("uncertainty (LOCO, 90% of held-out |log error| / 1.645):")
     for backend, s in sig.items():
         print(f"  {backend}: decode {s.get('tg', float('nan')):.3f}, prompt {s.get('pp', float('nan')):.3f}")
+
+
+def transfer_groups(pairs: list[dict]) -> dict[str, list[dict]]:
+    """Pairs across models split as the checks report them: dense and mixture-of-experts
+    models fully offloaded, and partly offloaded placements."""
+    return {"dense, all on the GPU": [p for p in pairs if not p["moe"] and not p["partial"]],
+            "mixture of experts, all on the GPU": [p for p in pairs if p["moe"]
+                                                   and not p["partial"]],
+            "partial offload (-ngl, --n-cpu-moe)": [p for p in pairs if p["partial"]]}
+
+
+def transfer_table(pairs: list[dict]) -> str:
+    """One line per projected figure: model, setting, measured and projected (interval)."""
+    lines = ["| Model | setting | decode measured | decode projected (90%) | error | "
+             "prompt measured | prompt projected (90%) | error |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        r = p["roofline"]
+        cells = []
+        for kind in ("tg", "pp"):
+            err = r[f"{kind}_error"]
+            cells += [fmt_tps(p[f"measured_{kind}"]) if p[f"measured_{kind}"] else "—",
+                      f"{fmt_tps(r[kind])} ({fmt_tps(r[kind + '_low'])}–"
+                      f"{fmt_tps(r[kind + '_high'])})" if r[kind] else "—",
+                      f"{100 * err:+.1f}%" if err is not None else "—"]
+        lines.append(f"| {p['model']} | {p['setting']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

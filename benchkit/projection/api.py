@@ -48,6 +48,7 @@ from benchkit.projection.measurements import (Measurement, chip_of, same_case, s
                                               shape_of)
 from benchkit.projection.physics import (fitting_memory, memory_breakdown, usable_memory_gb,
                                          weight_group)
+from benchkit.projection.placement import Host, RunConfig, split
 from benchkit.projection.priors import Priors, load_priors
 from benchkit.projection.shapes import DEFAULT_QUANT, GB, ModelShape, guess_shape, typical_shape
 
@@ -187,7 +188,9 @@ def project(measurements: Iterable[Measurement], *, method: str = "roofline",
             model_bytes: float | None = None, n_layers: int | None = None,
             chips: Iterable[str | Chip] | str | None = None, n_params: float | None = None,
             priors: Priors | None = None, depth: int | None = None,
-            shape: ModelShape | None = None, quant: str | None = None) -> list[dict[str, Any]]:
+            shape: ModelShape | None = None, quant: str | None = None,
+            config: RunConfig | None = None, host: Host | None = None,
+            backend: str | None = None, anchored: bool = True) -> list[dict[str, Any]]:
     """One dict per chip: projected decode / prompt tok/s with ranges, fit and status.
 
     The first measurement is the anchor; the model projected is the anchor's unless
@@ -197,6 +200,17 @@ def project(measurements: Iterable[Measurement], *, method: str = "roofline",
     memory cannot hold the model (weights, KV cache at the depth, compute buffer) carry
     status "does not fit" and no figures; rows outside what the model was fitted and
     checked on say so (`in_range` False, `range_note`).
+
+    `config` is the target's flash attention and placement (default: the anchor's);
+    `host` the host of a partly offloaded placement; `backend` the backend projected
+    onto where a chip runs it (default: the anchor's backend, so a Vulkan measurement
+    projects onto Vulkan figures), else the chip's usual one.
+
+    `anchored` False projects `shape` from every measurement given (the calibration data
+    shipped and the results found) with no anchor: each chip's usual backend, the given
+    config (default: all on the GPU, the backend's flash attention), every chip unless
+    `chips` says otherwise. Whenever the projected model is not one the measurements
+    measured, the range widens by `model_transfer_sigma`.
     """
     if method not in METHODS:
         raise BenchkitError(f"unknown method {method!r}; use one of {', '.join(METHODS)}",
@@ -215,19 +229,31 @@ def project(measurements: Iterable[Measurement], *, method: str = "roofline",
         raise BenchkitError("the roofline method needs the model's size: give --model-gb (the "
                             "GGUF file's size in GB), or use --method bandwidth",
                             field="--model-gb")
-    need = memory_breakdown(target_shape, priors, depth) if target_shape else None
-    if nbytes is not None:
+    if not anchored:
+        if shape is None:
+            raise BenchkitError("without an anchor, name the model: --preset NAME or --gguf FILE",
+                                field="--preset")
+        chips = "all" if chips is None else chips
+    config = (anchor.config if anchored else RunConfig()) if config is None else config
+    backend = backend or (anchor.backend or chip_of(anchor, all_chips).backend
+                          if anchored else None)
+    need = _need(target_shape, priors, depth, config)
+    if nbytes is not None and not config.partial:
         _check_fits_somewhere(nbytes, all_chips, priors)
     target = Measurement(chip_id=anchor.chip_id, tg_tps=None, model_bytes=nbytes, depth=depth,
-                         model_key=anchor.model_key if nbytes == anchor.model_bytes else None)
+                         model_key=(anchor.model_key if anchored and nbytes == anchor.model_bytes
+                                    else None), config=config)
+    transfer = not any(same_model(m, target) for m in ms)
     cal = Calibration(ms, all_chips, priors)
     bw_tg, bw_pp = _bandwidth_factors(ms, anchor, all_chips)
     size_ratio = (anchor.model_bytes / nbytes) if (anchor.model_bytes and nbytes) else 1.0
     anchor_chip = chip_of(anchor, all_chips)
     rows = []
     for chip in select_chips(chips, anchor_chip, all_chips):
+        chip = chip.on(backend)
         measured = next((m for m in ms if chip_of(m, all_chips).id == chip.id
-                         and same_case(m, target)), None)
+                         and chip_of(m, all_chips).backend == chip.backend
+                         and same_case(replace(m, backend=None), target)), None)
         fits_mem = fitting_memory(chip, nbytes, priors, need["memory_needed_gb"]) \
             if need else None
         row = _row(chip, method, target_shape, estimated, depth, measured, fits_mem, need)
@@ -235,9 +261,32 @@ def project(measurements: Iterable[Measurement], *, method: str = "roofline",
             if method == "bandwidth":
                 _bandwidth_row(row, chip, bw_tg, bw_pp, size_ratio)
             else:
-                _roofline_row(row, cal, chip, target_shape, depth, anchor)
+                _roofline_row(row, cal, chip, target_shape, depth,
+                              anchor if anchored else None, config, host, transfer)
         rows.append(row)
+    if config.partial and rows and not any(r["fits"] for r in rows):
+        option = "--n-cpu-moe" if config.n_cpu_moe else "--n-gpu-layers"
+        raise BenchkitError(
+            f"this placement needs {need['memory_needed_gb']:.1f} GB of GPU memory, more than "
+            "any chip asked for holds: keep more in system RAM, or let `benchkit plan` pick "
+            "a placement that fits", field=option)
     return rows
+
+
+def _need(shape: ModelShape | None, priors: Priors, depth: int,
+          config: RunConfig) -> dict[str, float] | None:
+    """GB of GPU memory the target needs: all of `memory_breakdown` when every weight is
+    on the GPU; with a partial placement the GPU's share of weights and KV cache."""
+    if shape is None:
+        return None
+    need = memory_breakdown(shape, priors, depth)
+    if not config.partial:
+        return need
+    place = split(shape, config, priors.ubatch)
+    kv = need["kv_gb"] * place.gpu_layers / shape.n_layers
+    gpu = place.gpu_weight_bytes / GB
+    return {**need, "weights_gb": gpu, "kv_gb": kv, "cpu_weights_gb": place.cpu_weight_bytes / GB,
+            "memory_needed_gb": gpu + kv + need["compute_gb"] + priors.memory["overhead_gb"]}
 
 
 def _bandwidth_row(row: dict[str, Any], chip: Chip, bw_tg: float | None, bw_pp: float | None,
@@ -251,12 +300,18 @@ def _bandwidth_row(row: dict[str, Any], chip: Chip, bw_tg: float | None, bw_pp: 
 
 
 def _roofline_row(row: dict[str, Any], cal: Calibration, chip: Chip, shape: ModelShape,
-                  depth: int, anchor: Measurement) -> None:
-    tg = predict_decode(cal, chip, shape, shape.n_layers, depth, anchor.tg_tokens)
+                  depth: int, anchor: Measurement | None, config: RunConfig = RunConfig(),
+                  host: Host | None = None, transfer: bool = False) -> None:
+    """The roofline's figures for one chip (`anchor` None: no anchor, llama-bench's
+    pp512 / tg128 and the backend's own kernels)."""
+    tg_tokens, pp_tokens = (anchor.tg_tokens, anchor.pp_tokens) if anchor else (128, 512)
+    units = anchor.units_on(chip.backend) if anchor else None
+    tg = predict_decode(cal, chip, shape, shape.n_layers, depth, tg_tokens, config, host,
+                        transfer)
     if tg:
         row.update(tg_tps=tg[0], tg_low=tg[1], tg_high=tg[2])
-    pp = predict_prompt(cal, chip, shape, shape.model_bytes, depth, anchor.pp_tokens,
-                        anchor.units_on(chip.backend))
+    pp = predict_prompt(cal, chip, shape, shape.model_bytes, depth, pp_tokens, units, config,
+                        host, transfer)
     if pp:
         row.update(pp_tps=pp[0], pp_low=pp[1], pp_high=pp[2])
     _, crossed = cal.decode_fit(chip)

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from benchkit.projection.chips import Chip
+from benchkit.projection.placement import Host, RunConfig
 from benchkit.projection.measurements import Measurement, chip_of, shape_of
-from benchkit.projection.physics import compute_tflops, decode_terms, prompt_prior, weight_group
+from benchkit.projection.physics import (compute_tflops, decode_terms, host_decode_seconds,
+                                         host_prompt_seconds, prompt_prior, weight_group)
 from benchkit.projection.priors import Priors
 from benchkit.projection.shapes import ModelShape, guess_shape, quant_kind
 
@@ -58,17 +60,21 @@ def fit_decode(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
     obs = []
     for m in measurements:
         shape = shape_of(m, priors)
-        if m.tg_tps and shape:
-            stream, fixed = decode_terms(chip_of(m, chips), shape, m.n_layers, priors,
-                                         m.depth, m.tg_tokens)
-            obs.append((stream, fixed, math.log(1 / m.tg_tps),
-                        _obs_sigma(priors.observation_sigma, m.tg_cv, m.tg_n)))
+        if not (m.tg_tps and shape) or (m.config.partial and m.host is None):
+            continue
+        stream, fixed = decode_terms(chip_of(m, chips), shape, m.n_layers, priors,
+                                     m.depth, m.tg_tokens, m.config)
+        host = host_decode_seconds(shape, m.config, m.host, priors)
+        if host >= 1 / m.tg_tps:
+            continue            # the host alone is slower than measured: nothing to scale
+        obs.append((stream, fixed, host, math.log(1 / m.tg_tps),
+                    _obs_sigma(priors.observation_sigma, m.tg_cv, m.tg_n)))
     if not obs:
         return None
-    stream, fixed, y, sig = (np.array(col) for col in zip(*obs))
+    stream, fixed, host, y, sig = (np.array(col) for col in zip(*obs))
 
     def residuals(theta):
-        t = np.exp(theta[0]) * stream + np.exp(theta[1]) * fixed
+        t = np.exp(theta[0]) * stream + np.exp(theta[1]) * fixed + host
         return (np.log(t) - y) / sig
 
     theta, cov = _solve(residuals, 2, priors.calibration_sigma)
@@ -83,13 +89,15 @@ def fit_prompt(measurements: Sequence[Measurement], chips: Mapping[str, Chip],
     obs = []
     for m in measurements:
         shape = shape_of(m, priors)
-        if not (m.pp_tps and shape):
+        if not (m.pp_tps and shape) or (m.config.partial and m.host is None):
             continue
         chip = chip_of(m, chips)
         prior, share = prompt_prior(chip, shape, priors, m.depth, m.pp_tokens,
-                                    m.units_on(chip.backend))
-        if prior:
-            obs.append((math.log(m.pp_tps / prior),
+                                    m.units_on(chip.backend), m.config)
+        gpu_s = 1 / m.pp_tps - host_prompt_seconds(shape, m.config, m.host, priors,
+                                                    m.pp_tokens)
+        if prior and gpu_s > 0:
+            obs.append((math.log(1 / gpu_s / prior),
                         _obs_sigma(priors.observation_sigma, m.pp_cv, m.pp_n), share))
     if not obs:
         return None
@@ -115,8 +123,10 @@ class Calibration:
              group: str | None = None) -> Fit | None:
         key = (kind, backend, model_bytes, group)
         if key not in self._cache:
-            ms = [m for m in self.measurements
-                  if backend is None or chip_of(m, self.chips).backend == backend]
+            # Partly offloaded figures hold the host's time, which the GPU's scale factors
+            # must not absorb: only whole-model GPU figures calibrate.
+            ms = [m for m in self.measurements if not m.config.partial
+                  and (backend is None or chip_of(m, self.chips).backend == backend)]
             if model_bytes is not None:
                 ms = [m for m in ms if _same_file_size(m, model_bytes)]
             if group is not None:
@@ -195,20 +205,26 @@ def range_notes(chip: Chip, priors: Priors, crossed: bool, quant: str | None,
 
 def predict_decode(cal: Calibration, chip: Chip, model: ModelShape | float,
                    n_layers: int | None = None, depth: float = 0,
-                   n_gen: int = 128) -> tuple[float, float, float] | None:
+                   n_gen: int = 128, config: RunConfig = RunConfig(),
+                   host: Host | None = None,
+                   transfer: bool = False) -> tuple[float, float, float] | None:
     """Decode tok/s with its prediction interval for one chip, from the calibration.
 
     The interval's width is the leave-one-chip-out spread of the model on the validation
     data (projection.yaml `uncertainty.decode_sigma`), widened by the calibration's own
     uncertainty and, across backends or for an unknown clock, by the sigmas stated there.
+    A partly offloaded placement adds the host's time (not calibrated by the GPU
+    figures) and `host_sigma` in proportion to its share.
     """
     fit, crossed = cal.decode_fit(chip)
     if fit is None:
         return None
     priors = cal.priors
-    stream, fixed = decode_terms(chip, model, n_layers, priors, depth, n_gen)
+    stream, fixed = decode_terms(chip, model, n_layers, priors, depth, n_gen, config)
+    shape = model if isinstance(model, ModelShape) else None
+    h = host_decode_seconds(shape, config, host, priors) if shape is not None else 0.0
     a, b = math.exp(fit.theta[0]) * stream, math.exp(fit.theta[1]) * fixed
-    t = a + b
+    t = a + b + h
     g = (a / t, b / t)
     var = sum(g[i] * fit.cov[i][j] * g[j] for i in range(2) for j in range(2))
     var += _sigma(priors.decode_sigma, chip.backend) ** 2
@@ -216,13 +232,17 @@ def predict_decode(cal: Calibration, chip: Chip, model: ModelShape | float,
         var += priors.cross_backend_sigma ** 2
     if not compute_tflops(chip, priors)[1]:
         var += (priors.unknown_compute_sigma * b / t) ** 2
+    var += (priors.host_sigma * h / t) ** 2
+    if transfer:
+        var += _sigma(priors.model_transfer_sigma, chip.backend) ** 2
     return _interval(1 / t, math.sqrt(var), priors)
 
 
 def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
                    model_bytes: float | None = None, depth: float = 0,
-                   n_prompt: int = 512, units: Mapping[str, str] | None = None
-                   ) -> tuple[float, float, float] | None:
+                   n_prompt: int = 512, units: Mapping[str, str] | None = None,
+                   config: RunConfig = RunConfig(), host: Host | None = None,
+                   transfer: bool = False) -> tuple[float, float, float] | None:
     """Prompt tok/s with its interval, or None without a prompt figure on the chip's backend
     or a compute figure for the chip.
 
@@ -234,9 +254,11 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
     shape = model if isinstance(model, ModelShape) else guess_shape(
         float(model), model_bytes, None, None, priors)
     fit, crossed, other_group = cal.prompt_fit(chip, model_bytes, shape.quant)
-    prior, share = prompt_prior(chip, shape, priors, depth, n_prompt, units)
+    prior, share = prompt_prior(chip, shape, priors, depth, n_prompt, units, config)
     if fit is None or prior is None or crossed:
         return None
+    gpu_s = 1 / (prior * math.exp(fit.theta[0]))
+    h = host_prompt_seconds(shape, config, host, priors, n_prompt)
     var = fit.cov[0][0] + _sigma(priors.prompt_sigma, chip.backend) ** 2
     if other_group:
         var += _sigma(priors.cross_quant_sigma, chip.backend) ** 2
@@ -244,4 +266,7 @@ def predict_prompt(cal: Calibration, chip: Chip, model: ModelShape | float,
     # another depth: widen by how much more (or less) of the time it makes here.
     deeper = share - fit.attention_share
     var += (deeper * _sigma(priors.depth_attention_sigma, chip.backend)) ** 2
-    return _interval(prior * math.exp(fit.theta[0]), math.sqrt(var), priors)
+    var += (priors.host_sigma * h / (gpu_s + h)) ** 2
+    if transfer:
+        var += _sigma(priors.model_transfer_sigma, chip.backend) ** 2
+    return _interval(1 / (gpu_s + h), math.sqrt(var), priors)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +23,11 @@ from benchkit.core.errors import BenchkitError
 
 DATA_FILE = "benchkit/data/chips.yaml"
 VENDORS = ("apple", "nvidia", "amd", "intel", "cpu")
-BACKENDS = ("metal", "cuda", "hip", "sycl", "vulkan", "cpu")
+BACKENDS = ("metal", "cuda", "hip", "sycl", "vulkan", "cpu", "mlx")
+# The backends a vendor's chips run besides their usual one (`backend`): llama.cpp's Vulkan
+# backend on every discrete and integrated GPU maker's parts, MLX on Apple silicon.
+OTHER_BACKENDS = {"nvidia": ("vulkan",), "amd": ("vulkan",), "intel": ("vulkan",),
+                  "apple": ("mlx",), "cpu": ()}
 # Memory type -> class: the projection's achieved-bandwidth share is one global value per
 # backend and class (HBM stacks, GDDR, LPDDR, DDR), never per chip.
 MEMORY_CLASSES = {"HBM": "hbm", "GDDR": "gddr", "LPDDR": "lpddr", "DDR": "ddr"}
@@ -80,6 +84,18 @@ class Chip:
     def core_unit(self) -> str:
         """What `gpu_cores` counts, for tables that mix vendors."""
         return CORE_UNITS[self.vendor]
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """Every backend the chip runs, its usual one first."""
+        return (self.backend, *(b for b in OTHER_BACKENDS.get(self.vendor, ())
+                                if b != self.backend))
+
+    def on(self, backend: str | None) -> Chip:
+        """The chip running another of its backends (itself when None or unsupported)."""
+        if backend and backend != self.backend and backend in self.backends:
+            return replace(self, backend=backend)
+        return self
 
     def source(self, field_name: str) -> str:
         """Where a figure comes from (the field's own source, else the chip's general one)."""

@@ -21,8 +21,9 @@ from scipy.optimize import least_squares
 
 from benchkit.projection.api import project
 from benchkit.projection.chips import load_chips
-from benchkit.projection.measurements import KERNEL_ENGINES, Measurement
-from benchkit.projection.physics import (attention_share, decode_terms, prompt_seconds,
+from benchkit.projection.measurements import KERNEL_ENGINES, Measurement, chip_of
+from benchkit.projection.physics import (attention_share, decode_terms, host_decode_seconds,
+                                         host_prompt_seconds, prompt_seconds,
                                          sustained_clock_share, weight_group)
 from benchkit.projection.priors import BackendPriors, Priors, with_backend
 from benchkit.projection.shapes import quant_kind
@@ -37,15 +38,29 @@ BOUNDS = {key: (-12.0, 0.5) for key in ("efficiency", "efficiency_multi_die",
 BOUNDS["prompt_power_exponent"] = (0.0, math.log(3.0))
 
 
+def _fa_both(ms: list[Measurement], b: BackendPriors) -> bool:
+    """Whether rows ran with flash attention both off and on (what pins its cost)."""
+    used = {b.default_flash_attn if m.config.flash_attn is None else m.config.flash_attn
+            for m in ms}
+    return len(used) == 2
+
+
 def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> list[tuple]:
     """The parameters the data can pin: one per memory class, quant kind, etc. present."""
-    cs = [chips[m.chip_id] for m in ms]
+    cs = [chip_of(m, chips) for m in ms]
+    moe = any(m.shape is not None and m.shape.is_moe for m in ms)
     if kind == "decode":
         paths = [("efficiency", c) for c in sorted({c.memory_class for c in cs})]
         if any(c.multi_die for c in cs):
             paths.append(("efficiency_multi_die",))
         paths += [("layer_latency_ms",), ("layer_compute_ms_tflops",)]
         paths += [("dequant", k) for k in sorted({quant_kind(m.quant) for m in ms}) if k != "f16"]
+        paths += [("fa_off_layer_us",)] if _fa_both(ms, backend) else []
+        paths += [("moe_layer_us",)] if moe else []
+        if len({m.shape.tensors_per_layer for m in ms if m.shape is not None}) > 1:
+            paths.append(("layer_tensor_us",))
+        if {m.config.legacy_build for m in ms} == {True, False}:
+            paths.append(("legacy_layer_us",))
         return paths
     groups = sorted({"f16" if quant_kind(m.quant) == "f16" else "quant" for m in ms if m.pp_tps})
     paths = [("prompt_efficiency", g) for g in groups] + [("prompt_vector", g) for g in groups]
@@ -56,12 +71,15 @@ def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> l
     if backend.prompt_power and any(c.board_power_w for c, m in zip(cs, ms) if m.pp_tps):
         paths += [("prompt_power",), ("prompt_power_exponent",)]
     paths.append(("prompt_layer_us",))
+    paths += [("fa_off_kq_passes",)] if _fa_both([m for m in ms if m.pp_tps], backend) else []
+    if any(m.shape is not None and m.shape.is_moe for m in ms if m.pp_tps):
+        paths += [("moe_prompt_tokens_half",), ("moe_prompt_layer_us",)]
     return paths
 
 
 def _get(b: BackendPriors, path: tuple) -> float:
     value = getattr(b, path[0])
-    return float(value[path[1]]) if len(path) == 2 else float(value)
+    return float(value.get(path[1], 0.0)) if len(path) == 2 else float(value)
 
 
 def _set(b: BackendPriors, values: dict[tuple, float]) -> BackendPriors:
@@ -85,11 +103,12 @@ def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[Backend
     (prompt_power 0) instead.
     """
     chips = load_chips()
-    ms = [m for m in ms if chips[m.chip_id].backend == name]
+    ms = [m for m in ms if chip_of(m, chips).backend == name and not m.config.partial]
     b = base.backend(name)
     rms = {}
     for kind in ("decode", "prompt"):
-        rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)]
+        rows = [m for m in ms if (m.tg_tps if kind == "decode" else m.pp_tps)
+                and m.shape is not None]
         if not rows:
             continue
         b, rms[kind] = _fit_rows(rows, chips, b, name, base, kind)
@@ -100,7 +119,7 @@ def fit_backend(ms: list[Measurement], name: str, base: Priors) -> tuple[Backend
 
 def _power_limited(rows: list[Measurement], chips, b: BackendPriors, base: Priors) -> bool:
     """Whether any chip of the rows runs below its boost clock under the power law."""
-    return any(sustained_clock_share(chips[m.chip_id], b, base) < 1 for m in rows)
+    return any(sustained_clock_share(chip_of(m, chips), b, base) < 1 for m in rows)
 
 
 def _fit_rows(rows: list[Measurement], chips, b: BackendPriors, name: str, base: Priors,
@@ -113,8 +132,9 @@ def _fit_rows(rows: list[Measurement], chips, b: BackendPriors, name: str, base:
     # One free level per model file (a nuisance, not used to project): each series ran
     # its own llama.cpp build, and a projection always starts from a measurement of
     # the same model, so only the ratios between chips must come out of the parameters.
-    keys = list(dict.fromkeys(m.model_key for m in rows))
-    index = np.array([keys.index(m.model_key) for m in rows])
+    levels = [m.level_key or m.model_key for m in rows]
+    keys = list(dict.fromkeys(levels))
+    index = np.array([keys.index(level) for level in levels])
 
     def res(x):
         trial = _set(b, {p: math.exp(v) for p, v in zip(paths, x[:k])})
@@ -138,12 +158,13 @@ def _model_fn(rows, chips, name, base, kind) -> Callable[[BackendPriors], np.nda
         pri = with_backend(base, name, trial)
         out = []
         for m in rows:
-            chip = chips[m.chip_id]
+            chip = chip_of(m, chips)
             if kind == "decode":
-                t = sum(decode_terms(chip, m.shape, m.n_layers, pri, m.depth, m.tg_tokens))
+                t = sum(decode_terms(chip, m.shape, m.n_layers, pri, m.depth, m.tg_tokens,
+                                     m.config))
             else:
                 t = prompt_seconds(chip, m.shape, pri, m.depth, m.pp_tokens,
-                                   m.units_on(chip.backend)) or 1.0
+                                   m.units_on(chip.backend), m.config) or 1.0
             out.append(math.log(t))
         return np.array(out) - y
 
@@ -151,14 +172,59 @@ def _model_fn(rows, chips, name, base, kind) -> Callable[[BackendPriors], np.nda
 
 
 def fit_all(ms: list[Measurement], base: Priors) -> tuple[Priors, dict]:
-    """Every backend with data refitted; the others keep their (assumed) values."""
+    """Every backend with data refitted (the others keep their assumed values), then the
+    host terms on the partly offloaded rows (fit_host)."""
     chips = load_chips()
     priors, report = base, {}
-    for name in sorted({chips[m.chip_id].backend for m in ms}):
+    for name in sorted({chip_of(m, chips).backend for m in ms if not m.config.partial}):
         fitted, rms = fit_backend(ms, name, priors)
         priors = with_backend(priors, name, fitted)
         report[name] = rms
+    priors, host_rms = fit_host(ms, priors)
+    if host_rms:
+        report["host"] = host_rms
     return priors, report
+
+
+def fit_host(ms: list[Measurement], priors: Priors) -> tuple[Priors, dict]:
+    """The host terms (projection.yaml `host`) on the partly offloaded rows.
+
+    Each such row is paired with the same file's fully offloaded row at the same flash
+    attention: the GPU's part of the partial run is that measured time scaled by the
+    model's GPU time with and without the placement, so only the host's terms are left
+    to explain the rest. Decode pins the CPU's share of the host bandwidth and the costs
+    per hand-over and CPU layer; prompt the link's share.
+    """
+    pairs = [(m, full) for m in ms if m.config.partial and m.host is not None
+             for full in ms if full.model_key == m.model_key and not full.config.partial
+             and full.config.flash_attn == m.config.flash_attn]
+    if not pairs:
+        return priors, {}
+    chips = load_chips()
+    names = ("cpu_efficiency", "switch_us", "cpu_layer_us", "link_efficiency")
+    x0 = np.log([priors.host[n] for n in names])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        trial = replace(priors, host=dict(zip(names, np.exp(x))))
+        out = []
+        for m, full in pairs:
+            chip = chip_of(m, chips)
+            if m.tg_tps and full.tg_tps:
+                gpu = (sum(decode_terms(chip, m.shape, None, trial, 0, m.tg_tokens, m.config))
+                       / sum(decode_terms(chip, m.shape, None, trial, 0, m.tg_tokens,
+                                          full.config)) / full.tg_tps)
+                t = gpu + host_decode_seconds(m.shape, m.config, m.host, trial)
+                out.append(math.log(t * m.tg_tps))
+            if m.pp_tps and full.pp_tps:
+                t = 1 / full.pp_tps + host_prompt_seconds(m.shape, m.config, m.host, trial,
+                                                          m.pp_tokens)
+                out.append(math.log(t * m.pp_tps))
+        return np.concatenate([out, (x - x0) / 3.0])
+
+    fit = least_squares(residuals, x0)
+    fitted = replace(priors, host=dict(zip(names, (float(v) for v in np.exp(fit.x)))))
+    n = len(fit.fun) - len(names)
+    return fitted, {"decode+prompt": float(np.sqrt(np.mean(fit.fun[:n] ** 2)))}
 
 
 def held_out(ms: list[Measurement], base: Priors, vendor: str, group: str) -> list[dict]:
@@ -305,3 +371,59 @@ def _interval_sigma(values: list[float], interval: float) -> float | None:
 def mape(pairs: list[dict], method: str, kind: str) -> float | None:
     errs = [abs(p[method][f"{kind}_error"]) for p in pairs if p[method][f"{kind}_error"] is not None]
     return 100 * statistics.fmean(errs) if errs else None
+
+
+# The dense model each folder's other models are projected from (bench_runs.py folders).
+TRANSFER_ANCHOR = "llama-2-7b.Q4_0.synthetic.gguf"
+
+
+def model_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
+    """Across models, settings and placements on one build and machine: every figure of a
+    run folder (published.BENCH_RUN_DIRS) projected from the dense anchor file's figure at
+    the same flash attention, fully offloaded, with the target file's rows held out of the
+    fit (leave-one-model-out; the anchor's and the other files' rows stay in)."""
+    runs = [m for m in ms if m.level_key and not m.config.partial or m.level_key and m.host]
+    pairs = []
+    for file in dict.fromkeys(m.model_key for m in runs if m.model_key != TRANSFER_ANCHOR):
+        priors, _ = fit_all([m for m in ms if m.model_key != file], base)
+        for target in (m for m in runs if m.model_key == file):
+            fa = target.config.flash_attn
+            anchor = next((m for m in runs if m.model_key == TRANSFER_ANCHOR
+                           and m.level_key == target.level_key
+                           and m.config == type(m.config)(flash_attn=fa)), None)
+            if anchor is None:
+                continue
+            row = project([anchor], chips=[target.chip_id], shape=target.shape,
+                          priors=priors, config=target.config, host=target.host)[0]
+            naive = project([anchor], method="bandwidth", chips=[target.chip_id],
+                            model_bytes=target.model_bytes, priors=priors)[0]
+            pairs.append({"anchor": anchor.model_name, "model": target.model_name,
+                          "bandwidth": _scored(naive, target),
+                          "chip": target.chip_id, "setting": target.config.describe(),
+                          "moe": bool(target.shape and target.shape.is_moe),
+                          "partial": target.config.partial,
+                          "measured_tg": target.tg_tps, "measured_pp": target.pp_tps,
+                          "roofline": _scored(row, target)})
+    return pairs
+
+
+def unanchored_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
+    """Every fully offloaded figure of a run folder projected with no anchor (`project
+    --preset` alone): from every other measurement, with the target file's rows held out
+    of the fit and of the calibration."""
+    runs = [m for m in ms if m.level_key and not m.config.partial and m.shape is not None]
+    pairs = []
+    for file in dict.fromkeys(_file_of(m) for m in runs):
+        rest = [m for m in ms if _file_of(m) != file]      # every engine's rows of the file
+        priors, _ = fit_all(rest, base)
+        for target in (m for m in runs if _file_of(m) == file):
+            row = project(rest, chips=[target.chip_id], shape=target.shape, priors=priors,
+                          config=target.config, depth=target.depth, anchored=False)[0]
+            pairs.append({"model": target.model_name, "chip": target.chip_id,
+                          "setting": target.config.describe(), "bandwidth": _scored(
+                              {k: None for k in ("tg_tps", "tg_low", "tg_high", "pp_tps",
+                                                 "pp_low", "pp_high")}, target),
+                          "moe": target.shape.is_moe, "partial": False,
+                          "measured_tg": target.tg_tps, "measured_pp": target.pp_tps,
+                          "roofline": _scored(row, target)})
+    return pairs

@@ -9,14 +9,17 @@ from typing import Any, Mapping, Sequence
 
 from benchkit.core.errors import BenchkitError
 from benchkit.workloads.testnames import parse as parse_test   # "tg128 @ d4096" -> (tg, 128, 4096)
+from dataclasses import replace
+
 from benchkit.projection.chips import Chip, get_chip, load_chips
+from benchkit.projection.placement import Host, RunConfig
 from benchkit.projection.priors import Priors
 from benchkit.projection.shapes import GB, ModelShape, guess_shape
 
-# Engines whose tg / pp figures time llama.cpp's kernels: in process and llama.cpp's own
-# benchmark. A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
+# Engines whose tg / pp figures time the kernels: llama.cpp in process and llama.cpp's own
+# benchmark, and MLX in process (its figures calibrate the `mlx` backend alone). A server (llama-server, Ollama, an OpenAI-compatible endpoint) adds HTTP,
 # tokenization and scheduling to every token, which no chip parameter describes.
-KERNEL_ENGINES = ("llama-cpp-python", "llama-bench")
+KERNEL_ENGINES = ("llama-cpp-python", "llama-bench", "mlx")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,15 @@ class Measurement:
     pp_tokens: int = 512
     chip: Chip | None = None
     prompt_units: Mapping[str, Mapping[str, str]] | None = None
+    # How llama.cpp ran: flash attention and placement (None: the backend's default fa),
+    # the host of a partly offloaded run, and the backend where it is not the chip's usual
+    # one (Vulkan on an NVIDIA card, MLX on a Mac).
+    config: RunConfig = RunConfig()
+    host: Host | None = None
+    backend: str | None = None
+    # Which figures share one level in the fit (one llama.cpp build on one machine): the
+    # model file's key unless a run of several models on one build says otherwise.
+    level_key: str | None = None
 
     def units_on(self, backend: str) -> Mapping[str, str] | None:
         """The prompt kernels the measuring build ran on a backend, where they differ from
@@ -69,12 +81,17 @@ def same_model(a: Measurement, b: Measurement) -> bool:
 
 
 def same_case(a: Measurement, b: Measurement) -> bool:
-    """Same model at the same context depth."""
-    return same_model(a, b) and (a.depth or 0) == (b.depth or 0)
+    """Same model at the same context depth, placement, flash attention and backend."""
+    return (same_model(a, b) and (a.depth or 0) == (b.depth or 0) and a.config == b.config
+            and (a.backend or None) == (b.backend or None))
 
 
 def chip_of(m: Measurement, chips: Mapping[str, Chip]) -> Chip:
-    return m.chip if m.chip is not None else chips[m.chip_id]
+    """The chip a measurement ran on, with the backend it ran (`m.backend`) in force."""
+    chip = m.chip if m.chip is not None else chips[m.chip_id]
+    if m.backend and m.backend != chip.backend:
+        return replace(chip, backend=m.backend)
+    return chip
 
 
 def shape_of(m: Measurement, priors: Priors) -> ModelShape | None:
@@ -133,6 +150,8 @@ def _measurement(group: Any, device: Any, sha: Any, depth: int) -> Measurement:
     p = pp.iloc[0] if len(pp) else None
     layers = _num(first, "model_layers")
     return Measurement(
+        config=RunConfig(flash_attn=_flash_attn(first)),
+        backend=_backend(first),
         chip_id=str(device), tg_tps=_num(t, "tps_mean"), pp_tps=_num(p, "tps_mean"),
         model_bytes=_num(first, "model_size_bytes"), n_layers=int(layers) if layers else None,
         n_params=_num(first, "model_params"), source=str(first["file"]),
@@ -146,6 +165,24 @@ def _measurement(group: Any, device: Any, sha: Any, depth: int) -> Measurement:
         quant=None if _missing(first.get("model_quant")) else str(first["model_quant"]),
         depth=depth, tg_tokens=int(t["_tokens"]) if t is not None else 128,
         pp_tokens=int(p["_tokens"]) if p is not None else 512)
+
+
+def _flash_attn(row: Any) -> bool | None:
+    """Flash attention as llama.cpp reported it, else as set (auto: the backend's default)."""
+    used = row.get("flash_attn_used")
+    if not _missing(used):
+        return bool(used)
+    setting = row.get("flash_attn")
+    if isinstance(setting, str) and setting in ("on", "off"):
+        return setting == "on"
+    return None
+
+
+def _backend(row: Any) -> str | None:
+    """`mlx` for the mlx engine's rows (its own kernels, not llama.cpp's), else None: the
+    chip's usual backend."""
+    backend = row.get("backend")
+    return "mlx" if isinstance(backend, str) and backend == "mlx" else None
 
 
 def _missing(value: Any) -> bool:

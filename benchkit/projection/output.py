@@ -48,7 +48,25 @@ def describe_measurement(m: Measurement) -> str:
     model = m.model_name or (f"{m.model_bytes / GB:.2f} GB model" if m.model_bytes else
                              "model of unknown size")
     origin = "given on the command line" if m.source == "command line" else f"from {m.source}"
-    return f"{m.chip_id}: {', '.join(parts)}; {model}; {origin}"
+    ran = [f"on {m.backend}"] if m.backend else []
+    if m.config != type(m.config)():
+        ran.append(m.config.describe())
+    setting = f"; {', '.join(ran)}" if ran else ""
+    return f"{m.chip_id}: {', '.join(parts)}; {model}{setting}; {origin}"
+
+
+def describe_target(shape: Any, config: Any) -> str:
+    """One line: the model projected (its bytes per token for a mixture of experts) and
+    the settings it is projected at."""
+    what = f"{shape.source} ({shape.quant}), {shape.n_params / 1e9:.1f} B parameters, " \
+           f"{shape.model_bytes / GB:.2f} GB"
+    if shape.is_moe:
+        what += (f"; a mixture of experts: {shape.n_expert_used} of {shape.n_expert} experts "
+                 f"a token, {shape.active_bytes / GB:.2f} GB read per token")
+    fa = ("flash attention as the backend's default" if config.flash_attn is None else
+          "flash attention " + ("on" if config.flash_attn else "off"))
+    place = config.describe().split(", fa ")[0]
+    return f"Projected model: {what}; {place}, {fa}."
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -280,3 +298,30 @@ def chip_list(chips: Iterable[Any], fmt: str = "md") -> str:
           fig(r["fp32_tflops"], "TFLOPS"), fig(r["fp16_matrix_tflops"], "TFLOPS"),
           fig(r["int8_matrix_tops"], "TOPS"), fig(r["board_power_w"], "W"),
           ", ".join(f"{m:g}" for m in r["memory_gb"]) + " GB"] for r in rows)) + "\n"
+
+
+PLAN_COLUMNS = ("quant", "placement", "gpu_gb", "ram_gb", "tg_tps", "tg_low", "tg_high",
+                "pp_tps", "pp_low", "pp_high", "close", "command")
+
+
+def format_plan(rows: list[dict[str, Any]], fmt: str = "md", *,
+                header: Sequence[str] = ()) -> str:
+    """`benchkit plan`'s table: what fits, fastest first."""
+    if fmt == "json":
+        return _json({"header": list(header), "plans": rows})
+    if fmt == "csv":
+        return _csv(rows, PLAN_COLUMNS)
+    out = [line for line in header] + [""]
+    if not rows:
+        return "\n".join(out + ["Nothing fits: no quantization and placement considered "
+                                "fits this machine's memory at this context.", ""])
+    lines = []
+    for r in rows:
+        mark = " (close to the limit)" if r["close"] else ""
+        lines.append([r["quant"], r["placement"] + mark, f"{r['gpu_gb']:.1f}",
+                      f"{r['ram_gb']:.1f}", estimate(r["tg_tps"], r["tg_low"], r["tg_high"]),
+                      estimate(r["pp_tps"], r["pp_low"], r["pp_high"]), f"`{r['command']}`"])
+    out.append(_md_table(("Quant", "Placement", "GPU GB", "RAM GB", "Decode tok/s",
+                          "Prompt tok/s", "Command"), lines))
+    notes = sorted({r["range_note"] for r in rows if r.get("range_note")})
+    return "\n".join(out + [f"Note: {n}." for n in notes] + [""])

@@ -9,8 +9,11 @@ from typing import Mapping
 
 from benchkit.core.errors import BenchkitError
 from benchkit.projection.chips import Chip
+from benchkit.projection.placement import Host, RunConfig, split
 from benchkit.projection.priors import PRIORS_FILE, BackendPriors, Priors
 from benchkit.projection.shapes import GB, ModelShape, guess_shape, quant_kind
+
+FULL = RunConfig()
 
 
 def _clock_mhz(chip: Chip, priors: Priors) -> tuple[float, bool]:
@@ -67,7 +70,8 @@ def prompt_unit(b: BackendPriors, quant: str | None,
 
 
 def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
-                       units: Mapping[str, str] | None = None) -> float | None:
+                       units: Mapping[str, str] | None = None,
+                       priors: Priors | None = None) -> float | None:
     """Throughput (T ops/s) of the units llama.cpp's prompt kernels use for this type.
 
     F16 weights go to FP16 GEMMs (tensor cores / WMMA / MFMA / XMX); quantized weights to
@@ -77,8 +81,13 @@ def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
     slower one.
     """
     unit = prompt_unit(b, quant, units)
-    figures = {"int8": chip.int8_matrix_tops, "matrix": chip.matrix_tflops,
-               "fp32": chip.fp32_tflops}
+    int8 = chip.int8_matrix_tops
+    if int8 and unit == "int8" and b.mmq_ops_per_core_clock and chip.vendor != "cpu":
+        # llama.cpp's MMQ kernels issue warp-level int8 MMA and unpack the quantized tiles
+        # on the SM's integer lanes: past a rate per SM (CU) and clock the matrix units of
+        # data-center parts (A100 / H100: 2-4x a GeForce SM's int8 rate) sit idle.
+        int8 = min(int8, core_rate(chip, priors) * b.mmq_ops_per_core_clock / 1000)
+    figures = {"int8": int8, "matrix": chip.matrix_tflops, "fp32": chip.fp32_tflops}
     chain = {"int8": ("int8", "matrix", "fp32"), "matrix": ("matrix", "fp32"),
              "dequant-f16": ("matrix", "fp32"), "fp32": ("fp32",)}[unit]
     for name in chain:
@@ -114,7 +123,7 @@ def prompt_compute(chip: Chip, priors: Priors, quant: str | None = None,
                    units: Mapping[str, str] | None = None) -> float | None:
     """Effective compute for prompt processing (TFLOPS), or None when the chip's is unknown."""
     b = priors.backend(chip.backend)
-    tflops = prompt_unit_tflops(chip, b, quant, units)
+    tflops = prompt_unit_tflops(chip, b, quant, units, priors)
     if not tflops:
         return None
     return tflops * (b.prompt_multi_die_share if chip.multi_die else 1.0)
@@ -126,31 +135,99 @@ def _as_shape(model: ModelShape | float, n_layers: int | None, priors: Priors) -
     return guess_shape(None, float(model), n_layers, None, priors)
 
 
-def decode_terms(chip: Chip, model: ModelShape | float, n_layers: int | None,
-                 priors: Priors, depth: float = 0, n_gen: int = 128) -> tuple[float, float]:
-    """Seconds per token before calibration: (bytes-and-dequant term, fixed per-token term).
+def flash_attn(config: RunConfig, b: BackendPriors) -> bool:
+    """The flash-attention setting in force: the config's, else the backend's default."""
+    return b.default_flash_attn if config.flash_attn is None else config.flash_attn
 
-    The first term is the smooth maximum of streaming the weights and the KV cache at
-    the current depth, and of dequantizing the weights on the cores: whichever is slower
-    sets the pace, and near the crossover both cost. The second does not grow with bytes:
-    kernel launches and small per-layer work.
+
+def decode_terms(chip: Chip, model: ModelShape | float, n_layers: int | None,
+                 priors: Priors, depth: float = 0, n_gen: int = 128,
+                 config: RunConfig = FULL) -> tuple[float, float]:
+    """Seconds per token on the GPU before calibration: (bytes-and-dequant term, fixed term).
+
+    The first term is the smooth maximum of streaming the GPU's share of the active
+    weights (a mixture of experts reads the k of n experts a token is routed to) and the
+    KV cache at the current depth, and of dequantizing them on the cores: whichever is
+    slower sets the pace, and near the crossover both cost. The second does not grow with
+    bytes: per layer on the GPU, kernel launches and small work (a fixed time plus cycles
+    at the chip's clock), more kernels for a routed-expert layer (router, top-k, gathered
+    expert products) and for attention without flash attention (separate KQ, softmax and
+    KQV kernels). The CPU's share of a partly offloaded model is host_decode_seconds'.
     """
     shape = _as_shape(model, n_layers, priors)
     b = priors.backend(chip.backend)
-    kv = shape.kv_bytes(depth + n_gen / 2)
-    memory_s = (shape.streamed_bytes + kv) / (efficiency(chip, b) * chip.bandwidth_gbs * GB)
-    dequant_s = shape.matmul_params * b.dequant.get(quant_kind(shape.quant), 0.0) / (
+    place = split(shape, config, priors.ubatch)
+    gpu_share = place.gpu_layers / shape.n_layers
+    kv = shape.kv_bytes(depth + n_gen / 2) * gpu_share
+    memory_s = (place.gpu_decode_bytes + kv) / (efficiency(chip, b) * chip.bandwidth_gbs * GB)
+    gpu_params = shape.matmul_params * place.gpu_decode_bytes / max(shape.streamed_bytes, 1.0)
+    dequant_s = gpu_params * b.dequant.get(quant_kind(shape.quant), 0.0) / (
         core_rate(chip, priors) * 1e9)
     p = priors.overlap
     stream_s = (memory_s ** p + dequant_s ** p) ** (1 / p)
     tflops, _ = compute_tflops(chip, priors)
-    layers = n_layers or shape.n_layers
-    fixed_s = layers * (b.layer_latency_ms + b.layer_compute_ms_tflops / tflops) / 1000
-    return stream_s, fixed_s
+    clock, _ = _clock_mhz(chip, priors)
+    layers = place.gpu_layers if n_layers is None or config.partial else n_layers
+    per_layer_us = (b.layer_tensor_us * shape.tensors_per_layer
+                    + (b.moe_layer_us if shape.is_moe else 0.0)
+                    + (0.0 if flash_attn(config, b) else b.fa_off_layer_us)
+                    + (b.legacy_layer_us if config.legacy_build else 0.0))
+    per_layer_ms = (b.layer_latency_ms + b.layer_compute_ms_tflops / tflops
+                    + b.layer_kcycles / clock + per_layer_us / 1000)
+    return stream_s, layers * per_layer_ms / 1000
+
+
+def host_decode_seconds(shape: ModelShape, config: RunConfig, host: Host | None,
+                        priors: Priors) -> float:
+    """Seconds per token the CPU side of a partly offloaded model adds: the weights a
+    token reads from system RAM at the host's achieved bandwidth, the CPU's share of the
+    KV cache, and a fixed cost per CPU<->GPU hand-over (a synchronisation and a copy of
+    one token's activations). 0 when every weight is on the GPU."""
+    place = split(shape, config, priors.ubatch)
+    if place.all_on_gpu:
+        return 0.0
+    if host is None:
+        raise BenchkitError("a partly offloaded placement needs the host's memory bandwidth",
+                            field="--cpu-bw")
+    h = priors.host
+    memory_s = place.cpu_decode_bytes / (h["cpu_efficiency"] * host.cpu_bw_gbs * GB)
+    return (memory_s + place.switches * h["switch_us"] / 1e6
+            + place.cpu_layers * h["cpu_layer_us"] / 1e6)
+
+
+def host_prompt_seconds(shape: ModelShape, config: RunConfig, host: Host | None,
+                        priors: Priors, n_prompt: int = 512) -> float:
+    """Seconds per prompt token for copying RAM-resident weights to the GPU: llama.cpp
+    computes a large batch on the GPU and copies the weights it needs over the link once
+    per ubatch (from pageable memory: `link_efficiency` of the link's peak)."""
+    place = split(shape, config, priors.ubatch)
+    if place.all_on_gpu:
+        return 0.0
+    if host is None:
+        raise BenchkitError("a partly offloaded placement needs the host-device link",
+                            field="--link-gbs")
+    passes = math.ceil(n_prompt / priors.ubatch)
+    return (place.cpu_batch_bytes * passes / n_prompt
+            / (priors.host["link_efficiency"] * host.link_gbs * GB))
+
+
+def expert_batch_penalty(shape: ModelShape, b: BackendPriors, priors: Priors) -> float:
+    """Extra matrix work (in weights per token) for the routed experts' small batches.
+
+    A prompt ubatch sends each expert only ubatch x k / n tokens (32 for Qwen3-30B-A3B's
+    8 of 128, 64 for gpt-oss-20b's 4 of 32), and a matrix kernel on so few rows runs
+    below its full-batch rate: at tokens / (tokens + `moe_prompt_tokens_half`) of it.
+    """
+    if not (shape.is_moe and b.moe_prompt_tokens_half):
+        return 0.0
+    per_expert = priors.ubatch * shape.active_share
+    active_expert = shape.expert_params * shape.active_share
+    return active_expert * b.moe_prompt_tokens_half / per_expert
 
 
 def prompt_seconds(chip: Chip, shape: ModelShape, priors: Priors, depth: float = 0,
-                   n_prompt: int = 512, units: Mapping[str, str] | None = None) -> float | None:
+                   n_prompt: int = 512, units: Mapping[str, str] | None = None,
+                   config: RunConfig = FULL) -> float | None:
     """Seconds per prompt token before calibration, or None without a compute figure.
 
     `units` are the measuring build's kernels where they differ from the backend's (see
@@ -164,18 +241,27 @@ def prompt_seconds(chip: Chip, shape: ModelShape, priors: Priors, depth: float =
     group = weight_group(shape.quant)
     dequant_copy = prompt_unit(b, shape.quant, units) == "dequant-f16"
     gemm = "f16" if dequant_copy else group
-    matrix_s = 2 * shape.matmul_params / (b.prompt_efficiency[gemm] * compute * 1e12)
+    matrix_s = 2 * (shape.matmul_params + expert_batch_penalty(shape, b, priors)) / (
+        b.prompt_efficiency[gemm] * compute * 1e12)
     passes = math.ceil(n_prompt / priors.ubatch)
-    read = shape.streamed_bytes + (4 * shape.matmul_params if dequant_copy else 0.0)
-    weights_s = read * passes / n_prompt / (efficiency(chip, b) * chip.bandwidth_gbs * GB)
+    read = (shape.batch_bytes(min(n_prompt, priors.ubatch))
+            + (4 * shape.matmul_params if dequant_copy else 0.0))
+    bandwidth = efficiency(chip, b) * chip.bandwidth_gbs * GB
+    weights_s = read * passes / n_prompt / bandwidth
+    # Without flash attention the KQ matrix (heads x tokens x context, F32) is written,
+    # soft-maxed and read back through memory: `fa_off_kq_passes` trips per element.
+    kq_s = 0.0 if flash_attn(config, b) else (
+        b.fa_off_kq_passes * 4 * shape.n_layers * shape.n_head * (depth + n_prompt / 2)
+        / bandwidth)
     attn_compute = (prompt_compute(chip, priors, "F16") or compute)
     attn_s = 4 * shape.n_layers * shape.n_head * shape.head_dim * (depth + n_prompt / 2) / (
         (b.prompt_attention or b.prompt_efficiency["f16"]) * attn_compute * 1e12)
     vector_s = shape.matmul_params * b.prompt_vector.get(group, 0.0) / (
         core_rate(chip, priors) * 1e9 * priors.ubatch)
     clock = sustained_clock_share(chip, b, priors)
-    return ((matrix_s + attn_s + vector_s) / clock + weights_s
-            + shape.n_layers * b.prompt_layer_us / 1e6)
+    return ((matrix_s + attn_s + vector_s) / clock + weights_s + kq_s
+            + shape.n_layers * (b.prompt_layer_us + (b.moe_prompt_layer_us if shape.is_moe
+                                                     else 0.0)) / 1e6)
 
 
 def usable_memory_gb(chip: Chip, memory_gb: float, priors: Priors) -> float:
@@ -229,14 +315,15 @@ def fitting_memory(chip: Chip, model_bytes: float, priors: Priors,
 
 
 def prompt_prior(chip: Chip, shape: ModelShape, priors: Priors, depth: float = 0,
-                 n_prompt: int = 512, units: Mapping[str, str] | None = None
-                 ) -> tuple[float | None, float]:
-    """Prompt tok/s the priors expect (None without a compute figure), and the share of
-    that time the context depth adds (`attention_share`)."""
-    seconds = prompt_seconds(chip, shape, priors, depth, n_prompt, units)
+                 n_prompt: int = 512, units: Mapping[str, str] | None = None,
+                 config: RunConfig = FULL) -> tuple[float | None, float]:
+    """Prompt tok/s the priors expect on the GPU (None without a compute figure), and the
+    share of that time the context depth adds (`attention_share`)."""
+    seconds = prompt_seconds(chip, shape, priors, depth, n_prompt, units, config)
     if not seconds:
         return None, 0.0
-    bare = prompt_seconds(chip, shape, priors, 0, n_prompt, units) if depth else seconds
+    bare = (prompt_seconds(chip, shape, priors, 0, n_prompt, units, config) if depth
+            else seconds)
     return 1 / seconds, 1 - bare / seconds
 
 

@@ -34,6 +34,20 @@ class BackendPriors:
     prompt_power: float = 0.0
     prompt_power_exponent: float = 3.0
     prompt_attention: float = 0.0
+    # Projection v3 terms (docs/projection.md): per-layer cycles at the chip's clock, the
+    # extra per-layer costs of a routed-expert layer and of attention without flash
+    # attention, the KQ matrix's trips through memory without it (prompt), the MMQ
+    # kernels' int8 ops per SM (CU) per clock, and the flash-attention default.
+    layer_kcycles: float = 0.0
+    layer_tensor_us: float = 0.0
+    legacy_layer_us: float = 0.0
+    moe_layer_us: float = 0.0
+    moe_prompt_layer_us: float = 0.0
+    moe_prompt_tokens_half: float = 0.0
+    fa_off_layer_us: float = 0.0
+    fa_off_kq_passes: float = 0.0
+    mmq_ops_per_core_clock: float = 0.0
+    default_flash_attn: bool = False
     compute: str = "fp32"
     fitted_on: str = ""
 
@@ -56,13 +70,16 @@ class Priors:
     calibration_sigma: float
     cross_quant_sigma: Mapping[str, float]
     depth_attention_sigma: Mapping[str, float]
+    model_transfer_sigma: Mapping[str, float]
     cross_backend_sigma: float
     unknown_compute_sigma: float
     observation_sigma: float
+    host_sigma: float
     assumed_clock_mhz: Mapping[str, float]
     memory: Mapping[str, float]
     typical_shapes: tuple[dict[str, Any], ...]
     calibrated: Mapping[str, Mapping[str, Any]]
+    host: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def z(self) -> float:
@@ -96,7 +113,11 @@ def _positive(value: Any) -> bool:
 # the two cannot drift): no power limit modelled (prompt_power 0), attention at the F16
 # GEMM's share (prompt_attention 0).
 OPTIONAL_SCALARS = {f.name: f.default for f in fields(BackendPriors)
-                    if f.name in ("prompt_power", "prompt_power_exponent", "prompt_attention")}
+                    if f.name in ("prompt_power", "prompt_power_exponent", "prompt_attention",
+                                  "layer_kcycles", "layer_tensor_us", "legacy_layer_us", "moe_layer_us", "moe_prompt_layer_us",
+                                  "moe_prompt_tokens_half",
+                                  "fa_off_layer_us", "fa_off_kq_passes",
+                                  "mmq_ops_per_core_clock")}
 
 
 def _optional(entry: Mapping[str, Any], key: str, default: float, file: str,
@@ -134,17 +155,28 @@ def _parse_backend(name: str, entry: Any, file: str) -> BackendPriors:
                                 field=f"{where}.{key}")
     optional = {key: _optional(entry, key, default, file, where)
                 for key, default in OPTIONAL_SCALARS.items()}
+    fa = entry.get("default_flash_attn", False)
+    if not isinstance(fa, bool):
+        raise BenchkitError(f"must be true or false, got {fa!r}", file=file,
+                            field=f"{where}.default_flash_attn")
     return BackendPriors(
         efficiency=dict(entry["efficiency"]), dequant=dict(entry["dequant"]),
         prompt_units=dict(entry["prompt_units"]),
         prompt_efficiency=dict(entry["prompt_efficiency"]),
         prompt_vector=dict(entry.get("prompt_vector") or {}),
-        **optional, **{k: float(entry[k]) for k in scalars},
+        **optional, **{k: float(entry[k]) for k in scalars}, default_flash_attn=fa,
         compute=str(entry.get("compute", "fp32")), fitted_on=str(entry.get("fitted_on", "")))
 
 
+SCALAR_SIGMAS = ("calibration_sigma", "cross_backend_sigma", "unknown_compute_sigma",
+                 "observation_sigma", "host_sigma")
+
+# The host side of a partly offloaded model (projection.yaml `host`).
+HOST_KEYS = ("cpu_efficiency", "link_efficiency", "switch_us", "cpu_layer_us")
+
 # The per-backend sigmas of projection.yaml's `uncertainty` (each a mapping with a default).
-SIGMA_TABLES = ("decode_sigma", "prompt_sigma", "cross_quant_sigma", "depth_attention_sigma")
+SIGMA_TABLES = ("decode_sigma", "prompt_sigma", "cross_quant_sigma", "depth_attention_sigma",
+                "model_transfer_sigma")
 
 
 def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
@@ -156,14 +188,17 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
     if not backends:
         raise BenchkitError("needs at least one backend", file=file, field="backends")
     unc = doc.get("uncertainty") or {}
-    for key in ("calibration_sigma", "cross_backend_sigma", "unknown_compute_sigma",
-                "observation_sigma"):
+    for key in SCALAR_SIGMAS:
         if not _positive(unc.get(key)):
             raise BenchkitError("missing or invalid", file=file, field=f"uncertainty.{key}")
     for key in SIGMA_TABLES:
         if not isinstance(unc.get(key), dict) or "default" not in unc[key]:
             raise BenchkitError("needs a mapping with a `default`", file=file,
                                 field=f"uncertainty.{key}")
+    host = doc.get("host") or {}
+    for key in HOST_KEYS:
+        if not _positive(host.get(key)):
+            raise BenchkitError("missing or invalid", file=file, field=f"host.{key}")
     shapes = tuple(sorted((dict(s) for s in doc.get("model_shapes") or []),
                           key=lambda s: s["params_b"]))
     if not shapes:
@@ -175,11 +210,11 @@ def parse_priors(doc: Mapping[str, Any], file: str = PRIORS_FILE) -> Priors:
     return Priors(backends=backends, interval=float(doc.get("interval", 0.9)),
                   overlap=float(doc.get("overlap", 4.0)), ubatch=int(doc.get("ubatch", 512)),
                   **{k: dict(unc[k]) for k in SIGMA_TABLES},
-                  **{k: float(unc[k]) for k in ("calibration_sigma", "cross_backend_sigma",
-                                                "unknown_compute_sigma", "observation_sigma")},
+                  **{k: float(unc[k]) for k in SCALAR_SIGMAS},
                   assumed_clock_mhz=dict(doc.get("assumed_clock_mhz") or {}),
                   memory=dict(doc.get("memory") or {}), typical_shapes=shapes,
-                  calibrated=dict(doc.get("calibrated") or {}))
+                  calibrated=dict(doc.get("calibrated") or {}),
+                  host={k: float(host[k]) for k in HOST_KEYS})
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,8 +23,9 @@ from benchkit.projection.chips import load_chips
 from benchkit.projection.measurements import (KERNEL_ENGINES, Measurement,
                                               measurements_from_frame, shape_of)
 from benchkit.projection.physics import prompt_unit
+from benchkit.projection.placement import RunConfig
 from benchkit.projection.priors import load_priors
-from benchkit.projection.shapes import shape_from_preset
+from benchkit.projection.shapes import guess_shape, shape_from_preset
 
 GIB = 2 ** 30
 REPO = Path(__file__).resolve().parents[2]
@@ -67,19 +68,33 @@ def series_measurements(series: dict[str, Any], screen: bool = True) -> list[Mea
     figures left out (pp_tps None) where `inconsistent` screens them, unless `screen` is off."""
     model, tests = series["model"], series.get("tests", {})
     dropped = inconsistent(series) if screen else {}
+    chips = load_chips()
     out = []
     for chip_id, per_quant in series["rows"].items():
         for quant, (pp, tg) in per_quant.items():
             size = series["quants"][quant]["size_gib"] * GIB
-            shape = shape_from_preset(model["preset"], quant, size) if model.get("preset") else None
+            shape = (shape_from_preset(model["preset"], quant, size) if model.get("preset")
+                     else guess_shape(model.get("n_params"), size, model.get("n_layers"), quant,
+                                      load_priors()))
             out.append(Measurement(
                 chip_id=chip_id, tg_tps=tg, pp_tps=None if chip_id in dropped else pp,
                 model_bytes=size, n_layers=model["n_layers"], n_params=model["n_params"],
                 source=series["id"], model_key=f"{series['id']}:{quant}",
                 model_name=f"{model['name']} {quant}", quant=quant, shape=shape,
                 tg_tokens=_tokens(tests.get("tg"), 128), pp_tokens=_tokens(tests.get("pp"), 512),
-                prompt_units=build_units(series)))
+                prompt_units=build_units(series), config=series_config(series),
+                backend=series.get("backend") if series.get("backend") not in
+                (None, chips[chip_id].backend) else None))
     return out
+
+
+def series_config(series: dict[str, Any]) -> RunConfig:
+    """The flash attention a series ran (`flash_attn`: 0/1; absent: off, llama-bench's
+    default before late 2025) and whether its build predates today's kernels
+    (`legacy_build`)."""
+    fa = series.get("flash_attn")
+    return RunConfig(flash_attn=bool(fa) if fa is not None else False,
+                     legacy_build=bool(series.get("legacy_build", False)))
 
 
 # A quantized prompt figure may exceed the same chip's F16 figure of the same table by this
@@ -163,15 +178,31 @@ def _committed() -> tuple[Measurement, ...]:
     for engine in KERNEL_ENGINES:
         for m in measurements_from_frame(frame[frame["engine"] == engine]):
             key = m.model_key if engine == KERNEL_ENGINES[0] else f"{m.model_key}:{engine}"
-            out.append(replace(m, shape=shape_of(m, priors), model_key=key))
+            # one build on one machine: the models of a run share a level in the fit
+            out.append(replace(m, shape=shape_of(m, priors), model_key=key,
+                               level_key=f"{Path(m.source).name}:{engine}"))
     return tuple(out)
+
+
+# Folders of llama-bench jsonl runs of one build on one machine (bench_runs.py): mixtures
+# of experts, partial offload and flash attention off and on, with the machine's host.
+BENCH_RUN_DIRS = ("reports/nvidia/v3",)
+
+
+def bench_run_measurements() -> list[Measurement]:
+    """The llama-bench runs of BENCH_RUN_DIRS, one fit level per folder (one build on one
+    machine: the ratios between its models, settings and placements are what it pins)."""
+    from benchkit.projection.bench_runs import folder_measurements
+
+    return [replace(m, level_key=d) for d in BENCH_RUN_DIRS if (REPO / d).is_dir()
+            for m in folder_measurements(REPO / d)]
 
 
 def all_measurements(screen: bool = True) -> list[Measurement]:
     """Every published and committed measurement; `screen` off keeps the figures that
     `inconsistent` would leave out."""
     return ([m for s in published() for m in series_measurements(s, screen)]
-            + committed_measurements())
+            + committed_measurements() + bench_run_measurements())
 
 
 PATHS_RUNS = "reports/nvidia/v2/prompt-paths-*-samples.json"

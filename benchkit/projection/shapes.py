@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchkit.core.errors import BenchkitError
-from benchkit.models.quants import bits_per_weight
+from benchkit.models.quants import bits_per_weight, dense_bits_per_weight
 from benchkit.projection.priors import Priors
 
 DEFAULT_QUANT = "Q4_K_M"
+# A Llama-style layer: attention norm, Q, K, V, O, FFN norm, gate, up, down.
+DEFAULT_LAYER_TENSORS = 9
 GB = 1e9
 
 
@@ -54,6 +56,52 @@ class ModelShape:
     tied_embeddings: bool
     quant: str
     source: str
+    # A mixture of experts: n_expert routed experts per layer, n_expert_used of them run
+    # for each token; expert_params / expert_bytes are the routed-expert tensors' totals
+    # (all experts, every layer). 0 for a dense model.
+    n_expert: int = 0
+    n_expert_used: int = 0
+    expert_params: float = 0.0
+    expert_bytes: float = 0.0
+    # Weight tensors per repeating layer (norms and biases included): a proxy for the
+    # kernels one layer launches (0: unknown, DEFAULT_LAYER_TENSORS is used).
+    layer_tensors: int = 0
+
+    @property
+    def tensors_per_layer(self) -> int:
+        return self.layer_tensors or DEFAULT_LAYER_TENSORS
+
+    @property
+    def is_moe(self) -> bool:
+        return bool(self.n_expert and self.n_expert_used and self.expert_bytes)
+
+    @property
+    def active_share(self) -> float:
+        """The share of the routed experts one token runs through (k / n; 1 if dense)."""
+        return self.n_expert_used / self.n_expert if self.is_moe else 1.0
+
+    def touched_share(self, tokens: float) -> float:
+        """The share of the routed experts a batch of `tokens` tokens runs through, each
+        token picking k of n at random: 1 - (1 - k/n)^tokens (k/n for one token, all of
+        them for a prompt ubatch of 512 on every model here)."""
+        if not self.is_moe:
+            return 1.0
+        return 1.0 - (1.0 - self.active_share) ** max(tokens, 1.0)
+
+    @property
+    def dense_bytes(self) -> float:
+        """Weight bytes outside the routed experts (attention, shared tensors, embeddings)."""
+        return self.model_bytes - self.expert_bytes
+
+    @property
+    def active_bytes(self) -> float:
+        """Weight bytes one token's matrix products read: all but the routed experts, and
+        of those the k of n it is routed to."""
+        return self.dense_bytes + self.expert_bytes * self.active_share
+
+    @property
+    def active_params(self) -> float:
+        return self.n_params - self.expert_params * (1.0 - self.active_share)
 
     @property
     def kv_bytes_per_token(self) -> float:
@@ -71,14 +119,22 @@ class ModelShape:
 
     @property
     def streamed_bytes(self) -> float:
-        """Weight bytes every generated token reads."""
-        return max(self.model_bytes - self.embedding_bytes, 0.5 * self.model_bytes)
+        """Weight bytes every generated token reads: the active bytes less the embedding
+        table (one row a token)."""
+        return max(self.active_bytes - self.embedding_bytes, 0.5 * self.active_bytes)
+
+    def batch_bytes(self, tokens: float) -> float:
+        """Weight bytes a batch of `tokens` tokens reads once: the dense part and the
+        experts it touches (`touched_share`), less the embedding table."""
+        read = self.dense_bytes + self.expert_bytes * self.touched_share(tokens)
+        return max(read - self.embedding_bytes, 0.5 * read)
 
     @property
     def matmul_params(self) -> float:
-        """Weights that take part in matrix products (the embedding lookup does not)."""
+        """Weights that take part in one token's matrix products (the embedding lookup
+        does not; of the routed experts, the k of n it is sent to)."""
         unused = 0 if self.tied_embeddings else self.n_vocab * self.n_embd
-        return max(self.n_params - unused, 0.5 * self.n_params)
+        return max(self.active_params - unused, 0.5 * self.active_params)
 
     def kv_bytes(self, tokens: float) -> float:
         return self.kv_bytes_per_token * max(tokens, 0)
@@ -90,9 +146,19 @@ def shape_from_preset(key: str, quant: str, model_bytes: float | None = None) ->
 
     p = presets.get_preset(key, field="preset")
     n = float(presets.n_params(p))
-    nbytes = model_bytes or n * bits_per_weight(quant) / 8
+    expert = float(presets.n_params(p) - presets.n_params_dense(p)) if p.is_moe else 0.0
+    # a mixture of experts' file type may keep the non-expert weights wider (MXFP4_MOE)
+    expert_est = expert * bits_per_weight(quant) / 8
+    dense_est = (n - expert) * (dense_bits_per_weight(quant) if expert else
+                                bits_per_weight(quant)) / 8
+    nbytes = model_bytes or expert_est + dense_est
     return ModelShape(n, nbytes, p.n_layers, p.n_embd, p.n_head, p.n_head_kv, p.head_dim,
-                      p.n_vocab, p.tied_embeddings, quant.upper(), f"preset {key}")
+                      p.n_vocab, p.tied_embeddings, quant.upper(), f"preset {key}",
+                      n_expert=p.n_expert or 0, n_expert_used=p.n_expert_used or 0,
+                      expert_params=expert,
+                      expert_bytes=nbytes * expert_est / (expert_est + dense_est),
+                      layer_tensors=sum(1 for t in presets.plan_tensors(p)
+                                        if t.name.startswith("blk.0.")))
 
 
 def shape_from_gguf(path: str) -> ModelShape:
@@ -115,10 +181,18 @@ def shape_from_gguf(path: str) -> ModelShape:
     if not (n_embd and info.n_layers):
         raise BenchkitError("the GGUF header lacks the layer count or embedding length",
                             file=path, field=f"{arch}.embedding_length")
+    n, k = info.n_expert or 0, info.n_expert_used or 0
+    moe = bool(n and k and k < n and info.n_params_active < info.n_params)
+    # active = total - experts x (1 - k/n), for parameters and for bytes alike
+    expert_params = (info.n_params - info.n_params_active) * n / (n - k) if moe else 0.0
+    expert_bytes = (info.tensor_bytes - info.bytes_active) * n / (n - k) if moe else 0.0
     return ModelShape(float(info.n_params), float(info.size_bytes), int(info.n_layers), n_embd,
                       n_head, key("attention.head_count_kv") or n_head, head_dim, n_vocab,
                       "output.weight" not in names, info.file_type or DEFAULT_QUANT,
-                      f"GGUF header of {path}")
+                      f"GGUF header of {path}", n_expert=n if moe else 0,
+                      n_expert_used=k if moe else 0, expert_params=float(expert_params),
+                      expert_bytes=float(expert_bytes),
+                      layer_tensors=sum(1 for name in names if name.startswith("blk.0.")))
 
 
 def guess_shape(n_params: float | None, model_bytes: float | None, n_layers: int | None,

@@ -39,6 +39,34 @@ def device_kind(case: Any) -> str:
     return placement_kind(case.get("placement"))
 
 
+def gpus_used(case: Any) -> list[str] | None:
+    """The GPUs that did a case's work, by name; None where nothing recorded says.
+
+    llama.cpp's own report first (the placement's per-device entries: GPUs that held
+    layers or weights, and those a row- or tensor-split buffer spread over); else, for a
+    GPU case, what was asked of llama.cpp (split_mode none: the main GPU; `devices`: those);
+    else the GPUs NVML saw the benchmark process on (a process may hold a context on a GPU
+    it computes nothing on, so this comes last).
+    """
+    out: list[str] = []
+    placement = case.get("placement") or {}
+    for d in placement.get("per_device") or []:
+        if d.get("kind") == "gpu" and (d.get("layers") or d.get("model_mib")):
+            out.append(d["device"])
+        out += [dev for dev in d.get("spread_over") or [] if dev not in out]
+    if out:
+        return out
+    engine = case.get("engine") or {}
+    if ran_on_gpu(case) and engine.get("split_mode") == "none":
+        return [f"GPU {engine.get('main_gpu') or 0}"]
+    if ran_on_gpu(case) and engine.get("devices"):
+        return list(engine["devices"])
+    nv = (case.get("telemetry") or {}).get("nvidia") or {}
+    if str(nv.get("selection", "")).startswith("devices where NVML lists"):
+        return [f"GPU {d.get('index')}" for d in nv.get("devices") or []] or None
+    return None
+
+
 def serves_elsewhere(kind: str | None) -> bool:
     """An engine whose server benchkit does not start (it chooses what it serves and where
     it puts it): the engine class says so itself."""

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from benchkit import engines
 from benchkit.run.environment import cpu_slug
 from benchkit.core.errors import BenchkitError
-from benchkit.results.facts import device_kind
+from benchkit.results.facts import device_kind, gpus_used
 from benchkit.results.io import read_result
 from benchkit.results.model import Case, Run, Summary
 
@@ -44,7 +44,10 @@ COLUMNS = [
     "load_seconds", "peak_rss_bytes",
     # placement
     "layers_offloaded", "layers_total", "device_kind", "device_name", "device_id", "backend",
-    "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
+    "flash_attn_used", "model_buffer_mib", "kv_buffer_mib", "compute_buffer_mib",
+    # several GPUs: how many did the work, and each one's share (JSON text)
+    "n_gpus", "gpu_layers", "gpu_buffer_mib", "gpu_power_w", "gpu_power_w_each",
+    "gpu_joules_per_token",
     # environment
     "env_os_system", "env_os_release", "env_cpu_model", "env_cpu_cores_logical",
     "env_cpu_cores_physical", "env_memory_bytes", "env_chip_kind", "env_chip_name",
@@ -71,7 +74,7 @@ SERVE_COLUMNS = {
     "serve_e2e_p50_s": "e2e_p50_s", "serve_e2e_p99_s": "e2e_p99_s",
     "serve_goodput_rps": "goodput_rps",
     "serve_cache_hit_rate": "cache_hit_rate", "serve_draft_acceptance": "draft_acceptance",
-    "serve_slo_max_load": "slo_max_load",
+    "serve_slo_max_load": "slo_max_load", "serve_speculative_speedup": "speculative_speedup",
 }
 COLUMNS[COLUMNS.index("ttft_median_s") + 1:COLUMNS.index("ttft_median_s") + 1] = list(
     SERVE_COLUMNS)
@@ -167,9 +170,12 @@ def _case_columns(case: Case, env: dict[str, Any]) -> dict[str, Any]:
         # what computed the figure: `mlx` for the mlx engine (its placement says so), else
         # the llama.cpp build's backend (cpu, cuda, metal...): projections keep them apart
         "backend": placement.get("backend") or env.get("env_backend"),
+        # flash attention as llama.cpp reported it at load (None where it said nothing)
+        "flash_attn_used": placement.get("flash_attn"),
         "model_buffer_mib": _buffer_mib(placement, "model"),
         "kv_buffer_mib": _buffer_mib(placement, "kv"),
         "compute_buffer_mib": _buffer_mib(placement, "compute"),
+        **gpu_columns(case),
     }
     if kind == "gpu":
         row["device_name"] = env["env_chip_name"] or env["env_gpu_name"]
@@ -190,6 +196,27 @@ def _serve_columns(kind: str | None, summary: Summary) -> dict[str, Any]:
 def _setting(value: Any) -> Any:
     """A setting as a DataFrame cell: lists and mappings as JSON text (hashable)."""
     return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def gpu_columns(case: Case) -> dict[str, Any]:
+    """How many GPUs did the work and what each held and drew: layers and buffer MiB per
+    device as llama.cpp reported them, the GPUs' summed mean power and energy per token,
+    and each GPU's mean power (NVML's order)."""
+    gpus = gpus_used(case)
+    devices = [d for d in (case.placement or {}).get("per_device") or []
+               if d.get("kind") in ("gpu", "split")]
+    layers = {d["device"]: d["layers"] for d in devices if d.get("layers") is not None}
+    mib = {d["device"]: round(sum(d.get(k) or 0 for k in ("model_mib", "kv_mib",
+                                                           "compute_mib")), 2)
+           for d in devices}
+    nv = (case.telemetry or {}).get("nvidia") or {}
+    each = [((d.get("power_w") or {}).get("mean")) for d in nv.get("devices") or []]
+    return {"n_gpus": len(gpus) if gpus else None,
+            "gpu_layers": json.dumps(layers) if layers else None,
+            "gpu_buffer_mib": json.dumps(mib) if mib else None,
+            "gpu_power_w": nv.get("power_w_mean"),
+            "gpu_power_w_each": json.dumps(each) if each else None,
+            "gpu_joules_per_token": nv.get("joules_per_token")}
 
 
 def _buffer_mib(placement: dict[str, Any], kind: str) -> float | None:

@@ -113,7 +113,7 @@ TOP_TYPES = {"environment": dict, "suite": dict, "cases": list, "command": list}
 CASE_TYPES = {"model": dict, "engine": dict, "workload": dict, "summary": dict,
               "iterations": list, "warnings": list, "load": dict, "placement": dict,
               "engine_info": dict, "telemetry": dict}
-PLACEMENT_TYPES = {"buffers": list, "devices": list, "log": list}
+PLACEMENT_TYPES = {"buffers": list, "devices": list, "log": list, "per_device": list}
 TELEMETRY_TYPES = {key: dict for key in ("sampler", "memory", "cpu", "nvidia", "rapl",
                                          "powermetrics")}
 

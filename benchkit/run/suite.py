@@ -177,9 +177,7 @@ def expand_engines(shared: dict[str, Any], entries: list[Any] | None, file: str 
         values = {**{k: v for k, v in shared.items() if k in cls.Options.names()}, **own}
         axes = []
         for f in cls.Options.fields():
-            value = values.get(f.name, f.default)
-            swept = f.metadata["sweep"] and isinstance(value, list)
-            axes.append(value if swept else [value])
+            axes.append(cls.Options.sweep_values(f.name, values.get(f.name, f.default)))
         names = cls.Options.names()
         out.extend(cls(cls.Options(**dict(zip(names, combo))))
                    for combo in itertools.product(*axes))

@@ -147,3 +147,22 @@ def test_script_is_short_and_refuses_a_non_mac_machine() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.startswith("mac_evidence: not macOS (Linux)")
+
+
+def test_an_mlx_result_projects_onto_apple_chips_as_its_own_backend(
+        mlx_result: tuple[Path, Path], tmp_path: Path) -> None:
+    """An MLX figure from a Mac calibrates the `mlx` backend: other Apple chips are
+    projected on MLX (not on llama.cpp's Metal figures), marked as outside the calibrated
+    range, and NVIDIA chips, which do not run MLX, get no prompt figure from it."""
+    path, _ = mlx_result
+    mac = tmp_path / "mac.json"
+    mac.write_text(json.dumps(as_mac(json.loads(path.read_text()))))
+    proc = run_benchkit("project", "--from", str(mac), "--chips", "m3max,m4max,rtx4090",
+                        "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    rows = {r["chip"]: r for r in (doc if isinstance(doc, list) else doc["rows"])}
+    assert rows["m4max"]["backend"] == "mlx" and rows["m4max"]["tg_tps"]
+    assert "mlx" in rows["m4max"]["range_note"]
+    assert rows["m3max"]["status"] == "measured"
+    assert rows["rtx4090"]["backend"] == "cuda" and rows["rtx4090"]["pp_tps"] is None

@@ -285,3 +285,32 @@ def test_files_that_cannot_be_read_in_bounds_are_refused_unread(tmp_path: Path) 
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip() == f"error: {path}: {says}"
     assert not (tmp_path / "out").exists()
+
+
+def test_split_settings_cross_llama_benchs_files(tmp_path: Path) -> None:
+    """llama-bench's split_mode, main_gpu, tensor_split and devices fields: a recorded row
+    (tests/data, a CPU run) with them as a two-GPU row-split run prints them, imported as
+    benchkit's settings and written back in llama-bench's spelling; a malformed split is
+    one error line naming the field."""
+    rows = [json.loads(line) for line in
+            (TEST_DATA / "llama-bench" / "smollm2-cpu.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.update(split_mode="row", main_gpu=1, tensor_split="3.00/1.00",
+                   devices="CUDA0/CUDA1")
+    src = tmp_path / "two-gpus.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (doc,) = _import(tmp_path, src)
+    engine = doc["cases"][0]["engine"]
+    assert (engine["split_mode"], engine["main_gpu"]) == ("row", 1)
+    assert engine["tensor_split"] == [3.0, 1.0] and engine["devices"] == ["CUDA0", "CUDA1"]
+    for case in doc["cases"]:            # written as benchkit's own case would be
+        case["engine_info"].pop("llama_bench_row")
+    written = lbf.rows_of(doc)[0]
+    assert (written["split_mode"], written["main_gpu"], written["tensor_split"],
+            written["devices"]) == ("row", 1, "3.00/1.00", "CUDA0/CUDA1")
+    rows[0]["tensor_split"] = "3.00/x"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_benchkit("import", str(src), "-o", str(tmp_path / "bad"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "tensor_split" in line and "malformed value '3.00/x'" in line

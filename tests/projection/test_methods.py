@@ -204,7 +204,7 @@ def test_no_measurement_says_what_to_give():
 
 def test_priors_are_data_with_sources():
     priors = load_priors()
-    assert set(priors.backends) == {"metal", "cuda", "hip", "sycl", "vulkan", "cpu"}
+    assert set(priors.backends) == {"metal", "cuda", "hip", "sycl", "vulkan", "cpu", "mlx"}
     assert priors.backends["metal"].efficiency_multi_die < 1
     # HBM parts reach a smaller share of their peak in llama.cpp decode than GDDR cards.
     cuda = priors.backends["cuda"]

@@ -80,3 +80,28 @@ def test_backend_of_llama_bench_files_and_of_runs_is_one_reading(name: str) -> N
         assert backend_in(f"{devices} | {env['llama_cpp_system_info']}") == env["backend"]
     assert backend_in("CUDA0 NVIDIA H200 | CPU : AVX2 = 1") == "cuda"
     assert backend_in("MTL,BLAS") == "metal" and backend_in("CPU") == "cpu"
+
+
+def test_the_gpus_of_every_committed_case() -> None:
+    """`gpus_used` on every committed result: a GPU case names the one GPU it ran on (the
+    committed runs are one-GPU runs), a CPU case none; and on one of them re-read as a
+    two-GPU llama-bench run would record it, what was asked of llama.cpp wins over the
+    GPUs NVML saw the process on (a process holds a context on every GPU it can see)."""
+    seen = 0
+    for path, case in CASES:
+        gpus = facts.gpus_used(case)
+        nv = (case.telemetry or {}).get("nvidia") or {}
+        if facts.ran_on_gpu(case) and str(nv.get("selection")).startswith("devices where"):
+            assert gpus is not None and len(gpus) == 1, (path, case.index)
+            seen += 1
+        elif not facts.ran_on_gpu(case):
+            assert gpus is None, (path, case.index)
+    assert seen > 10
+    path, case = next((p, c) for p, c in CASES if (c.telemetry or {}).get("nvidia", {})
+                      .get("devices") and c.engine.get("kind") == "llama-cpp-python")
+    doc = json.loads(json.dumps(case.to_json()))
+    doc["placement"].pop("per_device", None)
+    doc["engine"].update(kind="llama-bench", devices=["CUDA0", "CUDA1"])
+    assert facts.gpus_used(doc) == ["CUDA0", "CUDA1"]
+    doc["engine"].update(split_mode="none", main_gpu=1)
+    assert facts.gpus_used(doc) == ["GPU 1"]

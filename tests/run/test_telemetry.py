@@ -272,6 +272,32 @@ def test_nvidia_summary_arithmetic() -> None:
     assert mem["method"].startswith("device used memory (all processes")
 
 
+def test_two_gpus_are_summed_sample_by_sample() -> None:
+    """HAND-WRITTEN readings of two GPUs in the shape NvidiaSource.read takes them (no GPU
+    here): each device's own figures, their energy shares, and power and used memory
+    summed per sample (a sample where one GPU gave no power is left out of the sum)."""
+    src = nvidia.NvidiaSource(lambda: {1})
+    src.devices = [{"index": i, "name": "NVIDIA GeForce RTX 3090", "uuid": f"GPU-{i}",
+                    "max_sm_clock_mhz": 1695, "power_limit_w": 350.0} for i in (0, 1)]
+
+    def two(mw0: int | None, mj0: int, mw1: int, mj1: int, used0: int, used1: int) -> list:
+        return [_nv(90, 1695, mw0, mj0, used=used0)[0], _nv(80, 1695, mw1, mj1, used=used1)[0]]
+
+    before = {"nvidia": two(30_000, 0, 30_000, 0, 1_000, 1_000)}
+    rows = [(1.0, {"nvidia": two(300_000, 1_000_000, 200_000, 2_000_000, 5_000, 7_000)}),
+            (1.5, {"nvidia": two(None, 1_150_000, 210_000, 2_100_000, 6_000, 7_000)}),
+            (2.0, {"nvidia": two(320_000, 1_300_000, 220_000, 2_200_000, 6_000, 8_000)})]
+    nv = src.summarize(Span(1.0, 2.0, rows, before, tokens=100))
+    d0, d1 = nv["devices"]
+    assert (d0["energy_j"], d1["energy_j"]) == (300.0, 200.0)
+    assert nv["energy_j"] == 500.0 and nv["joules_per_token"] == 5.0
+    assert (d0["energy_share"], d1["energy_share"]) == (0.6, 0.4)
+    total = nv["total"]
+    assert total["gpus"] == 2 and total["energy_j"] == 500.0
+    assert total["power_w"] == {"mean": 520.0, "min": 500.0, "max": 540.0}
+    assert total["memory_used_bytes"] == {"mean": 13_000, "min": 12_000, "max": 14_000}
+
+
 # --------------------------------------------------------------------------- RAPL
 
 def _set(path: Path, value: int) -> None:

@@ -53,12 +53,37 @@ def _sizes(value: str | None) -> list[float] | None:
               help="Project every measured chip from every other and print the errors of both methods.")
 @click.option("--anchor-only", is_flag=True,
               help="Calibrate on the anchor's measurement alone, not on other results of the model.")
+@click.option("--measured", metavar="PRESET:QUANT|FILE.gguf",
+              help="The model the anchor figures measured, when it is not the projected one "
+                   "(--preset / --gguf): e.g. llama-2-7b:Q4_0.")
+@click.option("--backend", type=click.Choice(["cuda", "hip", "vulkan", "sycl", "metal", "cpu",
+                                              "mlx"]),
+              help="Backend the measurement ran on (default: the anchor chip's usual one); "
+                   "chips that run it are projected on it too.")
+@click.option("--fa", "fa", metavar="on|off|auto",
+              help="Flash attention of the projection (default: as measured).")
+@click.option("--measured-fa", metavar="on|off|auto",
+              help="Flash attention the --tg / --pp figures ran with (default: as --fa).")
+@click.option("--n-gpu-layers", "-ngl", "n_gpu_layers", type=int, metavar="N",
+              help="Project a partial offload: N layers on the GPU (llama.cpp -ngl).")
+@click.option("--n-cpu-moe", type=int, metavar="N",
+              help="Project with the experts of the first N layers in system RAM.")
+@click.option("--cpu-bw", type=float, metavar="GB/S",
+              help="Host memory bandwidth, for a partial offload (dual-channel DDR5-6000: 96).")
+@click.option("--link-gbs", type=float, metavar="GB/S",
+              help="Host-GPU link bandwidth (default 31.5: PCIe 4.0 x16).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "csv"]), default="md",
               show_default=True)
 @click.option("--list-chips", is_flag=True, help="Print the chip database and exit.")
+@click.option("--machine", metavar="SPEC",
+              help="Project onto several GPUs in one machine: 2xrtx3090, rtx3090+rtx4090, "
+                   "either with @LINK (2xrtx3090@nvlink3-ga102), or a YAML file.")
+@click.option("--split-mode", type=click.Choice(["none", "layer", "row", "tensor"]),
+              default="layer", show_default=True, help="llama.cpp's split mode for --machine.")
 def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file, preset, depth,
-            chip_spec, method, chip_set, sizes, quant, size_chip, validate, anchor_only, fmt,
-            list_chips) -> None:
+            chip_spec, method, chip_set, sizes, quant, size_chip, validate, anchor_only,
+            measured, backend, fa, measured_fa, n_gpu_layers, n_cpu_moe, cpu_bw, link_gbs, fmt,
+            list_chips, machine, split_mode) -> None:
     """Project measured throughput onto other Apple Silicon chips and GPUs.
 
     \b
@@ -69,7 +94,17 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
       benchkit project --anchor m4max --tg 198 --model-gb 0.67 --sizes 1,3,7,13,70
       benchkit project --anchor h100 --tg 330 --pp 12000 --preset llama-2-7b --quant Q4_0 --depth 4096
       benchkit project --anchor rtx4090 --tg 128 --model-gb 4.9 --chip-spec my-gpu.yaml
+      benchkit project --anchor rtx4090 --tg 186 --pp 11990 --measured llama-2-7b:Q4_0 \\
+          --preset gpt-oss-20b --quant MXFP4 --chips all
+      benchkit project --preset qwen3-30b-a3b --quant Q4_K_M --chips rtx4090,m4max
+      benchkit project --anchor rtx4090 --tg 120 --preset qwen3-30b-a3b --n-cpu-moe 24 --cpu-bw 96
       benchkit project --validate
+      benchkit project --anchor rtx3090 --tg 111.7 --pp 3865 --preset llama-3-8b --machine 2xrtx3090
+      benchkit project --from results/<run>.json --preset llama-3-70b --machine 4xrtx3090 --split-mode row
+
+    Without --anchor / --tg / --from, a --preset or --gguf model is projected from the
+    calibration data benchkit ships and the results found, with no anchor of its own
+    (wider ranges). `benchkit plan` lists the placements that fit a machine.
     """
     from benchkit.projection import output as F
     from benchkit.projection.api import project as project_rows, select_chips, size_table
@@ -106,15 +141,27 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
             "pairs": [], "methods": ["bandwidth", "roofline"], "per_chip": {}, "mape": {}}
         click.echo(F.format_validation(result, fmt), nl=False)
         return
+    from benchkit.projection import targets
+
+    config = targets.run_config(fa, n_gpu_layers, n_cpu_moe)
+    host = targets.host(cpu_bw, link_gbs, needed=bool(config and config.partial))
+    shape = _shape(gguf_file, preset, quant, model_gb)
+    if not (anchor or from_file or tg is not None or pp is not None):
+        if shape is None:
+            raise BenchkitError("give an anchor (--anchor CHIP with --tg / --pp, or --from "
+                                "FILE), or name a model (--preset / --gguf) to project it from "
+                                "the calibration data alone", field="--anchor")
+        _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results_dir)
+        return
     ms = gather_measurements(anchor, from_file=from_file, results_dir=results_dir, tg=tg,
                              pp=pp, model_gb=model_gb, layers=layers, anchor_only=anchor_only,
                              depth=depth or 0, quant=quant)
-    shape = _shape(gguf_file, preset, quant, model_gb)
-    if shape is not None and (tg is not None or pp is not None) and model_gb is None:
-        # The command-line anchor measured the model given by --gguf / --preset.
-        from dataclasses import replace
-        ms[0] = replace(ms[0], model_bytes=shape.model_bytes, n_layers=shape.n_layers,
-                        n_params=shape.n_params, quant=shape.quant, shape=shape)
+    ms[0] = _anchor_settings(ms[0], shape, measured, quant, backend, measured_fa, fa,
+                             command_line=tg is not None or pp is not None,
+                             model_gb=model_gb)
+    if machine:
+        _project_machine(machine, split_mode, ms, shape, depth or 0, method, fmt)
+        return
     header = [f"Anchor: {F.describe_measurement(ms[0])}."]
     if len(ms) > 1:
         header.append(f"Calibrated on {len(ms)} measurements (the anchor and other results "
@@ -131,9 +178,88 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     anchor_chip = get_chip(ms[0].chip_id)
     chips = ([spec] + select_chips(chip_set or anchor_chip.id, anchor_chip, load_chips())
              if spec else chip_set)
-    rows = project_rows(ms, method=method, chips=chips, depth=depth, shape=shape)
+    rows = project_rows(ms, method=method, chips=chips, depth=depth, shape=shape,
+                        config=config, host=host, backend=backend)
     header.insert(0, f"Projection by the {method} method.")
+    if shape is not None or config is not None:
+        from benchkit.projection.placement import RunConfig
+        from benchkit.projection.measurements import shape_of
+        from benchkit.projection.priors import load_priors
+
+        target = shape or shape_of(ms[0], load_priors())
+        if target is not None:
+            header.insert(2, F.describe_target(target, config or ms[0].config or RunConfig()))
     click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _anchor_settings(anchor, shape, measured, quant, backend, measured_fa, fa, *,
+                     command_line: bool, model_gb):
+    """The anchor with what the command line says of it: the model it measured
+    (--measured, else --gguf / --preset for figures given as numbers), its backend and
+    its flash attention."""
+    from dataclasses import replace
+
+    from benchkit.projection import targets
+
+    got = None
+    if measured:
+        got = targets.model_shape(measured, "--measured", quant)
+    elif shape is not None and command_line and model_gb is None:
+        got = shape
+    if got is not None:
+        anchor = replace(anchor, model_bytes=got.model_bytes, n_layers=got.n_layers,
+                         n_params=got.n_params, quant=got.quant, shape=got,
+                         model_key=f"measured:{got.source}:{got.quant}",
+                         model_name=f"{got.source} ({got.quant})")
+    if backend:
+        anchor = replace(anchor, backend=backend)
+    if command_line and (measured_fa or fa):
+        word = measured_fa or fa
+        anchor = replace(anchor, config=replace(
+            anchor.config, flash_attn=targets.flash_attn(word, "--measured-fa")))
+    return anchor
+
+
+def _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results_dir) -> None:
+    """`project --preset X` with no anchor: from the shipped calibration data and the
+    results found, every chip unless --chips says otherwise."""
+    from benchkit.projection import output as F
+    from benchkit.projection.api import project as project_rows
+    from benchkit.projection.measurements import find_result_files, measurements_from_results
+    from benchkit.projection.placement import RunConfig
+    from benchkit.projection.published import all_measurements
+
+    if method != "roofline":
+        raise BenchkitError("without an anchor only the roofline method projects",
+                            field="--method")
+    ms = all_measurements() + measurements_from_results(find_result_files(results_dir))
+    chips = chip_set
+    if spec:
+        from benchkit.projection.api import select_chips
+        from benchkit.projection.chips import load_chips
+
+        chips = [spec] + (select_chips(chip_set, spec, load_chips()) if chip_set else [])
+    rows = project_rows(ms, chips=chips, depth=depth or 0, shape=shape, config=config,
+                        host=host, anchored=False)
+    sources = sorted({m.source for m in ms})
+    header = [f"Projection of {shape.source} ({shape.quant}) by the roofline method, with no "
+              f"anchor: calibrated on {len(ms)} measurements from {len(sources)} sources "
+              "(the published series and benchkit runs in benchkit/data/published.yaml and "
+              "under results/), each chip on its usual backend; ranges include the error of "
+              "projecting across models.", F.describe_target(shape, config or RunConfig())]
+    click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+
+
+def _project_machine(spec: str, split_mode: str, ms: list, shape, depth: int, method: str,
+                     fmt: str) -> None:
+    """--machine: the anchor projected onto several GPUs of one machine
+    (benchkit.projection.multigpu); csv has no shape for a machine's two tables."""
+    from benchkit.projection.multigpu import format_multi, machine_projection
+
+    if fmt == "csv":
+        raise BenchkitError("a machine projection prints as md or json", field="--format")
+    result = machine_projection(spec, split_mode, ms, shape=shape, depth=depth, method=method)
+    click.echo(format_multi(result, fmt), nl=False)
 
 
 def _check_validate_options(given: dict[str, object]) -> None:
@@ -169,5 +295,10 @@ def _shape(gguf_file: str | None, preset: str | None, quant: str | None,
     if gguf_file:
         return shape_from_gguf(gguf_file)
     if preset:
-        return shape_from_preset(preset, quant or "Q4_K_M", model_gb * GB if model_gb else None)
+        from benchkit.projection.targets import model_shape
+
+        shape = model_shape(preset, "--preset", quant)
+        if model_gb:
+            shape = shape_from_preset(preset, shape.quant, model_gb * GB)
+        return shape
     return None

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 TOOL = "llama-bench"
 # What llama-bench's JSON says about the build and machine, kept as the case's facts.
 FACT_FIELDS = ("build_commit", "build_number", "backends", "gpu_info", "cpu_info",
-               "model_type", "model_size", "model_n_params", "n_threads", "test_time")
+               "model_type", "model_size", "model_n_params", "n_threads", "test_time",
+               "split_mode", "main_gpu", "tensor_split", "devices")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Flags:
     depth: bool
     no_op_offload: bool
     no_warmup: bool
+    device: bool         # -dev (newer): which devices to offload to
 
 
 @lru_cache(maxsize=16)
@@ -96,7 +98,7 @@ def flags_of(binary: str) -> Flags:
     return Flags(load_mode="--load-mode" in text, mmap="--mmap" in text,
                  flash_attn_words=bool(re.search(r"--flash-attn <[^>]*auto", text)),
                  depth="--n-depth" in text, no_op_offload="--no-op-offload" in text,
-                 no_warmup="--no-warmup" in text)
+                 no_warmup="--no-warmup" in text, device="--device" in text)
 
 
 @lru_cache(maxsize=16)
@@ -144,6 +146,7 @@ class BenchSession(Session):
         return {"device_kind": "gpu" if on_gpu else "cpu",
                 "n_gpu_layers_requested": self.options.n_gpu_layers,
                 "devices": [d["description"] for d in self.devices],
+                **self.options.split_asked(),
                 "note": "llama-bench does not report where layers went; from its devices "
                         "(--list-devices) and -ngl"}
 
@@ -209,6 +212,10 @@ class BenchSession(Session):
             cmd += ["-nopo", "0" if o.op_offload else "1"]
         elif not o.op_offload:
             raise BenchkitError(f"this llama-bench has no -nopo (op_offload false): {self.binary}")
+        if o.devices and not f.device:
+            raise BenchkitError(f"this llama-bench has no -dev (devices): {self.binary}",
+                                field="engine.devices")
+        cmd += o.multi_device_flags(sep="/")
         if no_warmup:
             if not f.no_warmup:
                 raise BenchkitError(f"this llama-bench has no --no-warmup (warmup 0): "

@@ -28,11 +28,12 @@ import random
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from benchkit.engines.llama_cpp.options import LlamaCppOptions
+from benchkit.engines.llama_cpp.placement import Placement, parse_placement
 from benchkit.core.errors import BenchkitError
 from benchkit.core.interrupts import CtrlC as _CtrlC
 
@@ -49,6 +50,7 @@ _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "
                "iq4_nl": 20, "bf16": 30}
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}   # enum llama_flash_attn_type
 _LOAD_MODE = {False: 0, True: 1}                # LLAMA_LOAD_MODE_NONE / _MMAP
+_SPLIT_MODES = {"none": 0, "layer": 1, "row": 2, "tensor": 3}   # enum llama_split_mode
 _GGML_MAX_N_THREADS = 512                       # ggml.h; sizes ggml_threadpool_params.cpumask
 _POLL = 50                                      # llama-bench's default --poll
 
@@ -73,53 +75,8 @@ class ChatTiming:
         return (self.n_generated - 1) / self.decode_s if self.decode_s > 0 else 0.0
 
 
-@dataclass
-class Placement:
-    """Where llama.cpp put the model, as its log says."""
-
-    n_gpu_layers_requested: int
-    layers_offloaded: int = 0
-    layers_total: int | None = None
-    buffers: list[dict[str, Any]] = field(default_factory=list)
-    flash_attn: bool | None = None
-    n_ctx: int | None = None        # the context llama.cpp made (it rounds the request up)
-    gpu_offload_supported: bool = False
-    log: list[str] = field(default_factory=list)
-    note: str | None = None
-
-    @property
-    def devices(self) -> list[str]:
-        """Devices holding model weights, in the order the log names them."""
-        seen: list[str] = []
-        for buf in self.buffers:
-            if buf["kind"] == "model" and buf["device"] not in seen:
-                seen.append(buf["device"])
-        return seen
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "layers_offloaded": self.layers_offloaded,
-            "layers_total": self.layers_total,
-            "n_gpu_layers_requested": self.n_gpu_layers_requested,
-            "devices": self.devices,
-            "device_kind": "gpu" if self.layers_offloaded > 0 else "cpu",
-            "buffers": self.buffers,
-            "flash_attn": self.flash_attn,
-            "n_ctx": self.n_ctx,
-            "gpu_offload_supported": self.gpu_offload_supported,
-            "note": self.note,
-            "log": self.log,
-        }
-
-
 # --- llama.cpp's log --------------------------------------------------------------------
 
-_PLACEMENT_LINE = re.compile(
-    r"offload|buffer size|flash_attn|Flash Attention|n_ctx\b|n_batch|n_ubatch|load_mode"
-    r"|failed|error", re.IGNORECASE)
-_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
-_BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|RS) buffer size\s*=\s*([\d.]+) MiB")
-_BUFFER_SUFFIX = re.compile(r"_(Mapped|REPACK)$")
 _LOG_DEBUG, _LOG_CONT = 1, 5                    # enum ggml_log_level (ggml.h of this build)
 
 
@@ -174,7 +131,11 @@ class _LlamaLog:
             if level != _LOG_CONT:
                 self._level = level
             if self._level == _LOG_DEBUG:
-                return  # graph internals: thousands of lines that say nothing about placement
+                # graph internals: thousands of lines that say nothing about placement;
+                # only where each layer went is kept (one whole line per call)
+                if self._capture is not None and b"assigned to device" in text:
+                    self._capture.append(text.decode("utf-8", errors="replace").strip())
+                return
             self._partial += text.decode("utf-8", errors="replace")
             *lines, self._partial = self._partial.split("\n")
             for line in lines:
@@ -234,29 +195,6 @@ def backend_init() -> Any:
         llama_cpp.llama_backend_init()
         _BACKEND_READY = True
     return llama_cpp
-
-
-def parse_placement(lines: list[str], placement: Placement) -> None:
-    """Fill `placement` from llama.cpp log lines (load and context creation)."""
-    for line in lines:
-        if m := _OFFLOADED.search(line):
-            placement.layers_offloaded, placement.layers_total = int(m[1]), int(m[2])
-        elif m := _BUFFER.search(line):
-            kind = {"KV": "kv", "RS": "rs"}.get(m[2], m[2])
-            device = _BUFFER_SUFFIX.sub("", m[1])
-            placement.buffers.append({"device": device, "buffer": m[1], "kind": kind,
-                                      "mib": float(m[3])})
-        elif m := re.search(r"llama_context: n_ctx\s*=\s*(\d+)", line):
-            placement.n_ctx = int(m[1])
-        elif "Flash Attention enabled" in line:
-            placement.flash_attn = True
-        elif "Flash Attention not supported" in line or "flash_attn is not compatible" in line:
-            placement.flash_attn = False
-        elif m := re.search(r"flash_attn\s*=\s*(\w+)", line):
-            if placement.flash_attn is None and m[1] in ("enabled", "disabled"):
-                placement.flash_attn = m[1] == "enabled"
-        if _PLACEMENT_LINE.search(line):
-            placement.log.append(line.strip())
 
 
 # --- the CPU threadpool, as llama-bench attaches it -----------------------------------
@@ -321,7 +259,9 @@ class LlamaModel:
         self._depth_state: tuple[int, Any] | None = None
         self.placement = Placement(n_gpu_layers_requested=self.settings.n_gpu_layers,
                                    gpu_offload_supported=bool(
-                                       self.llama.llama_supports_gpu_offload()))
+                                       self.llama.llama_supports_gpu_offload()),
+                                   asked=self.settings.split_asked())
+        self._keep: list[Any] = []      # ctypes arrays llama.cpp reads while it loads
         self.load_seconds = self._load()
 
     # lifecycle
@@ -344,6 +284,7 @@ class LlamaModel:
         params = llama.llama_model_default_params()
         params.n_gpu_layers = self.settings.n_gpu_layers
         params.load_mode = _LOAD_MODE[bool(self.settings.use_mmap)]
+        self._split_params(params)
         with LOG.capture() as lines:
             start = time.perf_counter()
             model = llama.llama_model_load_from_file(self.path.encode(), params)
@@ -368,6 +309,24 @@ class LlamaModel:
                 self.placement.note = ("this llama.cpp build has no GPU backend: "
                                        "every layer ran on the CPU")
         return seconds
+
+    def _split_params(self, params: Any) -> None:
+        """split_mode, main_gpu, tensor_split and devices, as llama_model_params takes them:
+        the split as a float array of llama_max_devices() entries, the devices as a
+        NULL-terminated array of ggml device handles (an unknown name is refused here,
+        naming what this llama.cpp has)."""
+        s = self.settings
+        params.split_mode = _SPLIT_MODES[s.split_mode]
+        params.main_gpu = s.main_gpu
+        if s.tensor_split:
+            n = int(self.llama.llama_max_devices())
+            split = (ctypes.c_float * n)(*s.tensor_split[:n])
+            self._keep.append(split)
+            params.tensor_split = ctypes.cast(split, ctypes.POINTER(ctypes.c_float))
+        if s.devices:
+            handles = device_handles(s.devices)
+            self._keep.append(handles)
+            params.devices = ctypes.cast(handles, ctypes.c_void_p)
 
     def new_context(self, n_ctx: int, n_seq: int = 1) -> None:
         """A fresh context of `n_ctx` tokens (the suite's n_ctx wins when set), for `n_seq`
@@ -612,15 +571,13 @@ def system_info() -> str:
     return llama.llama_print_system_info().decode("utf-8", errors="replace").strip()
 
 
-def iter_devices() -> Iterator[dict[str, Any]]:
-    """The devices in ggml's backend registry: name, description, type, memory."""
+def _ggml_libs() -> tuple[Any, Any]:
+    """ggml's registry (libggml) and device functions (libggml-base) of the loaded build,
+    typed; raises OSError where the build has no such libraries."""
     libdir = lib_dir()
     backend_init()
-    try:
-        ggml = _load_first(libdir, "ggml")
-        base = _load_first(libdir, "ggml-base")
-    except OSError:
-        return
+    ggml = _load_first(libdir, "ggml")
+    base = _load_first(libdir, "ggml-base")
     ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
     ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
     ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
@@ -630,6 +587,15 @@ def iter_devices() -> Iterator[dict[str, Any]]:
     base.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
     base.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
                                              ctypes.POINTER(ctypes.c_size_t)]
+    return ggml, base
+
+
+def iter_devices() -> Iterator[dict[str, Any]]:
+    """The devices in ggml's backend registry: name, description, type, memory."""
+    try:
+        ggml, base = _ggml_libs()
+    except OSError:
+        return
     kinds = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}
     for i in range(ggml.ggml_backend_dev_count()):
         dev = ggml.ggml_backend_dev_get(i)
@@ -639,6 +605,28 @@ def iter_devices() -> Iterator[dict[str, Any]]:
                "description": base.ggml_backend_dev_description(dev).decode(),
                "type": kinds.get(base.ggml_backend_dev_type(dev), "other"),
                "memory_bytes": int(total.value) or None}
+
+
+def device_handles(names: tuple[str, ...]) -> Any:
+    """A NULL-terminated array of the ggml device handles of `names` (llama_model_params
+    .devices), or one error line naming the setting and the devices this llama.cpp has.
+    The CPU is not a device to offload to (llama.cpp refuses it the same way)."""
+    try:
+        ggml, base = _ggml_libs()
+    except OSError as exc:
+        raise BenchkitError(f"cannot list llama.cpp's devices ({exc})",
+                            field="engine.devices") from None
+    found = {}
+    for i in range(ggml.ggml_backend_dev_count()):
+        dev = ggml.ggml_backend_dev_get(i)
+        if base.ggml_backend_dev_type(dev) != 0:          # GGML_BACKEND_DEVICE_TYPE_CPU
+            found[base.ggml_backend_dev_name(dev).decode()] = dev
+    missing = [n for n in names if n not in found]
+    if missing:
+        have = ", ".join(found) or "none besides the CPU"
+        raise BenchkitError(f"no device {missing[0]} in this llama.cpp (its devices: {have})",
+                            field="engine.devices")
+    return (ctypes.c_void_p * (len(names) + 1))(*[found[n] for n in names], None)
 
 
 def _load_first(libdir: Path, stem: str) -> Any:

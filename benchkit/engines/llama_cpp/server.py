@@ -3,7 +3,8 @@
 The server is the same llama.cpp as the in-process engine when it comes from
 `benchkit engines build` (the vendored source of the installed llama-cpp-python, same
 backend). One server per engine configuration: the suite's llama.cpp settings become its
-command line (`-ngl -c -b -ub -t -fa -ctk -ctv -lm`, spelled as the vendored
+command line (`-ngl -c -b -ub -t -fa -ctk -ctv -lm`, and `--split-mode --tensor-split
+--main-gpu --device` where they differ from llama.cpp's defaults, spelled as the vendored
 `common/arg.cpp` spells them), `args` adds any other flag (e.g. `["-np", "4"]`).
 
 Measured through the native API, `POST /completion`, on prompts given as token ids (no
@@ -28,6 +29,7 @@ off, so that every iteration does the whole work:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CTX = 4096          # -c when n_ctx is unset: pp512+tg128, chat 128, up to pp4000
 ALL_LAYERS = "999"          # -ngl for n_gpu_layers -1: more than any model has
+LOG_HEAD_BYTES = 4 * 2**20  # of the server's log: its load and context lines come first
 _SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "seed": 42}  # chat's defaults
 
 
@@ -162,6 +165,7 @@ def server_argv(binary: Path | str, model_path: str, o: Options, n_ctx: int,
             "-ctv", o.type_v, "-lm", "mmap" if o.use_mmap else "none"]
     if not o.op_offload:
         argv.append("--no-op-offload")
+    argv += o.multi_device_flags(sep=",", long=True)
     argv.append("--metrics")
     if o.draft_model:      # this llama.cpp drafts only with a --spec-type named
         argv += ["-md", os.path.expanduser(o.draft_model), "--spec-type", "draft-simple"]
@@ -223,6 +227,22 @@ class ServerSession(Session):
             self.client = None
         self.server.stop()
 
+    def without_draft(self) -> "ServerSession | None":
+        """The same server without its draft model, started now beside this one (the
+        caller closes it): what speculative decoding's speedup is measured against
+        (benchkit.workloads.serve.speculative). None when this server has no draft."""
+        if not self.options.draft_model:
+            return None
+        plain = dataclasses.replace(self.options, draft_model=None, draft_max=None,
+                                    draft_min=None, draft_p_min=None)
+        twin = ServerSession(plain, self.model, self.binary)
+        try:
+            twin.start()
+        except BaseException:
+            twin.close()
+            raise
+        return twin
+
     # --- what it is
 
     def facts(self) -> dict[str, Any]:
@@ -251,22 +271,44 @@ class ServerSession(Session):
         }
 
     def placement(self) -> dict[str, Any] | None:
-        """Where the layers went, as far as it can be known: llama-server prints no
-        buffer or offload lines at its default verbosity (and a verbose server logs every
-        token, which would cost decode time), so this is -ngl on a build that can offload,
-        labelled as such."""
+        """Where the layers went, as far as it can be known. llama-server prints its
+        buffer, device and offload lines only at verbosity 4 (`args: ["-lv", "4"]`; more
+        would log every token, which costs decode time): where its log holds them, they
+        are read as the in-process engine reads them, per device; otherwise this is -ngl
+        on a build that can offload, labelled as such."""
         try:
             import llama_cpp
 
             gpu_build = bool(llama_cpp.llama_supports_gpu_offload())
         except Exception:  # noqa: BLE001 - no in-process llama.cpp to ask
             gpu_build = False
+        logged = self._logged_placement(gpu_build)
+        if logged is not None:
+            return logged
         on_gpu = gpu_build and self.options.n_gpu_layers != 0
         return {"device_kind": "gpu" if on_gpu else "cpu",
                 "n_gpu_layers_requested": self.options.n_gpu_layers,
                 "gpu_offload_supported": gpu_build, "buffers": [],
-                "note": "llama-server does not report where layers went; from -ngl and "
-                        "whether this llama.cpp build can offload"}
+                **self.options.split_asked(),
+                "note": "llama-server does not report where layers went at its default "
+                        "verbosity; from -ngl and whether this llama.cpp build can offload"}
+
+    def _logged_placement(self, gpu_build: bool) -> dict[str, Any] | None:
+        """The placement in the server's log, or None where it printed no buffer line."""
+        from benchkit.engines.llama_cpp.placement import Placement, parse_placement
+
+        path = self.server.log_path
+        if path is None or not path.exists():
+            return None
+        with open(path, "rb") as f:
+            head = f.read(LOG_HEAD_BYTES).decode("utf-8", errors="replace")
+        p = Placement(n_gpu_layers_requested=self.options.n_gpu_layers,
+                      gpu_offload_supported=gpu_build, asked=self.options.split_asked())
+        parse_placement(head.splitlines(), p)
+        if not p.buffers:
+            return None
+        p.note = "from llama-server's log (verbosity 4)"
+        return p.to_dict()
 
     # --- measuring
 

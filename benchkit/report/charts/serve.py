@@ -1,4 +1,5 @@
-"""Charts of the serve section: how a server's throughput and latency respond to load.
+"""Charts of the serve section: how a server's throughput and latency respond to load, and
+the levels an SLO search tried.
 
 Drawn as benchkit.report.charts.draw draws (matplotlib, SVG, the same palette and ids
 prefixed per chart); every point is a figure the serve table prints: a level's output tok/s and its
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from benchkit.core.units import fmt_tps
-from benchkit.report.charts.draw import WIDTH_IN, colour, line, pyplot, svg
+from benchkit.report.charts.draw import MEASURED, WIDTH_IN, colour, line, pyplot, svg
 
 
 def throughput_vs_load(series: Sequence[dict[str, Any]], mode: str) -> str | None:
@@ -75,6 +76,40 @@ def latency_vs_throughput(series: Sequence[dict[str, Any]], mode: str) -> str | 
     _legend_above(ax, len(series))
     fig.tight_layout()
     return svg(fig, f"serve-latency-{mode}")
+
+
+def search_levels(levels: Sequence[tuple[float, float | None, float | None, bool]],
+                  slo: dict[str, Any], over: str, name: str) -> str | None:
+    """An SLO search's levels: p99 TTFT (and p99 TPOT, where the SLO limits it) of each
+    level tried against its load, numbered in the order they ran, a filled dot for a
+    level that passed and a cross for one that failed, the SLO's limit dashed.
+
+    `levels`: (load, ttft_p99_s, tpot_p99_s, passed) in the order they ran; `name` the
+    chart's id prefix."""
+    panels = [(key, name, i) for key, name, i in (("ttft_ms", "TTFT", 1), ("tpot_ms", "TPOT", 2))
+              if key in slo and any(lv[i] is not None for lv in levels)]
+    if not panels:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, 3.2), squeeze=False)
+    for ax, (key, what, i) in zip(axes[0], panels):
+        for n, lv in enumerate(levels, start=1):
+            if lv[i] is None:
+                continue
+            y = lv[i] * 1e3
+            ax.scatter([lv[0]], [y], marker="o" if lv[3] else "x", s=40, zorder=3,
+                       color=colour(0) if lv[3] else MEASURED)
+            ax.annotate(str(n), (lv[0], y), xytext=(5, 3), textcoords="offset points",
+                        fontsize=7)
+        ax.axhline(slo[key], linestyle="--", linewidth=1, color="#555555")
+        ax.set_xlabel("concurrent requests" if over == "concurrency" else
+                      "offered rate (requests per second)")
+        ax.set_ylabel(f"p99 {what} (ms)")
+        ax.set_ylim(bottom=0)
+        ax.margins(x=0.15, y=0.15)
+        ax.set_title(f"p99 {what} per level (SLO ≤ {slo[key]:g} ms)", loc="left")
+    fig.tight_layout()
+    return svg(fig, name)
 
 
 def _log2_if_spread(ax: Any, xs: list[float]) -> None:

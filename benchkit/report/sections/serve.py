@@ -1,10 +1,17 @@
 """Serving under load: per engine configuration, how throughput and latency respond as
-concurrency (or the request rate) grows, the percentile table, goodput and the knee.
+concurrency (or the request rate) grows, the percentile table, goodput and the knee; what
+the server did in each level (its prefix cache, its own metrics, speculative decoding);
+and each SLO search with every level it tried.
 
-One group per engine configuration and kind of load (closed loop or open loop), its levels
-in order of load. Levels whose requests partly failed are shown with their error counts
-(their figures cover the requests that succeeded); levels with no successful request
-show only the errors. The knee follows benchkit.workloads.serve.saturation's rule, said under the table.
+One group per engine configuration, kind of load (closed loop or open loop) and kind of
+traffic (single requests, or conversations), its levels in order of load. Levels whose
+requests partly failed are shown with their error counts (their figures cover the
+requests that succeeded); levels with no successful request show only the errors. The
+knee follows benchkit.workloads.serve.saturation's rule, said under the table; a group
+whose levels do not differ in load (conversations reusing and busting the cache at one
+concurrency) has none. The server's figures are those of the level's summary
+(benchkit.workloads.serve.sessions, .metrics, .speculative): a server without /metrics
+says so in place of its figures.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from benchkit.workloads.serve import saturation
 from benchkit.core.units import fmt_ms, fmt_pct, fmt_tps
 from benchkit.report.context import Config, base_key, case, clean
 from benchkit.report.sections import section
+from benchkit.report.sections import serve_detail
 
 NAME = "serve"
 
@@ -29,16 +37,25 @@ def context(df: Any, docs: dict, configs: list[Config]) -> dict[str, Any] | None
         return None
     labels = {base_key(r): c.label for c in configs for r in c.rows.values()}
     groups: dict[tuple, dict[str, Any]] = {}
+    searches: list[dict[str, Any]] = []
     for _, row in rows.iterrows():
         raw = case(docs, row)
         summary = raw.get("summary") or {}
+        label = labels.get(base_key(row))
+        if (raw.get("workload") or {}).get("search"):
+            searches.append(serve_detail.search_block(row, raw, label, len(searches)))
+            continue
         mode = "concurrency" if summary.get("concurrency") else "rate"
-        key = (base_key(row), mode)
+        turns = ((raw.get("workload") or {}).get("sessions") or {}).get("turns")
+        key = (base_key(row), mode, turns)
         if key not in groups:
-            groups[key] = _group(row, raw, mode, labels.get(base_key(row)))
+            groups[key] = _group(row, raw, mode, label)
         groups[key]["levels"].append(_level(row, raw, summary, mode))
     out = [_finish(g) for g in groups.values()]
-    return {"groups": out, "rule": saturation.RULE, "charts": _charts(out),
+    charts = _charts(out)
+    for found in searches:
+        charts.update(found.pop("charts"))
+    return {"groups": out, "rule": saturation.RULE, "charts": charts, "searches": searches,
             "percentiles": _percentile_method(rows, docs)}
 
 
@@ -48,12 +65,16 @@ def _group(row: Any, case: dict[str, Any], mode: str, label: str | None) -> dict
     engine = case.get("engine") or {}
     args = engine.get("args")
     name = " ".join([str(engine.get("kind") or "?"), *(str(a) for a in args or [])])
+    talk = w.get("sessions") or {}
     return {"label": label or f"{name} · {row['model_name']}", "engine": name,
             "model": row["model_name"], "mode": mode,
+            "traffic": (f"conversations of {talk['turns']} turns" if talk.get("turns")
+                        else None),
             "synthetic": bool(clean(row.get("model_synthetic"))),
             "machine": clean(row.get("env_chip_name")) or clean(row.get("env_cpu_model")),
             "workload": {"prompt": _prompt_text(w), "max_tokens": w.get("max_tokens"),
                          "requests": w.get("requests"), "duration_s": w.get("duration_s"),
+                         "bounds": _bounds_text(w),
                          "api": _api(case, w), "warmup": _warmup_text(case)},
             "slo": _slo_text(slo), "levels": []}
 
@@ -64,6 +85,14 @@ def _api(case: dict[str, Any], w: dict[str, Any]) -> str:
         if it.get("api"):
             return str(it["api"])
     return f"{w.get('endpoint') or 'native'} endpoint"
+
+
+def _bounds_text(w: dict[str, Any]) -> str:
+    """A level's bounds: its requests, its duration, or both (whichever comes first)."""
+    n, d = w.get("requests"), w.get("duration_s")
+    parts = [f"{n} requests" if n else None, f"{d:g} s" if d else None]
+    text = " or ".join(p for p in parts if p)
+    return f"{text} (whichever comes first)" if n and d else text
 
 
 def _warmup_text(case: dict[str, Any]) -> str:
@@ -104,6 +133,8 @@ def _level(row: Any, case: dict[str, Any], s: dict[str, Any], mode: str) -> dict
         "errors": ", ".join(f"{k} {n}" for k, n in errors.items()) or "none",
         "goodput": None if goodput is None else (
             f"{_rate(goodput)} ({s.get('slo_met', 0)}/{s.get('requests', 0)} requests)"),
+        "bound": serve_detail.bound_text(s),
+        "server": serve_detail.server_figures(s),
     }
 
 
@@ -117,12 +148,15 @@ def _finish(g: dict[str, Any]) -> dict[str, Any]:
     measured = [saturation.Level(lv["load"], lv["output_tps_value"], lv["ttft_p99_value"])
                 for lv in g["levels"] if lv["status"] == "ok"
                 and lv["output_tps_value"] is not None and lv["ttft_p99_value"] is not None]
+    distinct = len({lv.load for lv in measured}) == len(measured)
     k = saturation.knee(measured)
-    g["knee"] = k.text(g["mode"])
-    g["knee_load"] = k.level.load if k.found and k.level else None
-    g["scaling"] = _scaling(measured, g["mode"])
+    g["knee"] = k.text(g["mode"]) if distinct else None
+    g["knee_load"] = k.level.load if distinct and k.found and k.level else None
+    g["scaling"] = _scaling(measured, g["mode"]) if distinct else None
     g["points"] = [(lv.load, lv.output_tps, lv.ttft_p99_s) for lv in measured]
     g["has_goodput"] = any(lv["goodput"] is not None for lv in g["levels"])
+    g["has_server"] = any(lv["server"]["any"] for lv in g["levels"])
+    g["server_notes"] = serve_detail.notes(g["levels"])
     return g
 
 

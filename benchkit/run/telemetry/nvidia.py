@@ -157,7 +157,7 @@ class NvidiaSource:
         missing = {k: v for k, v in self.missing.items() if k != "reasons_v2" or
                    "reasons" in self.missing}
         return {"devices": devices, "selection": self.selection, **span.per_token(total),
-                "missing": missing}
+                "total": summed(devices, rows, total), "missing": missing}
 
     def _device_summary(self, d: dict[str, Any], rows: list[dict[str, Any]],
                         span: Span) -> dict[str, Any]:
@@ -181,6 +181,23 @@ class NvidiaSource:
             "process_memory_bytes": max(col["proc_mem"], default=None),
             "energy_j": joules, "energy_method": method,
         }
+
+
+def summed(devices: list[dict[str, Any]], rows: list[list[dict[str, Any]]],
+           total_j: float | None) -> dict[str, Any]:
+    """The GPUs together: power and used memory summed sample by sample (a sample counts
+    where every GPU gave the figure), the energy, and each GPU's share of it (also set on
+    each device as `energy_share`)."""
+    def per_sample(key: str, scale: float) -> list[float]:
+        return [sum(d[key] for d in r) * scale for r in rows
+                if all(d.get(key) is not None for d in r)]
+
+    for d in devices:
+        e = d.get("energy_j")
+        d["energy_share"] = e / total_j if e is not None and total_j else None
+    return {"gpus": len(devices), "power_w": _stats(per_sample("power_mw", 1e-3)),
+            "memory_used_bytes": _stats(per_sample("mem_used", 1)),
+            "energy_j": total_j, "sum": "per sample, over the GPUs listed in devices"}
 
 
 def _gpu_energy(counter: list[int], rows: list[dict[str, Any]], span: Span

@@ -16,8 +16,10 @@ Two kinds of load, as vLLM's `bench serve` and GuideLLM have them:
   gaps from a seeded RNG, so two runs send the same schedule), however many are in
   flight; a server that cannot keep up queues them, which the latencies show.
 
-A level is bounded: a number of requests or a duration, a per-request timeout and a stall
-timeout (no byte from the server for that long), so it always ends by itself. Warmup
+A level is bounded: a number of requests, a duration, or both (whichever comes first ends
+it: no request is sent after the duration, and the ones in flight finish), a per-request
+timeout and a stall timeout (no byte from the server for that long), so it always ends by
+itself; `LevelResult.ended_by` says which bound ended it. Warmup
 requests run first and are discarded; a level starts only when the previous requests
 have drained (and, for llama-server, when its slots report idle).
 
@@ -141,8 +143,8 @@ class Conversation:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """One level of load and its bounds. Exactly one of concurrency / rate, and requests
-    or duration_s (requests wins when both are given)."""
+    """One level of load and its bounds. Exactly one of concurrency / rate, and requests,
+    duration_s or both (whichever is reached first ends the level)."""
 
     concurrency: int | None = None
     rate: float | None = None            # requests per second, Poisson arrivals
@@ -316,6 +318,7 @@ class LevelResult:
     wall_s: float
     warmup: list[RequestRecord] = field(default_factory=list)
     interrupted: bool = False
+    ended_by: str = "requests"    # the bound that ended it: requests, duration, interrupted
     parse_s: float = 0.0          # parsing the streams after the level (not in wall_s)
 
     def errors(self) -> dict[str, int]:
@@ -408,8 +411,11 @@ async def _level_client(httpx: Any, target: Target, prompts: Sequence[Prompt], s
     t_parse = time.perf_counter()
     for rec in warm + records:
         parse_record(target.protocol, rec)
+    ended_by = ("interrupted" if state.stopping else
+                "duration" if state.deadline_hit else "requests")
     return LevelResult(spec=spec, records=records, wall_s=wall, warmup=warm,
-                       interrupted=state.stopping, parse_s=time.perf_counter() - t_parse)
+                       interrupted=state.stopping, ended_by=ended_by,
+                       parse_s=time.perf_counter() - t_parse)
 
 
 @contextlib.contextmanager
@@ -453,8 +459,8 @@ def _indexes(spec: LoadSpec) -> Iterable[int]:
 
 
 def _deadline(spec: LoadSpec, t_level: float) -> float | None:
-    """Duration mode: no request starts after this perf_counter time."""
-    return t_level + spec.duration_s if spec.requests is None and spec.duration_s else None
+    """With a duration: no request starts after this perf_counter time."""
+    return t_level + spec.duration_s if spec.duration_s else None
 
 
 def next_gap(spec: LoadSpec, rng: random.Random, i: int) -> float:
@@ -488,6 +494,7 @@ class _State:
         self.in_flight: set[asyncio.Task] = set()
         self.stopping = False
         self.stopped = asyncio.Event()       # set with `stopping`: ends a pause at once
+        self.deadline_hit = False         # the level's duration ended it (see ended_by)
         self.t_level = time.perf_counter()
 
     def stop(self) -> None:
@@ -517,7 +524,7 @@ class _State:
 
         async def worker() -> None:
             for i in shared:         # no await between next() calls: safe across workers
-                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                if self.stopping or self.past(deadline):
                     return
                 rec = RequestRecord(index=i)
                 records.append(rec)
@@ -537,7 +544,7 @@ class _State:
         async def session(k: int) -> None:
             conv, history = conversations[k], []
             for turn, user in enumerate(conv.users):
-                if self.stopping or (deadline is not None and time.perf_counter() >= deadline):
+                if self.stopping or self.past(deadline):
                     return
                 if turn and spec.think_time_s:
                     await self.pause(spec.think_time_s)
@@ -574,7 +581,8 @@ class _State:
             # no arrival waits longer than the level's timeout (a gap of a bursty or slow
             # schedule is cut there); the wait ends at once when the level is stopped
             arrival += min(next_gap(spec, rng, i), spec.timeout_s)
-            if spec.requests is None and arrival > spec.duration_s:
+            if spec.duration_s is not None and arrival > spec.duration_s:
+                self.deadline_hit = True
                 break
             body = self.body(i)
             delay = t_level + arrival - time.perf_counter()
@@ -587,6 +595,12 @@ class _State:
             tasks.append(asyncio.create_task(self.launch(rec, body)))
         await asyncio.gather(*tasks)
         return records
+
+    def past(self, deadline: float | None) -> bool:
+        """Whether the level's duration is over (and so ended it)."""
+        if deadline is not None and time.perf_counter() >= deadline:
+            self.deadline_hit = True
+        return self.deadline_hit
 
     async def launch(self, rec: RequestRecord, body: bytes) -> None:
         """One request under the per-request timeout, tracked so Ctrl-C can cancel it."""

@@ -1,8 +1,12 @@
-"""The server's own figures, from its Prometheus `/metrics`, before and after a level.
+"""The server's own figures, from its Prometheus `/metrics`, before and after a level and
+sampled while it runs.
 
 llama-server serves them when started with `--metrics` (benchkit adds it to the servers
 it starts); vLLM and SGLang serve them always. Counters are read as the level's change
-(after - before), gauges as their value after the level. The names read, per server:
+(after - before), gauges as their value after the level and, from a `Sampler` that
+scrapes every SAMPLE_PERIOD_S while the level runs, their peak and mean during it
+(`server_<gauge>_max`, `server_<gauge>_mean`, over `server_samples` samples). The names
+read, per server:
 
 | figure (summary key `server_*`) | llama-server | vLLM | SGLang |
 | --- | --- | --- | --- |
@@ -14,14 +18,22 @@ it starts); vLLM and SGLang serve them always. Counters are read as the level's 
 | tokens generated | llamacpp:tokens_predicted_total | vllm:generation_tokens_total | sglang:generation_tokens_total |
 | prefix cache hits / queries (tokens) | | vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total | |
 
+This llama-server serves no KV-cache gauge in /metrics; where its `/slots` answers, the
+sampler reads the KV cache in use there instead: the tokens each slot holds
+(`n_prompt_tokens`) over the slots' context (`n_ctx`), and `server_kv_cache_source` says so.
+
 A server without /metrics, or one answering something that is not Prometheus text,
-leaves one line in `server_metrics_note` and the level goes on.
+leaves one line in `server_metrics_note` and the level goes on. The sampler is one thread
+making one small request every SAMPLE_PERIOD_S: a cost of about a millisecond of the
+client's CPU per sample, beside the level's streams.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import threading
 from typing import Any
 
 GAUGES = {
@@ -45,6 +57,8 @@ COUNTERS = {
     "draft_accepted_tokens": ("llamacpp:spec_decode_num_accepted_tokens_total",),
 }
 MAX_METRICS_BYTES = 4 << 20    # a server's /metrics is a few KB
+SAMPLE_PERIOD_S = 0.5
+SLOTS_SOURCE = "llama-server /slots: tokens held by the slots over their context"
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
@@ -116,4 +130,113 @@ def level_figures(before: dict[str, float] | str, after: dict[str, float] | str
     hits, queries = out.get("server_prefix_cache_hits"), out.get("server_prefix_cache_queries")
     if hits is not None and queries:
         out["server_prefix_cache_hit_rate"] = hits / queries
+    return out
+
+
+def slots_kv_usage(doc: Any) -> float | None:
+    """llama-server's /slots as the fraction of its KV cache in use: the tokens every slot
+    holds over the slots' context; None for anything else."""
+    if not isinstance(doc, list) or not doc:
+        return None
+    held = ctx = 0
+    for slot in doc:
+        n_ctx = slot.get("n_ctx") if isinstance(slot, dict) else None
+        if not isinstance(n_ctx, int) or n_ctx <= 0:
+            return None
+        n = slot.get("n_prompt_tokens")
+        held += n if isinstance(n, int) and n > 0 else 0
+        ctx += n_ctx
+    return held / ctx
+
+
+class Sampler:
+    """Scrapes the server's gauges every `period_s` in a thread while a level runs: the
+    first sample when started (after the warmups), the last when finished."""
+
+    def __init__(self, url: str, period_s: float = SAMPLE_PERIOD_S) -> None:
+        self.url, self.period_s = url, period_s
+        self.slots_url: str | None = url.rsplit("/metrics", 1)[0] + "/slots"
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="benchkit-metrics",
+                                        daemon=True)
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def finish(self) -> dict[str, Any]:
+        """Stop sampling; the peak and mean of each gauge over the samples."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10.0)
+        return sampled_figures(self.samples, self.period_s)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            while True:
+                sample = self._sample(client, httpx)
+                if sample:
+                    self.samples.append(sample)
+                if self._stop.wait(self.period_s):
+                    return
+
+    def _sample(self, client: Any, httpx: Any) -> dict[str, float]:
+        out: dict[str, float] = {}
+        try:
+            got = _bounded_get(client, self.url)
+            found = parse(got.decode("utf-8", errors="replace")) if got is not None else {}
+        except httpx.HTTPError:
+            found = {}
+        for key, names in GAUGES.items():
+            name = next((n for n in names if n in found), None)
+            if name:
+                out[key] = found[name]
+        if self.slots_url and "kv_cache_usage" not in out:
+            try:
+                got = _bounded_get(client, self.slots_url)
+                kv = slots_kv_usage(json.loads(got)) if got is not None else None
+            except (httpx.HTTPError, ValueError, RecursionError):
+                kv = None
+            if kv is None:
+                self.slots_url = None       # no /slots here: not asked again
+            else:
+                out["slots_kv_cache_usage"] = kv
+        return out
+
+
+def _bounded_get(client: Any, url: str, limit: int = MAX_METRICS_BYTES) -> bytes | None:
+    """The body of a 200 answer to GET `url`, read to at most `limit` decoded bytes (None
+    past it, or for another status): a compressed answer is not expanded without end."""
+    with client.stream("GET", url) as resp:
+        if resp.status_code != 200:
+            return None
+        got: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():
+            got.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return None
+        return b"".join(got)
+
+
+def sampled_figures(samples: list[dict[str, float]], period_s: float) -> dict[str, Any]:
+    """`server_<gauge>_max` and `_mean` over the samples taken during a level."""
+    if not samples:
+        return {}
+    out: dict[str, Any] = {"server_samples": len(samples), "server_sample_period_s": period_s}
+    for key in (*GAUGES, "slots_kv_cache_usage"):
+        values = [s[key] for s in samples if key in s]
+        if not values:
+            continue
+        name = "kv_cache_usage" if key == "slots_kv_cache_usage" else key
+        if f"server_{name}_max" in out:
+            continue
+        out[f"server_{name}_max"] = max(values)
+        out[f"server_{name}_mean"] = sum(values) / len(values)
+        if key == "slots_kv_cache_usage":
+            out["server_kv_cache_source"] = SLOTS_SOURCE
     return out

@@ -85,14 +85,14 @@ def verdict(summary: dict[str, Any], slo: dict[str, float]) -> tuple[bool, list[
             continue
         good = value * 1e3 <= slo[key]
         ok = ok and good
-        why.append(f"{name[:4].upper()} p99 {value * 1e3:,.1f} ms {'<=' if good else '>'} "
+        why.append(f"{name[:4].upper()} p99 {value * 1e3:,.1f} ms {'≤' if good else '>'} "
                    f"{slo[key]:g} ms")
     limit = float(slo.get("error_rate", 0.0))
     rate = summary.get("error_rate")
     good = rate is not None and rate <= limit
     ok = ok and good
     why.append(f"error rate {rate if rate is not None else 'unknown'} "
-               f"{'<=' if good else '>'} {limit:g}")
+               f"{'≤' if good else '>'} {limit:g}")
     return ok, why
 
 

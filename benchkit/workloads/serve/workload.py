@@ -4,7 +4,7 @@
 - serve:
     concurrency: [1, 2, 4, 8]    # closed loop: this many in flight (a list sweeps); or
     # rate: [1, 2, 4]            # open loop: requests per second, Poisson arrivals (seeded)
-    requests: 64                 # per level (or duration: 60s)
+    requests: 64                 # per level, and/or duration: 60s (whichever comes first)
     prompt_tokens: 256           # synthetic prompts of this length, or prompts: FILE.jsonl
     max_tokens: 128
     slo: {ttft_ms: 500, tpot_ms: 50}   # optional: goodput counts requests meeting both
@@ -34,7 +34,10 @@ per run) and the level, so no run resends an earlier one's prompts; `cache: bust
 default) also tells llama-server not to reuse its cache. Conversations (`sessions:`), the
 server's cache figures and the warning of a warm cache: `benchkit.workloads.serve.sessions`;
 the SLO search (`search:`): `benchkit.workloads.serve.search`; the server's /metrics:
-`benchkit.workloads.serve.metrics`.
+`benchkit.workloads.serve.metrics`; speculative decoding's speedup (a drafted level run
+again without its draft): `benchkit.workloads.serve.speculative`. A level given both
+`requests` and `duration` ends at whichever comes first; its summary says which
+(`ended_by`, beside `bound_requests` and `bound_duration_s`).
 
 Prompt lengths: `prompt_tokens` is exact on llama-server (the prompts are token ids cut
 from one text its /tokenize encoded); on OpenAI-compatible and Ollama servers it is a text
@@ -60,6 +63,7 @@ from benchkit.workloads.base import SuiteSpot, Workload
 from benchkit.workloads.serve import metrics as server_metrics
 from benchkit.workloads.serve import search as slo_search
 from benchkit.workloads.serve import sessions as conv
+from benchkit.workloads.serve import speculative
 from benchkit.workloads.serve import traffic
 
 ORDER = 30                  # place among the workloads (benchkit.workloads.modules)
@@ -136,6 +140,7 @@ SCHEMA = {
                             "x-error": "must be a number >= 0"},
             "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                      "x-error": "must be a non-negative integer"},
+            "speculative_baseline": {"type": "boolean", "x-error": "must be true or false"},
             "max_in_flight": {**_POS_INT,
                               "x-error": "must be an integer >= 1 (open loop's pool size)"},
         },
@@ -154,8 +159,6 @@ SCHEMA = {
              "x-error": "search: needs an slo: to meet"},
             {"not": {"required": ["sessions", "rate"]},
              "x-error": "sessions: run in a closed loop: give concurrency:, not rate:"},
-            {"not": {"required": ["requests", "duration"]},
-             "x-error": "give requests or duration per level, not both"},
             {"not": {"required": ["prompt_tokens", "prompts"]},
              "x-error": "give prompt_tokens (synthetic prompts) or prompts (a file), not both"},
         ],
@@ -199,6 +202,7 @@ class ServeWorkload(Workload):
     arrival_cv: float = 1.0
     prompt_lengths: traffic.Lengths | None = None     # prompt_tokens as a distribution
     max_lengths: traffic.Lengths | None = None        # max_tokens as a distribution
+    speculative_baseline: bool = True     # a drafted level also runs without its draft
 
     kind = "serve"
 
@@ -251,6 +255,8 @@ class ServeWorkload(Workload):
         if self.search_over:
             d["search"] = {"over": self.search_over, "max": self.search_max,
                            "start": self.search_start, "levels": self.search_levels}
+        if not self.speculative_baseline:
+            d["speculative_baseline"] = False
         if self.prompts_file:
             d["prompts"] = {"file": self.prompts_file, "count": len(self.prompts),
                             "sha256": self.prompts_sha256}
@@ -290,6 +296,11 @@ class ServeWorkload(Workload):
             plan.on_iteration(it)
         CtrlC.check()        # stopped (Ctrl-C, a time limit): its finished requests are kept
         _check_outcome(self, result)
+        base = speculative.baseline(self, session, plan.warmup) if (
+            self.speculative_baseline and iterations) else None
+        if base is not None:
+            iterations[0].extra["speculative_baseline"] = base
+        CtrlC.check()        # stopped during the twin level: no baseline of part of one
         return iterations
 
     def run_once(self, session: Any, warmup: int | str,
@@ -314,12 +325,15 @@ class ServeWorkload(Workload):
             spec = dataclasses.replace(spec, requests=None if spec.requests is None
                                        else sessions * self.turns)
         url, scraped = server_metrics.metrics_url(endpoint), []
+        sampler = server_metrics.Sampler(url)
         prompts = self.build_prompts(target, spec)
-        result = loadgen.run_level(target, prompts, spec,
-                                   conversations=talks,
-                                   before_level=lambda: scraped.append(
-                                       server_metrics.scrape(url)))
-        scraped.append(server_metrics.scrape(url))
+        try:
+            result = loadgen.run_level(target, prompts, spec, conversations=talks,
+                                       before_level=lambda: scraped.append(
+                                           (server_metrics.scrape(url), sampler.start())))
+        finally:
+            during = sampler.finish()     # the thread ends with the level, however it ends
+        scraped = [s for s, _ in scraped] + [server_metrics.scrape(url)]
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
         extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
         if result.interrupted:         # the requests the stop cut off were not measured
@@ -331,8 +345,11 @@ class ServeWorkload(Workload):
                 sent = prompts[rec.index % len(prompts)]
                 it.extra.update(prompt_tokens_planned=sent.tokens_planned,
                                 max_tokens_planned=sent.max_tokens)
-        if iterations and len(scraped) == 2:    # the level's, once: on its first request
-            iterations[0].extra["server_metrics"] = server_metrics.level_figures(*scraped)
+        if iterations:                          # the level's, once: on its first request
+            iterations[0].extra["ended_by"] = result.ended_by
+        if iterations and len(scraped) == 2:
+            iterations[0].extra["server_metrics"] = {**server_metrics.level_figures(*scraped),
+                                                     **during}
         warm = [iteration_of(rec, result.wall_s, api, extra) for rec in result.warmup]
         return result, iterations, warm
 
@@ -419,6 +436,10 @@ class ServeWorkload(Workload):
             if out.get("cache_hit_rate") is None and "server_prefix_cache_hit_rate" in scraped:
                 out["cache_hit_rate"] = scraped["server_prefix_cache_hit_rate"]
                 out["cache_hit_rate_source"] = "server /metrics (prefix cache hits / queries)"
+        first = iterations[0] if iterations else {}
+        out.update(speculative.speedup_figures(out, first.get("speculative_baseline")),
+                   ended_by=first.get("ended_by"), bound_requests=self.requests,
+                   bound_duration_s=self.duration_s)
         seeds = {it.get("prompt_seed") for it in iterations} - {None}
         if seeds:
             out["prompt_seed"] = min(seeds)
@@ -635,7 +656,7 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if prompts_file:
         at = SuiteSpot(file, f"{field}.serve.prompts" if field else "serve.prompts", line)
         prompts, sha = traffic.read_prompts(prompts_file, at)
-    if "duration" in entry["serve"]:
+    if "duration" in entry["serve"] and "requests" not in entry["serve"]:
         s["requests"] = None
     slo = s.get("slo") or {}
     where = f"{field}.serve" if field else "serve"
@@ -659,6 +680,7 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
         stall_s=seconds(s["stall_timeout"], "serve.stall_timeout"),
         ignore_eos=s["ignore_eos"], temperature=float(s["temperature"]), seed=s["seed"],
         max_in_flight=s["max_in_flight"], cache=s["cache"],
+        speculative_baseline=bool(s.get("speculative_baseline", True)),
         slo_error_rate=_float(slo.get("error_rate")))
     arrival = s.get("arrival", "poisson")
     if isinstance(arrival, dict):
@@ -717,7 +739,7 @@ def main_keys() -> tuple[str, ...]:
 COMPARED = ("output_tps", "ttft_p99_s")
 # figures of some levels only (conversations, a draft model, an SLO search): shown base ->
 # new where either side has them, without a change in percent (a rate, or a load found)
-SHOWN = ("cache_hit_rate", "draft_acceptance", "slo_max_load")
+SHOWN = ("cache_hit_rate", "draft_acceptance", "slo_max_load", "speculative_speedup")
 
 
 def compare_figures(brow: Any, nrow: Any) -> dict[str, Any] | None:

@@ -117,6 +117,70 @@ def test_repeat_run_against_a_server_that_stays_up_is_cold(server: str,
     assert "cache: bust" in line
 
 
+def _run_twice(suite: Path, tmp_path: Path, name: str) -> list[dict[str, Any]]:
+    from conftest import run_benchkit
+
+    cases = []
+    for k in (1, 2):
+        out = tmp_path / f"{name}-{k}"
+        proc = run_benchkit("run", str(suite), "-o", str(out), "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        (case,) = json.loads(next(out.glob("*.json")).read_text())["cases"]
+        cases.append(case)
+    return cases
+
+
+def test_same_suite_twice_against_a_running_server_gives_the_same_ttft(
+        server: str, smollm2_model: Path, tmp_path: Path) -> None:
+    """`benchkit run` of one serve suite, twice, against one llama-server that stays up,
+    through the openai engine (which cannot tell the server not to cache): each run draws
+    its own prompts, so the second is as cold as the first. Its TTFT p50 lies within the
+    first run's range of TTFTs widened by that range and by half (the run-to-run spread of
+    a shared machine), no run warns of a warm cache, and the server reused at most a first
+    token per request. The same suite with its seed pinned is the control: its second run
+    resends the first's prompts, the server reuses them, the run warns, and its TTFT p50
+    falls below the first run's fastest request."""
+    text = ("name: twice\nmodels: [{path: %s}]\nengines: [{kind: openai, url: \"%s/v1\"}]\n"
+            "workloads:\n  - serve: {concurrency: 1, requests: 4, prompt_tokens: 160, "
+            "max_tokens: 2%s}\nwarmup: 1\n")
+    suite = tmp_path / "twice.yaml"
+    suite.write_text(text % (smollm2_model, server, ""))
+    first, second = _run_twice(suite, tmp_path, "cold")
+    for case in (first, second):
+        assert case["status"] == "ok" and case["warnings"] == [], case["warnings"]
+        assert case["summary"]["cached_prompt_tokens"] <= case["summary"]["requests_ok"]
+    assert first["summary"]["prompt_seed"] != second["summary"]["prompt_seed"]
+    ttft = [it["ttft_s"] for it in first["iterations"]]
+    low, high = min(ttft), max(ttft)
+    spread = high - low
+    assert low - spread - 0.5 * low <= second["summary"]["ttft_p50_s"] <= \
+        high + spread + 0.5 * high, (ttft, second["summary"]["ttft_p50_s"])
+
+    suite.write_text(text % (smollm2_model, server, ", seed: 11"))
+    cold, warm = _run_twice(suite, tmp_path, "pinned")
+    assert warm["summary"]["cached_prompt_tokens"] > 4 * 100
+    assert any(w.startswith("warm cache: ") for w in warm["warnings"])
+    assert warm["summary"]["ttft_p50_s"] < min(it["ttft_s"] for it in cold["iterations"])
+
+
+def test_level_is_bounded_by_requests_and_time_whichever_comes_first() -> None:
+    """requests and duration together: the level ends at the first bound reached, and the
+    summary records both bounds and which one ended it (closed and open loop)."""
+    with OpenAIFake("m") as fake:
+        session = _session(fake.url, api="openai", openai_url=fake.url + "/v1")
+        w, by_time, _ = _level("{concurrency: 1, requests: 5000, duration: 0.3s, "
+                               "prompt_tokens: 4, max_tokens: 2}", session)
+        _, by_count, _ = _level("{concurrency: 2, requests: 3, duration: 1h, prompt_tokens: 4, "
+                                "max_tokens: 2}", session)
+        _, open_loop, _ = _level("{rate: 40, requests: 5000, duration: 0.3s, prompt_tokens: 4, "
+                                 "max_tokens: 2}", session)
+    assert w.to_dict()["requests"] == 5000 and w.to_dict()["duration_s"] == 0.3
+    assert by_time["ended_by"] == "duration" and 0 < by_time["requests"] < 5000
+    assert (by_time["bound_requests"], by_time["bound_duration_s"]) == (5000, 0.3)
+    assert by_count["ended_by"] == "requests" and by_count["requests"] == 3
+    assert open_loop["ended_by"] == "duration" and 0 < open_loop["requests"] < 5000
+
+
 def test_llama_server_is_told_not_to_cache(server: str) -> None:
     """On llama-server's own routes the cold intent is sent (cache_prompt: false): the same
     pinned prompts twice are computed in full both times."""

@@ -135,3 +135,63 @@ def test_draft_of_another_vocabulary_is_refused_in_one_line(q8_target: Path,
         "[engine.draft_model]: draft_model v2048.gguf has a vocabulary of 2,048 tokens, the "
         "model smollm2-q8_0.gguf 49,152: speculative decoding needs the same vocabulary; "
         "refused")
+
+
+def test_speculative_speedup_against_the_same_server_without_its_draft(drafted: Any) -> None:
+    """A drafted level runs again, on the same requests, against a twin of the server
+    without the draft (started beside it and stopped after): the speedup is the drafted
+    level's output tok/s over the twin's."""
+    import httpx
+
+    summary, its = _measure("{concurrency: 1, requests: 2, prompt_tokens: 16, max_tokens: 16}",
+                            drafted)
+    base = summary["speculative_baseline"]
+    assert base["requests_ok"] == 2 and base["output_tokens"] == summary["output_tokens"]
+    assert base["prompt_seed"] == summary["prompt_seed"]      # the same requests
+    assert "-md" not in base["argv"] and "--metrics" in base["argv"]
+    assert "-md" in drafted.facts()["argv"]
+    assert summary["speculative_speedup"] == pytest.approx(
+        summary["output_tps"] / base["output_tps"])
+    assert "speculative_baseline" in its[0] and "speculative_baseline_note" not in summary
+    port = base["argv"][base["argv"].index("--port") + 1]
+    with pytest.raises(httpx.HTTPError):      # the twin was stopped
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2, trust_env=False)
+
+
+def test_speculative_baseline_can_be_skipped(drafted: Any) -> None:
+    summary, _ = _measure("{concurrency: 1, requests: 1, prompt_tokens: 8, max_tokens: 8, "
+                          "speculative_baseline: false}", drafted)
+    assert summary["draft_tokens"] > 0 and "speculative_speedup" not in summary
+    assert summary["speculative_baseline_note"].startswith("no speedup: this level did not "
+                                                           "run without the draft")
+
+
+def test_sampler_sees_the_server_busy_during_a_request(drafted: Any) -> None:
+    """The sampler scrapes /metrics and /slots in a thread: a sample taken while a
+    request is generating counts it running, and the KV cache holds its tokens."""
+    import httpx
+
+    url = server_metrics.metrics_url(drafted.endpoint)
+    sampler = server_metrics.Sampler(url, period_s=0.05).start()
+    body = {"prompt": "Once upon a time", "n_predict": 400, "ignore_eos": True,
+            "stream": True, "cache_prompt": False}
+    with httpx.stream("POST", drafted.endpoint.base_url + "/completion", json=body,
+                      timeout=120, trust_env=False) as resp:
+        lines = resp.iter_lines()
+        next(line for line in lines if line.startswith("data:"))     # generating now
+        seen = len(sampler.samples)
+        while len(sampler.samples) < seen + 2:                         # two samples later
+            next(lines)
+        figures = sampler.finish()
+    assert figures["server_requests_running_max"] >= 1
+    assert 0 < figures["server_kv_cache_usage_max"] <= 1
+    assert figures["server_kv_cache_source"] == server_metrics.SLOTS_SOURCE
+    assert figures["server_samples"] == len(sampler.samples) >= 3
+    assert "server_requests_deferred_max" in figures
+
+
+def test_slots_kv_usage_reads_only_slots() -> None:
+    assert server_metrics.slots_kv_usage([{"n_ctx": 100, "n_prompt_tokens": 30},
+                                          {"n_ctx": 100}]) == 0.15
+    for doc in ([], {"slots": 1}, [{"n_ctx": 0}], ["x"], None):
+        assert server_metrics.slots_kv_usage(doc) is None
