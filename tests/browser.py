@@ -6,6 +6,8 @@ something. This helper drives Debian's chromium + chromedriver through selenium 
 returns those three facts; a test that needs a browser calls `open_page` and is
 skipped, with the reason, on a machine that has none.
 
+A test that drives a page (clicks, types, follows a link) opens a `session()`.
+
 Usage in a test::
 
     from browser import open_page, distinct_colours
@@ -23,8 +25,10 @@ import io
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -193,6 +197,57 @@ def open_page(target: str | os.PathLike[str], *, width: int = DESKTOP[0],
                         headings=[(tag, text) for tag, text in headings],
                         screenshot_png=png, scroll_width=int(scroll_width),
                         viewport_width=int(viewport_width), extra=extra)
+        finally:
+            drv.quit()
+
+
+class Session:
+    """A browser to drive, for pages that do something: open, click, type, read the DOM.
+
+    Waits are for a state (a JavaScript condition), never for a time."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def open(self, target: str | os.PathLike[str], timeout: float = 30.0) -> None:
+        self.driver.get(_url(target))
+        _wait_loaded(self.driver, timeout)
+
+    def js(self, script: str, *args: Any) -> Any:
+        """Run `script` (a function body: `return ...;`) in the page."""
+        return self.driver.execute_script(script, *args)
+
+    def wait(self, script: str, timeout: float = 30.0) -> Any:
+        """Wait until `script` returns something truthy, and return it."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout).until(lambda d: d.execute_script(script))
+
+    def find(self, css: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def console_errors(self) -> list[str]:
+        return [entry.get("message", "") for entry in self.driver.get_log("browser")
+                if entry.get("level") == "SEVERE"]
+
+
+@contextmanager
+def session(width: int = DESKTOP[0], height: int = DESKTOP[1], *,
+            dark: bool = False) -> Iterator[Session]:
+    """A headless Chromium at this viewport (`dark`: prefers-color-scheme: dark), quit
+    afterwards; skips the calling test when no browser is installed."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with tempfile.TemporaryDirectory(prefix="benchkit-chromium-") as profile:
+        drv = _driver(width, height, profile)
+        try:
+            if dark:
+                drv.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+                    "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+            yield Session(drv)
         finally:
             drv.quit()
 

@@ -109,3 +109,41 @@ def assert_rejected(proc: subprocess.CompletedProcess[str], file: str | Path,
              and (field is None or f"[{field}]" in line)]
     assert lines, f"no error line naming {file} [{field}]:\n{proc.stderr}"
     return lines[0]
+
+
+NOTES_WITH_MARKUP = ("<script>document.title='XSS'; window.__xss = 1;</script> fan at full "
+                     "speed & <b>hot</b>")
+
+
+def community_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A community data set made by `benchkit submit`: the real short run of the standard
+    suite as measured on this machine's CPU (notes with markup), and as the runner writes
+    it on an H100 and an H200 (so that the site has chips in the database to project from
+    and to mark as measured). Made once per test session."""
+    if "community" not in _CACHE:
+        real = standard_result(tmp_path_factory)
+        work = tmp_path_factory.mktemp("site-data")
+        root = work / "community"
+        doc = load(real)
+        sources = [(real, NOTES_WITH_MARKUP),
+                   (write(as_nvidia(doc, speedup=30.0), work / "h100.json"), None),
+                   (write(as_nvidia(doc, chip_id="h200", name="NVIDIA H200", speedup=31.0),
+                          work / "h200.json"), None)]
+        for src, notes in sources:
+            args = ["submit", str(src), "--root", str(root)] + (
+                ["--notes", notes] if notes else [])
+            proc = benchkit(*args)
+            assert proc.returncode == 0, proc.stderr
+        _CACHE["community"] = root
+    return _CACHE["community"]
+
+
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`benchkit site` of `community_data`, built once per test session."""
+    if "site" not in _CACHE:
+        out = tmp_path_factory.mktemp("site") / "site"
+        proc = benchkit("site", str(community_data(tmp_path_factory)), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert "from 3 accepted result(s)" in proc.stdout
+        _CACHE["site"] = out
+    return _CACHE["site"]

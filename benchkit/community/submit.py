@@ -1,13 +1,15 @@
 """Submit a community result: scrub it, check it as CI will, file it under its content path.
 
 The only thing a person adds is the optional free-text notes; the chip, memory and OS come
-from the result itself. What comes after (a branch, a commit, a pull request) is printed
-by `next_steps`.
+from the result itself. What comes after (a branch, a commit, a pull request) is
+`pr_steps`: printed by `next_steps`, or run by `benchkit submit --pr` through
+`community.pullrequest` where GitHub's `gh` is installed and logged in.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,17 +80,41 @@ def _check_duplicate(doc: dict[str, Any], target: Path, root: Path, verdict: Ver
         verdict.add(ERROR, None, problem)
 
 
+def pr_steps(sub: Submission, *, absolute: bool = False) -> list[list[str]]:
+    """The git commands that put the filed result on a branch of its own and push it;
+    the commit holds that one file, whatever else is staged."""
+    path = str(sub.path.resolve()) if absolute else shown_path(sub.path)
+    branch = f"result-{sub.path.stem[:8]}"
+    return [["git", "checkout", "-b", branch],
+            ["git", "add", path],
+            ["git", "commit", "-m", pr_title(sub), "--", path],
+            ["git", "push", "-u", "origin", branch]]
+
+
+def pr_title(sub: Submission) -> str:
+    return f"Community result: {sub.path.parent.parent.name}, {sub.path.parent.name}"
+
+
+def pr_body(sub: Submission, page: str | None) -> str:
+    """The pull request's description: what the file is and where it will be shown."""
+    notes = (sub.doc.get("community") or {}).get("notes")
+    lines = [f"Adds `{shown_path(sub.path)}`, filed by `benchkit submit`.", "",
+             "CI runs `benchkit validate` on it; once merged, CI rebuilds the site."]
+    if page:
+        lines.append(f"Its page will be {page}")
+    if notes:
+        lines += ["", "Notes from the submitter:", "", str(notes)]
+    return "\n".join(lines)
+
+
+def result_page(sub: Submission, site: str | None) -> str:
+    """The result's page on the published site (or within any copy of the site)."""
+    rel = f"results/{sub.path.stem}.html"
+    return f"{site}{rel}" if site else rel
+
+
 def next_steps(sub: Submission) -> list[str]:
     """What a contributor does after submit: a branch, a commit, a pull request."""
-    rel = shown_path(sub.path)
-    branch = f"result-{sub.path.stem[:8]}"
-    chip = sub.path.parent.parent.name
-    model = sub.path.parent.name
-    return [
-        f"git checkout -b {branch}",
-        f"git add {rel}",
-        f"git commit -m \"Community result: {chip}, {model}\"",
-        f"git push -u origin {branch}",
+    return [shlex.join(argv) for argv in pr_steps(sub)] + [
         "open a pull request: CI runs `benchkit validate` on the new file; once merged, "
-        "the site lists your chip as measured",
-    ]
+        "the site lists your chip as measured"]

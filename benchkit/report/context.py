@@ -71,6 +71,12 @@ def num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def whole(value: Any) -> int | None:
+    """A count from the frame as an int (pandas stores a column with gaps as floats)."""
+    value = clean(value)
+    return None if value is None else int(value)
+
+
 def spread_text(row: Any) -> str:
     """'± 1.2 (CV 2.9%, n=5)': the spread that goes with every median."""
     sd, cv, n = num(row.get("tps_stdev")), num(row.get("tps_cv")), clean(row.get("n"))
@@ -174,15 +180,15 @@ def configurations(df) -> list[Config]:
                 file=row["file"], run_id=row["run_id"], model_name=row["model_name"],
                 model_sha256=clean(row.get("model_sha256")),
                 model_bytes=num(row.get("model_size_bytes")),
-                model_layers=clean(row.get("model_layers")),
+                model_layers=whole(row.get("model_layers")),
                 synthetic=bool(clean(row.get("model_synthetic"))),
                 engine={k: clean(row.get(k)) for k in keys},
                 device_kind=clean(row.get("device_kind")) or "cpu",
                 device_name=clean(row.get("device_name")),
                 device_id=clean(row.get("device_id")),
                 backend=clean(row.get("backend")) or clean(row.get("env_backend")),
-                layers_offloaded=clean(row.get("layers_offloaded")),
-                layers_total=clean(row.get("layers_total")),
+                layers_offloaded=whole(row.get("layers_offloaded")),
+                layers_total=whole(row.get("layers_total")),
                 machine=clean(row.get("env_chip_name")) or clean(row.get("env_cpu_model")))
         cfg.rows.setdefault(row["test"], row)
     out = list(configs.values())
@@ -218,24 +224,76 @@ def _config_key(row: Any, swept: set[tuple]) -> tuple:
 
 
 def _label(configs: list[Config]) -> None:
-    """Short unique names: where it ran, plus only the settings that differ."""
-    varying = [k for k in ENGINE_SETTINGS
-               if len({str(c.engine.get(k)) for c in configs}) > 1]
-    if len({c.placement_text for c in configs}) == len(configs) and "n_gpu_layers" in varying:
-        varying.remove("n_gpu_layers")   # "CPU only" / "all layers on X" already says it
+    """Short unique names: only what differs between the configurations.
+
+    A setting differs when the configurations that have it disagree on its value; one an
+    engine does not have (an OpenAI server's `n_batch`) does not make it differ. What all
+    share is stated once, by `common_settings`. Placement joins the label when the known
+    placements differ ("CPU only" / "all layers on X"); then `n_gpu_layers` would repeat it.
+    """
+    varying = [k for k in ENGINE_SETTINGS if len(_values(configs, k)) > 1]
+    placed = len({_placement_key(c) for c in configs} - {None}) > 1
+    if placed and "n_gpu_layers" in varying:
+        varying.remove("n_gpu_layers")
     many_models = len({c.model_sha256 or c.model_name for c in configs}) > 1
     for c in configs:
         parts = [c.model_name] if many_models else []
-        parts.append(c.placement_text)
-        parts += [_setting_text(k, c.engine.get(k)) for k in varying
+        if placed or not (varying or many_models):
+            parts.append(c.placement_text)
+        parts += [setting_text(k, c.engine.get(k)) for k in varying
                   if c.engine.get(k) is not None]
         c.label = " · ".join(parts)
     _disambiguate(configs)
 
 
-def _setting_text(key: str, value: Any) -> str:
+def _values(configs: list[Config], key: str) -> set[str]:
+    """The distinct values a setting takes among the configurations that have it."""
+    return {value_text(c.engine.get(key)) for c in configs if c.engine.get(key) is not None}
+
+
+def _placement_key(c: Config) -> str | None:
+    """Where the layers ran, for comparing configurations: an engine that only says what
+    was asked counts as having done it; a server that does not say counts as unknown."""
+    if c.device_kind == "unknown":
+        return None
+    return c.placement_text.removesuffix(" (asked)")
+
+
+def common_settings(configs: list[Config]) -> list[str]:
+    """What every configuration shares, stated once: the placement when it is the same
+    for all, then each setting that takes one value wherever it applies, those that only
+    some engines have after the names of those engines."""
+    out = []
+    places = {_placement_key(c) for c in configs} - {None}
+    if len(places) == 1:
+        out.append(places.pop())
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key in ENGINE_SETTINGS:
+        values = _values(configs, key)
+        if len(values) == 1 and not (key == "n_gpu_layers" and out):
+            having = [c for c in configs if c.engine.get(key) is not None]
+            where = () if len(having) == len(configs) or len(configs) == 1 else \
+                tuple(dict.fromkeys(str(c.engine.get("engine")) for c in having))
+            groups.setdefault(where, []).append(setting_text(key, next(iter(values))))
+    for where, texts in groups.items():
+        out.append((f"{', '.join(where)}: " if where else "") + " · ".join(texts))
+    return out
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as a person writes it: 2048 not 2048.0, on / off for flags."""
+    if hasattr(value, "item"):          # a numpy scalar from the frame
+        value = value.item()
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def setting_text(key: str, value: Any) -> str:
     """A setting in a label: the engine by its name alone, others as `key value`."""
-    return str(value) if key == "engine" else f"{key} {value}"
+    return value_text(value) if key == "engine" else f"{key} {value_text(value)}"
 
 
 def _disambiguate(configs: list[Config]) -> None:

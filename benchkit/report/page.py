@@ -14,7 +14,8 @@ from typing import Any
 
 from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_bytes, fmt_mib, fmt_ms, fmt_params, fmt_tps
-from benchkit.report.context import Config, case, clean, figure, num, ratio, spread_text
+from benchkit.report.context import (Config, case, clean, common_settings, figure, num, ratio,
+                                      spread_text)
 
 
 def performance(configs: list[Config]) -> list[dict[str, Any]]:
@@ -65,10 +66,18 @@ def summary(configs: list[Config], df) -> dict[str, Any]:
     devices = list(dict.fromkeys(_hardware_text(r) for _, r in df.iterrows()))
     tests = list(dict.fromkeys(df[df["status"] == "ok"]["test"]))
     return {"best": best.label, "figure": figure(best_row, best.synthetic),
+            "on": _hardware_text(best_row), "common": common_settings(configs),
+            "baseline": _one_baseline(configs),
             "kind": "decode" if with_decode else "throughput", "speedup": speedup,
             "all_cpu": all(c.is_cpu_only for c in configs),
             "models": models, "hardware": devices, "tests": tests,
             "n_configs": len(configs), "suites": list(dict.fromkeys(df["suite"]))}
+
+
+def _one_baseline(configs: list[Config]) -> str | None:
+    """The label of the configuration every other one is compared with, when there is one."""
+    bases = {id(c.baseline): c.baseline for c in configs if c.baseline is not None}
+    return next(iter(bases.values())).label if len(bases) == 1 else None
 
 
 def _hardware_text(row: Any) -> str:

@@ -52,14 +52,17 @@ def test_run_submit_validate_site_in_a_browser(tmp_path_factory: pytest.TempPath
     assert built.returncode == 0, built.stderr
     assert "from 1 accepted result(s)" in built.stdout
 
-    # 5. the pages in a real browser
+    # 5. the pages in a real browser: the chip's tests in the leaderboard, marked
+    #    measured on the model's page
     index = open_page(site / "index.html", evaluate={
-        "row": f"const r = document.querySelector('tr[data-chip=\"{chip}\"]');"
-               "return r ? [r.className, r.innerText] : null;"})
+        "rows": f"return Array.from(document.querySelectorAll('#board tr[data-chip=\"{chip}\"]'))"
+                ".map(r => [r.dataset.test, r.dataset.model]);"})
     assert index.console_errors == []
-    assert index.extra["row"] is not None, "the chip has no row on the index"
-    row_class, row_text = index.extra["row"]
-    assert row_class == "measured" and "✅ Measured" in row_text
+    assert sorted(index.extra["rows"]) == [["pp512", model], ["tg128", model]]
+    model_page = open_page(site / "models" / f"{model}.html", evaluate={
+        "row": f"const r = document.querySelector('#per-chip tr[data-chip=\"{chip}\"]');"
+               "return r ? r.querySelector('.mark.measured').textContent : null;"})
+    assert model_page.console_errors == [] and model_page.extra["row"] == "measured"
 
     page = open_page(site / "results" / f"{filed.stem}.html", evaluate={
         "notes": "const n = document.getElementById('notes'); return n ? n.textContent : null;",
@@ -70,7 +73,7 @@ def test_run_submit_validate_site_in_a_browser(tmp_path_factory: pytest.TempPath
     assert page.extra["notes"] == SCRIPT_NOTES           # shown as text, character for character
     assert page.extra["pwned"] is False                  # neither payload ran
     assert page.title != "pwned" and page.title.startswith("Result ")
-    assert page.extra["scripts"] == 0 and page.extra["images"] == 0
+    assert page.extra["scripts"] == 0 and page.extra["images"] == 0   # a result page runs none
 
 
 # --- the CI workflow: thin, safe, and its steps are the commands tested above -----------
@@ -106,8 +109,11 @@ def test_workflow_is_safe_for_pull_requests() -> None:
             "checkout" not in step.get("uses", "")
     # Only the publishing job may write, and it runs on main, not on pull requests.
     writers = {name for name, job in wf["jobs"].items() if job.get("permissions")}
-    assert writers == {"deploy"}
+    assert writers == {"deploy", "commit-site"}
     assert wf["jobs"]["deploy"]["if"] == "github.event_name != 'pull_request'"
+    assert wf["jobs"]["commit-site"]["if"] == ("github.event_name == 'push' && "
+                                               "github.ref == 'refs/heads/main'")
+    assert wf["jobs"]["commit-site"]["permissions"] == {"contents": "write"}
 
 
 def test_workflow_steps_are_benchkit_commands() -> None:
@@ -118,6 +124,10 @@ def test_workflow_steps_are_benchkit_commands() -> None:
                 assert command.split()[0] in ("pip", "benchkit", "git"), (name, command)
     steps = " ".join(_run_steps(wf["jobs"]["validate"]) + _run_steps(wf["jobs"]["build"]))
     assert "benchkit validate" in steps and "benchkit site" in steps
+    # on merge, the committed site is rebuilt from the committed results and committed
+    commit = " ".join(_run_steps(wf["jobs"]["commit-site"]))
+    assert "benchkit site results/community/ -o reports/site/" in commit
+    assert "git add -A reports/site/" in commit and "git push" in commit
 
 
 def _commands(script: str) -> list[str]:
@@ -198,18 +208,18 @@ def test_main_branch_steps_build_the_site_from_the_seeded_results(tmp_path: Path
     for script in scripts:
         proc = _shell(script, tmp_path)
         assert proc.returncode == 0, (script, proc.stderr)
-    assert (tmp_path / "site" / "index.html").is_file()
+    assert (tmp_path / "reports" / "site" / "index.html").is_file()
     # The committed pages are those the workflow builds from the committed results
-    # (refresh with `benchkit site results/community -o reports/site`): the same pages, and
-    # the same result files. Page bytes are not compared: they also follow the chip
-    # database and the projection's priors, which change on their own.
+    # (CI refreshes them on merge: `benchkit site results/community -o reports/site`): the
+    # same pages, and the same result files. Page bytes are not compared: they also follow
+    # the chip database and the projection's priors, which change on their own.
     committed = REPO / "reports" / "site"
 
     def tree(root: Path) -> dict[str, bytes]:
         return {str(p.relative_to(root)): p.read_bytes()
                 for p in sorted(root.rglob("*")) if p.is_file()}
 
-    built, kept = tree(tmp_path / "site"), tree(committed)
+    built, kept = tree(tmp_path / "reports" / "site"), tree(committed)
     assert sorted(built) == sorted(kept)
-    stable = [name for name in built if name.endswith(".json")]
+    stable = [name for name in built if name.startswith("results/")]
     assert stable and all(built[name] == kept[name] for name in stable)

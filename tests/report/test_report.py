@@ -276,3 +276,70 @@ def test_gpu_results_show_placement_bandwidth_and_stand_in(tmp_path: Path) -> No
     assert any(r[-1].startswith("measured (") for r in proj[1:])
     assert any(r[-1] == "not tested" for r in proj[1:])
     assert "Expected throughput by model size" in _headings(tokens, "h3")
+
+
+# --------------------------------------------------------------------------- at a glance
+
+ENGINES_RESULT = "results/nvidia-h200-v2/20261201T174653Z-engines-tinyllama-gpu-8b66de.json"
+
+
+def _engines_result() -> Path:
+    """Four engines on one H200, one run (committed): configurations that differ by engine."""
+    path = REPO / ENGINES_RESULT
+    if not path.is_file():
+        pytest.skip(f"{ENGINES_RESULT} is not committed")
+    return path
+
+
+def _median(doc: dict, engine: str, test: str) -> float:
+    case = next(c for c in doc["cases"] if c["engine"]["kind"] == engine and c["test"] == test)
+    return statistics.median(i["tps"] for i in case["iterations"])
+
+
+def test_configurations_are_named_by_what_differs(tmp_path: Path) -> None:
+    """The four engines share every llama.cpp setting: each is named by its engine alone,
+    the shared settings are stated once, as written (integers as integers)."""
+    result = _engines_result()
+    _report(result, tmp_path / "engines", "--format", "md")
+    text = (tmp_path / "engines.md").read_text(encoding="utf-8")
+    tables = _tables(MarkdownIt("commonmark").enable("table").parse(text))
+    perf = next(t for t in tables if t[0][0] == "Configuration" and "Backend" in t[0])
+    engines = list(dict.fromkeys(c["engine"]["kind"] for c in _doc(result)["cases"]))
+    assert [r[0] for r in perf[1:]] == engines
+    shared = next(r[1] for t in tables for r in t if r[0] == "Same for all")
+    batch = _doc(result)["cases"][0]["engine"]["n_batch"]
+    assert f"n_batch {batch}" in shared and "all layers on NVIDIA H200" in shared
+    assert not re.search(r"(?<![\d.])\d+\.0(?![\d.])", shared + " ".join(r[2] for r in perf[1:]))
+    # the chart's labels are the same short names
+    svg = (tmp_path / "engines-throughput.svg").read_text(encoding="utf-8")
+    labels = re.findall(r">([^<>]+)</text>", svg)
+    assert set(engines) <= {label.strip() for label in labels}
+    assert not any("n_batch" in label for label in labels)
+
+
+@pytest.mark.browser
+def test_first_screen_answers_how_fast_on_what_compared_with_what(tmp_path: Path) -> None:
+    from browser import session
+
+    result = _engines_result()
+    doc = _doc(result)
+    _report(result, tmp_path / "engines", "--format", "html")
+    with session(1300, 900) as s:
+        s.open(tmp_path / "engines.html")
+        got = s.js("const box = document.getElementById('summary');"
+                   "const r = box.getBoundingClientRect();"
+                   "return {top: r.top, bottom: r.bottom, height: innerHeight, text: box.innerText,"
+                   " wide: Array.from(document.querySelectorAll('.table-wrap'))"
+                   "   .filter(w => w.scrollWidth > w.clientWidth + 1).length,"
+                   " page: document.documentElement.scrollWidth"
+                   "   - document.documentElement.clientWidth};")
+        assert s.console_errors() == []
+    assert 0 <= got["top"] and got["bottom"] <= got["height"], got     # all of it, unscrolled
+    text = got["text"]
+    best = max(_median(doc, e, "tg128") for e in ("llama-cpp-python", "llama-bench",
+                                                 "llama-server", "openai"))
+    assert f"{fmt_tps(best)} tok/s decode" in text                       # how fast
+    assert "NVIDIA H200" in text and "tinyllama-1.1b" in text            # on what
+    ratio = _median(doc, "llama-bench", "tg128") / _median(doc, "llama-cpp-python", "tg128")
+    assert f"{ratio:.2f}×" in text and "vs llama-cpp-python" in text    # compared with what
+    assert got["wide"] == 0 and got["page"] <= 0                         # tables fit at 1300 px

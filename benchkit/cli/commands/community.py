@@ -34,8 +34,17 @@ def _safe(text: object) -> str:
               help="The community data set to file the result into.")
 @click.option("--suites", "suites_dir", default=None, type=click.Path(file_okay=False),
               help="Folder with the standard suites [default: ./suites].")
-def submit(result: str, notes: str | None, root: str, suites_dir: str | None) -> None:
-    """Prepare RESULT for the community data set and print the pull-request steps.
+@click.option("--pr", "open_pr", is_flag=True,
+              help="Open the pull request with gh (GitHub's command line) where it is "
+                   "installed and logged in: a branch, a commit of the file, a push, "
+                   "gh pr create. Otherwise the steps are printed.")
+@click.option("--site-url", default=None, metavar="URL",
+              help="The published site's address, for the link to the result's page "
+                   "[default: GitHub Pages of the origin remote].")
+def submit(result: str, notes: str | None, root: str, suites_dir: str | None, open_pr: bool,
+           site_url: str | None) -> None:
+    """Prepare RESULT for the community data set; print the pull-request steps, or with
+    --pr open the pull request.
 
     \b
     Removes what must not be published (host names, home folders, serial numbers),
@@ -43,7 +52,7 @@ def submit(result: str, notes: str | None, root: str, suites_dir: str | None) ->
     the id derived from the content: the same result submitted twice is the same file.
     Chip, GPU cores, memory and OS come from the result; nothing else is asked.
     """
-    from benchkit.community.submit import next_steps
+    from benchkit.community import pullrequest
     from benchkit.community.submit import submit as do_submit
 
     sub = do_submit(result, notes=notes, root=root, suites_dir=suites_dir)
@@ -62,9 +71,42 @@ def submit(result: str, notes: str | None, root: str, suites_dir: str | None) ->
             click.echo(f"  ... and {len(sub.removed) - 10} more")
     warnings = sub.verdict.count("warning")
     click.echo(f"checks: accepted{f', {warnings} warning(s) above' if warnings else ''}")
+    page = pullrequest.site_url(sub.path, site_url)
+    sys.exit(_share(sub, page, open_pr))
+
+
+def _share(sub, site: str | None, open_pr: bool) -> int:  # noqa: ANN001 - Submission
+    """Open the pull request (--pr, gh ready) or print the steps; the exit code."""
+    import shutil
+    from pathlib import Path
+
+    from benchkit.community import pullrequest
+    from benchkit.community.submit import next_steps, pr_body, pr_steps, pr_title, result_page
+
+    page = result_page(sub, site)
+    where = page if site else f"{page} of the site"
+    ran: list[str] = []
+    if open_pr:
+        problem = pullrequest.gh_ready(Path(sub.path).parent)
+        if problem is None:
+            done = pullrequest.open_pull_request(sub.path, pr_steps(sub, absolute=True),
+                                                 pr_title(sub), pr_body(sub, page if site else None))
+            ran = done.done
+            for command in ran:
+                click.echo(f"ran: {command}")
+            if done.problem is None:
+                click.echo(f"pull request: {_safe(done.url)}")
+                click.echo(f"once it is merged and CI has rebuilt the site: {_safe(where)}")
+                return 0
+            problem = done.problem
+        click.echo(f"pull request not opened: {_safe(problem)}", err=True)
+    elif shutil.which("gh"):
+        click.echo("gh is installed: `benchkit submit RESULT --pr` runs these steps itself")
     click.echo("next steps:")
-    for i, step in enumerate(next_steps(sub), 1):
+    for i, step in enumerate(next_steps(sub)[len(ran):], len(ran) + 1):
         click.echo(f"  {i}. {step}")
+    click.echo(f"once merged and CI has rebuilt the site, the result's page: {_safe(where)}")
+    return 1 if open_pr else 0
 
 
 @click.command()
@@ -112,7 +154,10 @@ def validate(paths: tuple[str, ...], suites_dir: str | None, strict: bool, quiet
               type=click.Path(file_okay=False), help="Folder to write the site into.")
 @click.option("--suites", "suites_dir", default=None, type=click.Path(file_okay=False),
               help="Folder with the standard suites [default: ./suites].")
-def site(results_dir: str, output: str, suites_dir: str | None) -> None:
+@click.option("--presets", default=None, metavar="NAME,NAME,...",
+              help="The model presets the projection explorer offers [default: every preset "
+                   "of `benchkit models list`].")
+def site(results_dir: str, output: str, suites_dir: str | None, presets: str | None) -> None:
     """Build the static site of the community results in RESULTS_DIR.
 
     \b
@@ -122,7 +167,8 @@ def site(results_dir: str, output: str, suites_dir: str | None) -> None:
     """
     from benchkit.community.site.build import build_site
 
-    built = build_site(results_dir, output, suites_dir=suites_dir)
+    chosen = None if presets is None else [p.strip() for p in presets.split(",") if p.strip()]
+    built = build_site(results_dir, output, suites_dir=suites_dir, presets=chosen)
     for problem in built.skipped:
         click.echo(f"skipped: {_safe(problem)}", err=True)
     click.echo(f"wrote {len(built.pages)} page(s) to {output}/ from {built.n_results} "

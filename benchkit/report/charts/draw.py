@@ -57,6 +57,20 @@ def svg(fig, name: str) -> str:
     return text
 
 
+def tick_label(text: str, width: int = 28) -> str:
+    """A configuration's name as an axis or legend label: wrapped onto short lines at its
+    " · " separators (then at spaces), so that the chart keeps its width for the bars."""
+    import textwrap
+
+    lines: list[str] = []
+    for part in text.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines += textwrap.wrap(part, width) or [part]
+    return "\n".join(lines)
+
+
 def colour(i: int) -> str:
     """The i-th configuration's colour: the same one in every chart of a page."""
     return PALETTE[i % len(PALETTE)]

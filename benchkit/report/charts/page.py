@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from benchkit.core.units import fmt_tps
 from benchkit.report.charts.draw import (MEASURED, PALETTE, WIDTH_IN, colour, pyplot, svg,
-                                         unique_legend)
+                                         tick_label, unique_legend)
 from benchkit.report.context import SYNTHETIC, Config, clean, num
 
 
@@ -38,7 +38,7 @@ def throughput(bars: Sequence[dict[str, Any]]) -> str | None:
         colours = [colour(labels.index(b["label"])) for b in rows]
         ax.barh(ys, medians, xerr=err, color=colours, capsize=3, height=0.6,
                 error_kw={"elinewidth": 1})
-        ax.set_yticks(ys, [b["label"] for b in rows])
+        ax.set_yticks(ys, [tick_label(b["label"]) for b in rows])
         ax.invert_yaxis()
         ax.set_title(f"{test}: median tok/s, whiskers min to max over "
                      f"{_n_text(rows)} iterations", loc="left")
@@ -72,7 +72,7 @@ def iterations(series: Sequence[dict[str, Any]]) -> str | None:
         for s in (s for s in series if s["test"] == test):
             xs = range(1, len(s["values"]) + 1)
             ax.plot(xs, s["values"], marker="o", markersize=3, linewidth=1.2,
-                    color=colour(labels.index(s["label"])), label=s["label"])
+                    color=colour(labels.index(s["label"])), label=tick_label(s["label"], 48))
         ax.set_title(f"{test}: tok/s per timed iteration", loc="left")
         ax.set_xlabel("iteration")
         ax.set_ylabel("tokens per second")
@@ -141,7 +141,7 @@ def bandwidth(rows: Sequence[dict[str, Any]]) -> str | None:
             note += " (peak unknown)"
         ax.annotate(note, (r["achieved_gbs"], y), xytext=(2, 0), textcoords="offset points",
                     va="center", fontsize=8)
-    ax.set_yticks(ys, [r["label"] for r in rows])
+    ax.set_yticks(ys, [tick_label(r["label"]) for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("GB/s")
     ax.set_title("Achieved memory bandwidth during decode", loc="left", pad=22)

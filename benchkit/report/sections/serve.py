@@ -22,7 +22,7 @@ from benchkit.workloads.serve import saturation
 from benchkit.core.units import fmt_ms, fmt_pct, fmt_tps
 from benchkit.report.context import Config, base_key, case, clean
 from benchkit.report.sections import section
-from benchkit.report.sections import serve_detail
+from benchkit.report import serve_detail
 
 NAME = "serve"
 
