@@ -21,6 +21,7 @@ Engine modules import their heavy dependencies (llama-cpp-python, an HTTP client
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
@@ -112,7 +113,14 @@ class Iteration:
 
     @property
     def tps(self) -> float:
-        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+        """tokens / seconds (0 for no time: the writer refuses such an iteration); a count
+        no float holds (a server's 10^400 tokens) is infinite, refused the same way."""
+        if not self.seconds > 0:
+            return 0.0
+        try:
+            return self.tokens / self.seconds
+        except OverflowError:
+            return math.inf
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"tokens": self.tokens, "seconds": self.seconds, "tps": self.tps,

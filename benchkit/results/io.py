@@ -23,7 +23,7 @@ from benchkit.results.model import (FORMAT, SCHEMA_VERSION, SUPPORTED_VERSIONS, 
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "SUPPORTED_VERSIONS", "Run", "clock_of", "upgrade",
            "summarize", "schema", "dumps", "write_result", "read_result", "read_run",
-           "parse_result", "check_schema"]
+           "parse_result", "check_schema", "case_problem"]
 
 # Two-sided 95% Student t quantiles for small n (df = n - 1); beyond 30 the normal 1.96.
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -148,3 +148,25 @@ def check_schema(doc: dict[str, Any], file: str | None = None) -> None:
         err = errors[0]
         field = ".".join(str(part) for part in err.absolute_path) or "(top level)"
         raise BenchkitError(err.message, file=file, field=field)
+
+
+def case_problem(doc: dict[str, Any], case: dict[str, Any]) -> BenchkitError | None:
+    """What a reader of the file would refuse in `case`, as part of the run `doc`: every
+    check `read_result` applies (finite numbers and nesting, the schema, the figures'
+    plausibility), the field named as in the file (`cases.0.iterations.3.tps`, the case
+    as the only one). None when a reader accepts it.
+
+    A run asks this of every case before it writes it: a figure from outside (a server's
+    timings or token counts, a row llama-bench printed) that no reader would accept fails
+    its own case, instead of making the whole file unreadable."""
+    from benchkit.core.safeio import check_tree
+    from benchkit.results.sanity import check_figures
+
+    probe = {**doc, "cases": [case]}
+    try:
+        check_tree(probe)
+        check_figures(probe)      # first: its lines say what is wrong with a figure
+        check_schema(probe)
+    except BenchkitError as exc:
+        return exc
+    return None

@@ -57,6 +57,11 @@ ITERATION = {
     "decode_tps": TPS, "n_prompt": COUNT, "n_generated": COUNT,
     "client_seconds": SECONDS, "client_tps": TPS, "server_seconds": SECONDS,
     "server_tps": TPS,
+    # a serve request's counts and times, as the server reported them
+    # (benchkit.workloads.serve.workload.iteration_of)
+    "tokens_in": COUNT, "cache_n": COUNT, "prompt_n": COUNT, "draft_n": COUNT,
+    "draft_accepted": COUNT, "reasoning_tokens": COUNT, "retries": COUNT,
+    "ttft_answer_s": SECONDS, "level_s": SECONDS, "think_s": SECONDS,
 }
 SUMMARY = {
     "n": COUNT, "tps_mean": TPS, "tps_median": TPS, "tps_stdev": TPS, "tps_min": TPS,
@@ -125,6 +130,28 @@ def check_figures(doc: Any, file: str | None = None) -> None:
                                 file=file, field=field)
     for field, message in _missing_figures(doc):
         raise BenchkitError(message, file=file, field=field)
+    for field, message in _timeless_iterations(doc):
+        raise BenchkitError(message, file=file, field=field)
+
+
+def _timeless_iterations(doc: Any) -> Iterator[tuple[str, str]]:
+    """An iteration that made tokens in no time at all: a clock that did not run (a
+    server's timings of 0 ms) is no measurement, and its tok/s would read 0."""
+    if not isinstance(doc, dict):
+        return
+    for i, case in _items(doc.get("cases")):
+        for j, it in _items(case.get("iterations") if isinstance(case, dict) else None):
+            if not isinstance(it, dict):
+                continue
+            tokens, seconds = it.get("tokens"), it.get("seconds")
+            if _number(tokens) and _number(seconds) and tokens > 0 and seconds == 0:
+                yield (f"cases.{i}.iterations.{j}.seconds",
+                       f"0 s for {tokens} tokens is not a measurement (a clock that did "
+                       "not run)")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _missing_figures(doc: Any) -> Iterator[tuple[str, str]]:
@@ -177,18 +204,29 @@ def judge(value: Any, bound: Bound) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"must be a number, not {_json_type(value)}"
-    x = float(value)
     unit = f" {bound.unit}" if bound.unit else ""
+    try:
+        x = float(value)
+    except OverflowError:              # an integer beyond a double
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"an integer of about {digits:,} digits is not a plausible figure"
     if not math.isfinite(x):
         return f"{value!r} is not a finite number"
     if bound.integer and not x.is_integer():
         return f"{value!r} must be a whole number"
     if x < bound.low:
-        return (f"{value!r}{unit} is negative: no measurement gives that" if bound.low == 0
-                else f"{value!r}{unit} is below {bound.low:,.0f}")
+        return (f"{_shown(value)}{unit} is negative: no measurement gives that"
+                if bound.low == 0 else f"{_shown(value)}{unit} is below {bound.low:,.0f}")
     if x > bound.high:
-        return f"{value:,}{unit} is not a plausible figure (above {bound.high:,.0f})"
+        return (f"{_shown(value) if abs(x) >= 1e15 else f'{value:,}'}{unit} is not a "
+                f"plausible figure (above {bound.high:,.0f})")
     return None
+
+
+def _shown(value: float | int) -> str:
+    """A figure in a message: as written, or in scientific notation past 10^15 (a
+    server's 10^300 would fill the line)."""
+    return f"{float(value):.3g}" if abs(value) >= 1e15 else repr(value)
 
 
 def _figures(doc: Any) -> Iterator[tuple[str, Any, Bound]]:

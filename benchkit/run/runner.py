@@ -41,11 +41,14 @@ from benchkit.models.gguf import GGUFInfo, read_gguf_info, sha256_file
 from benchkit.models.mlx import folder_sha256, read_mlx_info
 from benchkit.core.interrupts import Interrupted, interrupt_guard
 from benchkit.models.ref import ResolvedModel, resolve
-from benchkit.results.io import FORMAT, SCHEMA_VERSION, summarize, write_result
+from benchkit.results.io import FORMAT, SCHEMA_VERSION, case_problem, summarize, write_result
+from benchkit.results.sanity import TPS, judge
 from benchkit.community.scrub import scrub_home
+from benchkit.results.lock import WriterLock
 from benchkit.results.model import Case, Run
 from benchkit.run.suite import Suite
 from benchkit.core.textsafe import terminal
+from benchkit.core.urls import scrub_credentials
 from benchkit.run.worker import Job, execute, run_isolated
 from benchkit.workloads.base import Workload
 
@@ -150,7 +153,14 @@ def run_suite(suite: Suite, output_dir: str | Path, *, synthetic: bool = False,
     if resume is not None:
         from benchkit.results.resume import reopen
 
-        doc, path = reopen(resume, suite, models, env, synthetic=synthetic, command=command)
+        lock = WriterLock(resume)        # refused at once while another run writes it
+        lock.acquire()
+        try:
+            doc, path = reopen(resume, suite, models, env, synthetic=synthetic,
+                               command=command)
+        except BaseException:
+            lock.release()
+            raise
     else:
         started = dt.datetime.now(dt.timezone.utc)
         doc = {
@@ -161,7 +171,21 @@ def run_suite(suite: Suite, output_dir: str | Path, *, synthetic: bool = False,
             "suite": {**suite.as_run(), "synthetic": synthetic}, "cases": [],
         }
         path = Path(output_dir) / f"{doc['run_id']}.json"
-    outcome = RunOutcome(path, doc)
+        lock = WriterLock(path)
+        lock.acquire()
+    try:
+        return _measure(suite, models, RunOutcome(path, doc), progress, stream,
+                        isolate=isolate, case_timeout_s=case_timeout_s)
+    finally:
+        lock.release()
+
+
+def _measure(suite: Suite, models: list[PreparedModel], outcome: RunOutcome,
+             progress: bool | None, stream: TextIO, *, isolate: bool,
+             case_timeout_s: float | None) -> RunOutcome:
+    """Every case not yet in the outcome's document, written after each one; the
+    document's status says how the run ended."""
+    doc, path = outcome.doc, outcome.path
     _write(doc, path)
     done = {case_key(c) for c in Run.from_json(doc).cases}     # a resumed run's, kept
     todo = sum(1 for m in models for e in suite.engines for w in suite.workloads
@@ -221,8 +245,8 @@ def _run_configuration(suite: Suite, model: PreparedModel, engine: Engine,
     if not runnable:
         return
     recorder.configure(model, engine, runnable)
-    job = Job(engine, model.model_file() if engine.uses_model_file else None,
-              tuple(runnable), suite.warmup, suite.iterations)
+    # every engine gets the suite's model: the HTTP engines check the one they are served
+    job = Job(engine, model.model_file(), tuple(runnable), suite.warmup, suite.iterations)
     if isolate:
         run_isolated(job, recorder.event, case_timeout_s=case_timeout_s)
     else:
@@ -240,6 +264,7 @@ class _Recorder:
         self.case: dict[str, Any] | None = None
         self.pid: int | None = None
         self.sampler: telemetry.Sampler | None = None
+        self.refused: Refused | None = None
 
     def configure(self, model: PreparedModel, engine: Engine, workloads: list[Workload]) -> None:
         self.model, self.engine, self.workloads = model, engine, workloads
@@ -248,6 +273,11 @@ class _Recorder:
     def add(self, case: dict[str, Any], workload: Workload) -> None:
         doc = self.outcome.doc
         case["index"] = len(doc["cases"])
+        admit(doc, case, self.refused)
+        self.refused = None
+        clean = scrub_credentials(case)       # no URL's user:password, printed or written
+        case.clear()
+        case.update(clean)
         doc["cases"].append(case)
         if case["status"] == "failed":
             self.outcome.failed.append(case)
@@ -289,12 +319,14 @@ class _Recorder:
             return
         if self.case is not None and "it" in e:
             self.case["iterations"].append(e["it"])
-        self.bar.step(e["it"]["tps"] if "it" in e else e.get("tps"))
+        tps = e["it"].get("tps") if "it" in e else e.get("tps")
+        # a figure no reader would accept is not shown (`admit` fails its case)
+        self.bar.step(tps if judge(tps, TPS) is None else None)
 
     def _case_done(self, e: dict[str, Any]) -> None:
         case = self.case or self._new(e["i"])
         case["iterations"] = e["iterations"]
-        self._telemetry(case)
+        self._settling(case)
         case["engine_info"].update(e["facts"] or {})
         case["warnings"].extend(e.get("warnings") or [])
         if case["load"] is not None:
@@ -305,9 +337,12 @@ class _Recorder:
 
     def _case_failed(self, e: dict[str, Any]) -> None:
         case = self.case if self.case is not None else self._new(e["i"])
-        case.update(status="failed", error=e["error"])
-        self._telemetry(case)
         workload = self.workloads[e["i"]]
+        error = e["error"]
+        if e.get("stopped"):            # at its time limit: how far it got
+            error += f" after {workload.progress_of(len(case['iterations']), self.suite.iterations)}"
+        case.update(status="failed", error=error)
+        self._settling(case)
         _summarise(case, workload)
         case["warnings"].extend(workload.spread_warnings(case))
         self.case = None
@@ -318,13 +353,18 @@ class _Recorder:
         case, self.case = self.case, None
         if case is None:
             return
-        self._telemetry(case)
-        n = len(case["iterations"])
-        case.update(status="partial",
-                    error=f"{why} after {n} of {self.suite.iterations} timed iterations")
+        self._settling(case)
         workload = self.workloads[self._index(case)]
+        done = workload.progress_of(len(case["iterations"]), self.suite.iterations)
+        case.update(status="partial", error=f"{why} after {done}")
         _summarise(case, workload)
         self.add(case, workload)
+
+    def _settling(self, case: dict[str, Any]) -> None:
+        """A case ends: its iterations screened (`screen`) before anything is computed
+        from them, then its telemetry."""
+        self.refused = screen(self.outcome.doc, case)
+        self._telemetry(case)
 
     def _telemetry(self, case: dict[str, Any]) -> None:
         """Stop the case's sampler; its figures and warnings go into the case."""
@@ -338,6 +378,98 @@ class _Recorder:
 
     def _index(self, case: dict[str, Any]) -> int:
         return next(i for i, w in enumerate(self.workloads) if w.test == case["test"])
+
+
+MAX_REPAIRS = 32           # values taken out of one case before it is left bare
+
+
+def screen(doc: dict[str, Any], case: dict[str, Any]) -> Refused | None:
+    """Drop the iterations of `case` that hold a figure no reader of `doc` would accept
+    (benchkit.results.io.case_problem: NaN, a negative or absurd figure, 0 s for N tokens,
+    nesting no reader takes), before anything is computed from them. What was dropped,
+    or None."""
+    its = case["iterations"]
+    if not its:
+        return None
+    skeleton = {"index": 0, "status": "ok", "model": case["model"], "engine": case["engine"],
+                "test": case["test"], "workload": case["workload"], "summary": summarize([])}
+    problem = case_problem(doc, {**skeleton, "iterations": its})
+    if problem is None:               # the usual case: one check
+        return None
+    bad = {k for k, it in enumerate(its)
+           if case_problem(doc, {**skeleton, "iterations": [it]}) is not None}
+    case["iterations"] = [it for k, it in enumerate(its) if k not in bad]
+    return Refused(problem, len(bad), len(its))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Iterations `screen` dropped: the first figure refused, how many, of how many."""
+
+    problem: BenchkitError
+    dropped: int
+    of: int
+
+
+def admit(doc: dict[str, Any], case: dict[str, Any], refused: Refused | None) -> None:
+    """Make `case` one that every reader accepts, before it is written into `doc`.
+
+    Figures come from outside (a server's timings and token counts, the rows llama-bench
+    prints): one that a reader would refuse fails its case, in one line naming the field,
+    and is left out: `screen` dropped the iterations holding one (the others are kept, the
+    summary is theirs), another such value becomes null here, and a case that still does
+    not pass keeps only its identity and the error. The rest of the run stays readable
+    by report, compare, validate, project and submit."""
+    problem = case_problem(doc, case)
+    if problem is None and refused is None:
+        return
+    first = refused.problem if refused else problem
+    seen: set[str] = set()
+    for _ in range(MAX_REPAIRS):
+        if problem is None:
+            break
+        field = problem.field or ""
+        if field in seen or not _null(case, field.split(".")[2:]):
+            _bare(case)
+            break
+        seen.add(field)
+        problem = case_problem(doc, case)
+    else:
+        _bare(case)
+    assert first is not None
+    _refuse(case, first, refused)
+
+
+def _refuse(case: dict[str, Any], problem: BenchkitError, refused: Refused | None) -> None:
+    field = (problem.field or "").removeprefix("cases.0.")
+    said = f"a figure no reader would accept: {field}: {problem.message}"
+    if refused is not None:
+        said += f" ({refused.dropped} of {refused.of} iterations left out)"
+    old = case.get("error") if case.get("status") == "failed" else None
+    case.update(status="failed", error=f"{old}; {said}" if old else said)
+
+
+def _null(case: dict[str, Any], path: list[str]) -> bool:
+    """Set the value at `path` (keys and list indexes) in `case` to null; False when
+    there is no such value, or it is null already."""
+    node: Any = case
+    for part in path[:-1]:
+        node = node[int(part)] if isinstance(node, list) and part.isdigit() and \
+            int(part) < len(node) else node.get(part) if isinstance(node, dict) else None
+    last = path[-1] if path else None
+    if isinstance(node, dict) and last in node and node[last] is not None:
+        node[last] = None
+        return True
+    return False
+
+
+def _bare(case: dict[str, Any]) -> None:
+    """The case's identity and error only: nothing measured a reader could refuse."""
+    for key in ("telemetry", "cold_start"):
+        case.pop(key, None)
+    case.update(iterations=[], summary=summarize([]), load=None, placement=None,
+                engine_info={"layer": (case.get("engine_info") or {}).get("layer")},
+                warnings=[])
 
 
 def _settle(case: dict[str, Any], workload: Workload, e: dict[str, Any]) -> None:
@@ -384,7 +516,9 @@ def _finish(doc: dict[str, Any], status: str, path: Path) -> None:
 
 def _write(doc: dict[str, Any], path: Path) -> None:
     try:
-        write_result(scrub_home(doc), path)
+        # the cases were scrubbed of URL credentials as they were added; the rest here
+        clean = {k: v if k == "cases" else scrub_credentials(v) for k, v in doc.items()}
+        write_result(scrub_home(clean), path)
     except OSError as exc:
         raise BenchkitError(f"cannot write the result file: {exc.strerror or exc}",
                             file=str(path)) from None

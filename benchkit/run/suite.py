@@ -105,14 +105,49 @@ def load_suite(path: str | os.PathLike[str], *, iterations: int | None = None,
         models=[_model_spec(m, i, file, root, Path(path).resolve().parent)
                 for i, m in enumerate(data["models"])],
         engines=expand_engines(data.get("engine") or {}, data.get("engines"), file, root),
-        workloads=[w for i, item in enumerate(data["workloads"])
-                   for w in workload_registry.parse(item, file=file, field=f"workloads.{i}",
-                                                    line=line_of(root, ["workloads", i]))],
+        workloads=_workloads(data["workloads"], file, root),
         warmup=warmup if warmup is not None else data.get("warmup", DEFAULT_WARMUP),
         iterations=iterations if iterations is not None else data.get("iterations",
                                                                       DEFAULT_ITERATIONS),
         raw=scrub_home(data),
     )
+
+
+def _workloads(entries: list[Any], file: str, root: Any) -> list[Workload]:
+    """Every test of the suite's `workloads:`, each under a name no other test has.
+
+    The test name is what a case is known by: `--resume` skips a test it finds done and
+    `compare` pairs cases by it, so two different workloads under one name (two serve
+    entries that differ only in lengths, both `serve-c1`) would have one skipped or
+    dropped. Such a suite is refused, naming the entry and what differs (the same
+    workload twice is one test measured twice, as before)."""
+    out: list[Workload] = []
+    seen: dict[str, tuple[int, Workload]] = {}
+    for i, item in enumerate(entries):
+        line = line_of(root, ["workloads", i])
+        for w in workload_registry.parse(item, file=file, field=f"workloads.{i}", line=line):
+            if w.test in seen and seen[w.test][1].to_dict() != w.to_dict():
+                j, other = seen[w.test]
+                raise BenchkitError(f"a second test named {w.test!r} (workloads.{j} has that "
+                                    f"name{_difference(other, w)}): a case is known by its "
+                                    "test name, so one would be skipped by --resume and "
+                                    "dropped by compare; make them differ in a setting the "
+                                    "name shows, or run them in separate suites",
+                                    file=file, field=f"workloads.{i}", line=line)
+            seen[w.test] = (i, w)
+            out.append(w)
+    return out
+
+
+def _difference(a: Workload, b: Workload) -> str:
+    """`, with prompt_tokens 128, not 512`: the first setting two workloads differ in."""
+    da, db = a.to_dict(), b.to_dict()
+    derived = ("n_prompt", "n_gen")        # what a workload's own settings imply: last
+    for key in [*(k for k in dict.fromkeys([*da, *db]) if k not in derived), *derived]:
+        if da.get(key) != db.get(key):
+            shown = [json.dumps(v, default=str)[:60] for v in (da.get(key), db.get(key))]
+            return f", with {key} {shown[0]}, not {shown[1]}"
+    return ""
 
 
 def expand_engines(shared: dict[str, Any], entries: list[Any] | None, file: str | None = None,

@@ -11,13 +11,19 @@ inside a native library (a segfault, a GGML_ASSERT abort, the out-of-memory kill
 ends the worker, not the run: the parent marks the case in progress failed with the
 signal or exit status and the tail of the worker's stderr (where llama.cpp writes its
 asserts), keeps that case's finished iterations, and starts a fresh worker for the rest
-of the configuration's workloads. A case that exceeds its time limit is ended the same
-way. The worker runs in its own session, so that Ctrl-C in a terminal reaches the parent
-alone, which stops the worker and records the case in progress as partial.
+of the configuration's workloads. Any exception while a case is prepared or measured
+fails that case in one line, and a worker that ends with cases it never settled fails
+the first of them with how it ended: no case goes missing. A case that exceeds its time
+limit, and a run interrupted, stop the worker with SIGTERM, which it acts on at its next
+safe point: what it finished (a serve level's finished requests) is read from the pipe
+before it is killed. The worker runs in its own session, so that Ctrl-C in a terminal
+reaches the parent alone, which stops the worker and records the case in progress as
+partial; and it dies with the parent however the parent ends (benchkit.core.lifetime).
 
 Events: opened {load_seconds, facts, rss_after_load_bytes} | open_failed {error} |
 case_start {i, placement, warnings, n_ctx} | iteration {i, it, warmup} |
-case_done {i, facts, warmups_used, first_iteration, peak_rss_bytes} | case_failed {i, error}.
+case_done {i, facts, warmups_used, first_iteration, peak_rss_bytes} |
+case_failed {i, error, stopped (the parent stopped it at its time limit)}.
 """
 
 from __future__ import annotations
@@ -35,12 +41,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from benchkit.engines.base import Engine, Iteration, ModelFile, Plan
+from benchkit.core import lifetime
 from benchkit.core.errors import BenchkitError
-from benchkit.core.interrupts import CtrlC
+from benchkit.core.interrupts import CtrlC, Interrupted, interrupt_guard
+from benchkit.core.streamlines import LineSplitter
 from benchkit.workloads.base import Workload
 
 Sink = Callable[[dict[str, Any]], None]
 STDERR_TAIL = 12          # lines of a dead worker's stderr kept in the error
+STOP_GRACE_S = 10.0       # a stopped worker's time to hand over what it finished
 
 
 @dataclass(frozen=True)
@@ -56,27 +65,36 @@ class Job:
 
 
 def execute(job: Job, sink: Sink) -> None:
-    """Open, then measure every workload of `job`, telling `sink` what happens."""
+    """Open, then measure every workload of `job`, telling `sink` what happens.
+
+    Every exception but an interruption becomes an event: a model that cannot be opened
+    fails every case (`open_failed`), a case that cannot be prepared or measured fails
+    that case (`case_failed`) and the next one is measured. No case is left unsaid."""
+    session = None
     try:
         session = job.engine.open(job.model)
-    except BenchkitError as exc:
-        sink({"type": "open_failed", "error": str(exc)})
+        opened = {"type": "opened", "load_seconds": session.load_seconds,
+                  "facts": session.facts(), "rss_after_load_bytes": _rss(), "pid": os.getpid()}
+    except Exception as exc:  # noqa: BLE001 - any failure to open fails the cases, in one line
+        if session is not None:
+            _close(session)
+        sink({"type": "open_failed", "error": one_line(exc, "opening the model")})
         return
     try:
-        sink({"type": "opened", "load_seconds": session.load_seconds,
-              "facts": session.facts(), "rss_after_load_bytes": _rss(), "pid": os.getpid()})
+        sink(opened)
         for k, workload in enumerate(job.workloads):
             _measure_one(session, workload, job, job.first + k, sink)
     finally:
-        session.close()
+        _close(session)
 
 
 def _measure_one(session: Any, workload: Workload, job: Job, i: int, sink: Sink) -> None:
+    step = "preparing the case"
     try:
         warnings = session.prepare(workload)
         sink({"type": "case_start", "i": i, "placement": session.placement(),
               "warnings": warnings, "n_ctx": getattr(session, "n_ctx", None)})
-
+        step = "measuring"
         timed = session.measure(workload, streaming_plan(job, sink, i))
         first = session.first_iteration
         sink({"type": "case_done", "i": i, "facts": session.facts(),
@@ -85,8 +103,24 @@ def _measure_one(session: Any, workload: Workload, job: Job, i: int, sink: Sink)
               "warnings": getattr(session, "take_warnings", list)(),
               "first_iteration": first.to_dict() if first is not None else None,
               "peak_rss_bytes": _peak_rss()})
-    except BenchkitError as exc:
-        sink({"type": "case_failed", "i": i, "error": str(exc)})
+    except Exception as exc:  # noqa: BLE001 - every failure is the case's, in one line
+        sink({"type": "case_failed", "i": i, "error": one_line(exc, step)})
+
+
+def one_line(exc: BaseException, step: str) -> str:
+    """A case's error: benchkit's own line as it is; any other exception (a server's
+    answer of an unexpected shape, a damaged cache file) with its kind and `step`."""
+    if isinstance(exc, BenchkitError):
+        return " ".join(str(exc).split())
+    said = " ".join(str(exc).split())[:300]
+    return f"unexpected {type(exc).__name__} while {step}" + (f": {said}" if said else "")
+
+
+def _close(session: Any) -> None:
+    try:
+        session.close()
+    except Exception:  # noqa: BLE001 - the cases are recorded; closing must not undo that
+        pass
 
 
 def streaming_plan(job: Job, sink: Sink, i: int) -> Plan:
@@ -126,9 +160,9 @@ def _one_worker(job: Job, sink: Sink, case_timeout_s: float | None) -> int | Non
     read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "benchkit.run.worker", str(write_fd)], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(write_fd,),
-            start_new_session=True, env=_worker_env())
+            [sys.executable, "-m", "benchkit.run.worker", str(write_fd), str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
+            pass_fds=(write_fd,), start_new_session=True, env=_worker_env())
         os.close(write_fd)
         try:
             proc.stdin.write(pickle.dumps(job))   # type: ignore[union-attr]
@@ -138,21 +172,12 @@ def _one_worker(job: Job, sink: Sink, case_timeout_s: float | None) -> int | Non
         watch = _Watch(proc, read_fd, sink, case_timeout_s)
         try:
             watch.follow()
-        except BaseException:
-            _stop(proc)
+        except BaseException:         # interrupted: what the worker finished is kept first
+            watch.wind_down()
             raise
         finally:
             os.close(read_fd)
-        code = proc.wait()
-        if watch.current is not None or (not watch.opened and not watch.open_failed):
-            reason = _death(code, watch.timed_out, case_timeout_s, _tail(stderr))
-            if not watch.opened:
-                for k in range(len(job.workloads)):
-                    sink({"type": "case_failed", "i": job.first + k, "error": reason})
-                return None
-            sink({"type": "case_failed", "i": watch.current, "error": reason})
-            return watch.current
-    return None if watch.open_failed else job.first + len(job.workloads) - 1
+        return watch.settle(job, proc.wait(), _tail(stderr))
 
 
 def _worker_env() -> dict[str, str]:
@@ -163,34 +188,56 @@ def _worker_env() -> dict[str, str]:
 
 
 class _Watch:
-    """Reads a worker's events, forwards them, and notices death, time-outs and signals."""
+    """Reads a worker's events, forwards them, and notices death, time-outs and signals.
+
+    Which cases the worker settled (done or failed) is kept: when the worker ends, a case
+    it did not settle is failed with how it ended, never taken as done."""
 
     def __init__(self, proc: subprocess.Popen, fd: int, sink: Sink,
                  case_timeout_s: float | None) -> None:
         self.proc, self.fd, self.sink, self.limit = proc, fd, sink, case_timeout_s
         self.current: int | None = None
+        self.settled: set[int] = set()
         self.opened = self.open_failed = self.timed_out = False
         self.started = time.monotonic()
+        self.lines = LineSplitter()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(fd, selectors.EVENT_READ)
 
     def follow(self) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(self.fd, selectors.EVENT_READ)
-        buf = b""
         while True:
             CtrlC.check()
             if self._over_time():
-                _stop(self.proc)
                 self.timed_out = True
+                self.wind_down()
                 return
-            if not sel.select(timeout=0.2):
-                continue
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
+            if not self._read(0.2):
                 return
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._event(json.loads(line))
+
+    def _read(self, timeout_s: float) -> bool:
+        """Forward the events that arrive within `timeout_s`; False at the pipe's end."""
+        if not self.selector.select(timeout=timeout_s):
+            return True
+        chunk = os.read(self.fd, 1 << 16)
+        if not chunk:
+            return False
+        for line in self.lines.feed(chunk):
+            self._event(json.loads(line))
+        return True
+
+    def wind_down(self) -> None:
+        """Stop the worker and keep what it finished: SIGTERM is noted at the worker's next
+        safe point (a serve level then hands over its finished requests, a decode loop stops
+        after the current decode), its last events are forwarded while it ends, and after
+        STOP_GRACE_S it and its process group are killed."""
+        _signal(self.proc, signal.SIGTERM)
+        end = time.monotonic() + STOP_GRACE_S
+        try:
+            while time.monotonic() < end and self._read(min(0.2, max(end - time.monotonic(),
+                                                                      0.0))):
+                pass
+        finally:
+            _stop(self.proc)
 
     def _over_time(self) -> bool:
         return (self.limit is not None and self.current is not None
@@ -206,7 +253,39 @@ class _Watch:
             self.current, self.started = event["i"], time.monotonic()
         elif kind in ("case_done", "case_failed"):
             self.current = None
+            self.settled.add(event["i"])
         self.sink(event)
+
+    def settle(self, job: Job, code: int, tail: list[str]) -> int | None:
+        """After the worker ended: fail the case it was in (or the first it never
+        reached) with how it ended. The index of the last case settled, None when the
+        model was never opened."""
+        if self.open_failed:
+            return None
+        indexes = [job.first + k for k in range(len(job.workloads))]
+        unsettled = [i for i in indexes if i not in self.settled]
+        if not unsettled:
+            return indexes[-1]
+        reason = _death(code, self.timed_out, self.limit, tail,
+                        started=self.current is not None)
+        if not self.opened:
+            for i in unsettled:
+                self.sink({"type": "case_failed", "i": i, "error": reason})
+            return None
+        i = self.current if self.current is not None else unsettled[0]
+        self.sink({"type": "case_failed", "i": i, "error": reason, "stopped": self.timed_out})
+        return i
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    """`sig` to the worker's process group: the worker, and a tool it runs (llama-bench)
+    that would otherwise finish its work first. A server it started is in a group of its
+    own: the worker stops it as it ends."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -223,7 +302,8 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _death(code: int, timed_out: bool, limit: float | None, tail: list[str]) -> str:
+def _death(code: int, timed_out: bool, limit: float | None, tail: list[str], *,
+           started: bool = True) -> str:
     """One line: how the worker ended, and what llama.cpp said last."""
     if timed_out:
         how = f"the case ran past its time limit of {limit:g} s and was stopped"
@@ -232,7 +312,9 @@ def _death(code: int, timed_out: bool, limit: float | None, tail: list[str]) -> 
         how = f"the worker process died of {sig.name} ({signal.strsignal(sig) or sig.name})"
     else:
         how = f"the worker process exited with status {code}"
-    said = " | ".join(tail)
+    if not started and not timed_out:
+        how += " before the case started"
+    said = " | ".join(tail) if not timed_out else ""   # a stopped worker's tail is ours
     return f"{how}; its stderr ends: {said}" if said else how
 
 
@@ -266,22 +348,34 @@ def _peak_rss() -> int | None:
 # --- the worker's side ------------------------------------------------------------------
 
 
-def _child(fd: int) -> None:
-    """Read the job from stdin, run it, write events to `fd` as JSON lines."""
+def _child(fd: int, parent: int) -> None:
+    """Read the job from stdin, run it, write events to `fd` as JSON lines.
+
+    The worker dies with benchkit (benchkit.core.lifetime: the kernel's parent-death
+    signal, else a watchdog), so that a SIGKILL of benchkit leaves no worker measuring.
+    SIGTERM, SIGINT and SIGHUP are noted (benchkit.core.interrupts) and acted on at the
+    next safe point: the parent sends SIGTERM to stop a case (a time limit, Ctrl-C) and
+    reads what the worker finished before it ends."""
+    lifetime.die_with_parent(parent)
     try:
         import benchkit.engines.llama_cpp.native  # noqa: F401  llama.cpp before numpy (see there)
     except ImportError:
         pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent decides when to stop
     job = pickle.loads(sys.stdin.buffer.read())
     out = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
 
     def sink(event: dict[str, Any]) -> None:
-        out.write(json.dumps(event, allow_nan=False) + "\n")
+        # NaN and Infinity pass as JSON's extensions: the parent judges every figure
+        # (benchkit.results.io.case_problem) and fails the case in one line
+        out.write(json.dumps(event) + "\n")
 
-    execute(job, sink)
+    try:
+        with interrupt_guard():
+            execute(job, sink)
+    except Interrupted:
+        pass                      # stopped by the parent, which records the case
     out.flush()
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]))
+    _child(int(sys.argv[1]), int(sys.argv[2]))

@@ -63,6 +63,11 @@ class Workload:
         """Steps of a case's progress bar (None: unknown)."""
         return warmup + iterations
 
+    def progress_of(self, done: int, iterations: int) -> str:
+        """How far a case got, for a case stopped before its end: `done` of the suite's
+        `iterations` (a workload whose iterations are not the suite's says its own)."""
+        return f"{done} of {iterations} timed iterations"
+
     def progress_text(self, summary: dict[str, Any]) -> str:
         """A finished case's figures in one line, for a run's progress without a bar."""
         spread = f" ± {summary['tps_stdev']:.2f}" if summary["n"] > 1 else ""

@@ -121,6 +121,12 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
         return
     if depth is not None and depth < 0:
         raise BenchkitError(f"must be 0 or more, got {depth}", field="--depth")
+    from benchkit.core.safeio import require_regular_file
+
+    # a FIFO or a device would block (or never end) the read: refused from its stat
+    for given, what in ((chip_spec, "chip spec (--chip-spec)"), (gguf_file, "model (--gguf)")):
+        if given:
+            require_regular_file(given, what)
     spec = load_chip_spec(chip_spec) if chip_spec else None
     if quant is not None:
         bits_per_weight(quant, field="--quant")

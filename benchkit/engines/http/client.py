@@ -13,7 +13,10 @@ doing nothing else per token: parsing happens after the stream ends, so that the
 timestamps measure the server and the wire, not this client. Every transport problem
 becomes one BenchkitError line that says what happened: connection refused, a timeout, an
 HTTP error status with a short excerpt of its body, malformed JSON or SSE, a server that
-died mid-request (with the tail of its log), a stream that stalled.
+died mid-request (with the tail of its log), a stream that stalled. Every request has
+bounds: one deadline from its send to its last byte (`timeout_s`), at most
+MAX_RESPONSE_BYTES of answer after decoding (a 13 MB gzip bomb is refused, not expanded),
+lines cut in linear time; and no URL it records or says carries `user:password@`.
 
 httpx is imported inside functions: importing this module stays cheap.
 """
@@ -33,11 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from benchkit.core import lifetime
 from benchkit.core.errors import BenchkitError
 from benchkit.core.interrupts import CtrlC
+from benchkit.core.streamlines import LineSplitter
+from benchkit.core.urls import without_credentials
 
 LOOPBACK = "127.0.0.1"
 EXCERPT_CHARS = 200          # of an error response's body, in error lines
+MAX_RESPONSE_BYTES = 64 << 20    # one answer, decoded: a stream of 100,000 tokens is ~30 MB
+_IDENTITY = {"accept-encoding": "identity"}   # asked for; a server that compresses anyway
+                                             # is read within MAX_RESPONSE_BYTES
 TAIL_LINES = 3               # of a server's log, in error lines
 STOP_GRACE_S = 10.0          # SIGTERM -> SIGKILL
 DEATH_GRACE_S = 1.0          # a dropped connection: time for the process to be seen exiting
@@ -72,6 +81,7 @@ def _stop_all() -> None:
 
 
 atexit.register(_stop_all)
+lifetime.at_parent_death(_stop_all)    # a watchdog that sees benchkit gone stops them too
 
 
 def _stop_all_then_die(signum: int, frame: Any) -> None:  # noqa: ARG001
@@ -259,18 +269,8 @@ def _own_group() -> dict[str, Any]:
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
     kwargs: dict[str, Any] = {"start_new_session": True}
     if sys.platform.startswith("linux"):
-        kwargs["preexec_fn"] = _die_with_parent
+        kwargs["preexec_fn"] = lifetime.preexec_die_with(os.getpid(), signal.SIGTERM)
     return kwargs
-
-
-def _die_with_parent() -> None:
-    """prctl(PR_SET_PDEATHSIG, SIGTERM), in the child before exec."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -346,14 +346,15 @@ class Stream:
                 for t, line in self._lines() if line.strip()]
 
     def _lines(self) -> Iterable[tuple[float, str]]:
-        buf = b""
+        """Each line with the arrival of the chunk that ended it, cut in linear time
+        (benchkit.core.streamlines: one long line is not rescanned with every chunk)."""
+        splitter = LineSplitter()
         for t, chunk in self.chunks:
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
+            for line in splitter.feed(chunk):
                 yield t, _decode(line.removesuffix(b"\r"), self.url)
-        if buf:
-            yield self.chunks[-1][0], _decode(buf.removesuffix(b"\r"), self.url)
+        rest = splitter.rest()
+        if rest:
+            yield self.chunks[-1][0], _decode(rest.removesuffix(b"\r"), self.url)
             yield self.chunks[-1][0], ""
 
     def text(self) -> str:
@@ -371,13 +372,14 @@ class HttpClient:
                  server: ManagedServer | None = None) -> None:
         import httpx
 
-        self.base_url = base_url.rstrip("/")
+        self.request_base = base_url.rstrip("/")        # with any credentials: requests
+        self.base_url = without_credentials(self.request_base)   # what is recorded, said
         self.name = name
         self.timeout_s = timeout_s
         self.server = server
         self._client = httpx.Client(
-            base_url=self.base_url, headers=headers or {}, trust_env=False,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+            base_url=self.request_base, headers={**_IDENTITY, **(headers or {})},
+            trust_env=False, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
 
     def close(self) -> None:
         self._client.close()
@@ -393,55 +395,66 @@ class HttpClient:
         return self._json("POST", path, body)
 
     def _json(self, method: str, path: str, body: Any) -> tuple[Any, float]:
-        import httpx
-
-        what = f"{method} {path}"
-        for attempt in range(2):
-            start = time.perf_counter()
-            try:
-                r = self._client.request(method, path, json=body)
-                seconds = time.perf_counter() - start
-                break
-            except httpx.HTTPError as exc:
-                if attempt == 0 and self._stale(exc, answered=False):
-                    continue
-                raise self._transport_error(exc, what) from None
-        if r.status_code >= 400:
-            raise status_error(self.name, self._url(path), r.status_code, r.text)
-        return parse_json(r.text, self._url(path), "response"), seconds
+        start, chunks, end = self._exchange(method, path, body, streaming=False)
+        text = b"".join(c for _, c in chunks).decode("utf-8", errors="replace")
+        return parse_json(text, self._url(path), "response"), end - start
 
     def stream(self, path: str, body: Any) -> Stream:
-        """POST `body` and keep every chunk of the response with its arrival time.
+        """POST `body` and keep every chunk of the response with its arrival time."""
+        start, chunks, end = self._exchange("POST", path, body, streaming=True)
+        if not chunks:
+            raise BenchkitError(f"{self._url(path)} answered an empty stream")
+        return Stream(start, chunks, self._url(path), end)
 
-        Per chunk this does a clock read, an append and a Ctrl-C check, nothing else."""
+    def _exchange(self, method: str, path: str, body: Any, *,
+                  streaming: bool) -> tuple[float, list[tuple[float, bytes]], float]:
+        """Send one request and read its whole answer, every chunk stamped on arrival:
+        (send time, chunks, end time).
+
+        `timeout_s` is one deadline for the whole request, send to last byte: a server
+        that trickles a byte a second is stopped there, not held for as long as it keeps
+        trickling (a silent one is stopped by the read timeout, the same `timeout_s`).
+        At most MAX_RESPONSE_BYTES of the answer are taken, counted after decoding, so
+        that a small compressed answer cannot expand into gigabytes. Per chunk this does
+        a clock read, an append, two comparisons and a Ctrl-C check, nothing else."""
         import httpx
 
-        what = f"POST {path} (streaming)"
+        what = f"{method} {path}" + (" (streaming)" if streaming else "")
         clock = time.perf_counter
-        url = self._url(path)
         for attempt in range(2):
             chunks: list[tuple[float, bytes]] = []
             append = chunks.append
-            answered = False
+            answered, size = False, 0
             start = clock()
+            deadline = start + self.timeout_s
             try:
-                with self._client.stream("POST", path, json=body) as r:
+                with self._client.stream(method, path, json=body) as r:
                     answered = True
                     if r.status_code >= 400:
-                        r.read()
-                        raise status_error(self.name, url, r.status_code, r.text)
+                        raise status_error(self.name, self._url(path), r.status_code,
+                                           _excerpt_of(r))
                     for chunk in r.iter_bytes():
-                        append((clock(), chunk))
+                        t = clock()
+                        append((t, chunk))
+                        size += len(chunk)
+                        if size > MAX_RESPONSE_BYTES or t > deadline:
+                            raise self._over(path, what, size)
                         if CtrlC.pending:
                             CtrlC.check()
-                break
+                return start, chunks, clock()
             except httpx.HTTPError as exc:
                 if attempt == 0 and self._stale(exc, answered=answered):
                     continue
-                raise self._transport_error(exc, what, streaming=True) from None
-        if not chunks:
-            raise BenchkitError(f"{url} answered an empty stream")
-        return Stream(start, chunks, url, clock())
+                raise self._transport_error(exc, what, streaming=streaming) from None
+        raise AssertionError("unreachable")   # the loop returns or raises
+
+    def _over(self, path: str, what: str, size: int) -> BenchkitError:
+        if size > MAX_RESPONSE_BYTES:
+            return BenchkitError(f"{self._url(path)} answered more than "
+                                 f"{MAX_RESPONSE_BYTES >> 20} MiB ({what}): not an answer "
+                                 "benchkit reads")
+        return BenchkitError(f"{self.name} at {self.base_url}: no complete answer within "
+                             f"{self.timeout_s:g} s ({what}; timeout_s)")
 
     def _stale(self, exc: Exception, *, answered: bool) -> bool:
         """A kept-alive connection the server closed as the request went out: nothing was
@@ -484,6 +497,41 @@ class HttpClient:
                              f"({what})")
 
 
+def fetch(method: str, url: str, *, body: Any = None, timeout_s: float,
+          limit: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
+    """One request outside a client (a server's /metrics, /tokenize): its status and its
+    decoded body, within the same bounds as `HttpClient`'s (one deadline, at most `limit`
+    bytes); past them one BenchkitError line. httpx's own errors pass through."""
+    import httpx
+
+    end = time.perf_counter() + timeout_s
+    shown = without_credentials(url)
+    with httpx.stream(method, url, json=body, timeout=timeout_s, trust_env=False,
+                      headers=_IDENTITY) as r:
+        got: list[bytes] = []
+        size = 0
+        for chunk in r.iter_bytes():
+            got.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise BenchkitError(f"{shown} answered more than {limit >> 20} MiB")
+            if time.perf_counter() > end:
+                raise BenchkitError(f"{shown}: no complete answer within {timeout_s:g} s")
+        return r.status_code, b"".join(got)
+
+
+def _excerpt_of(response: Any, limit: int = 1 << 16) -> str:
+    """The first `limit` decoded bytes of an error answer's body, as text."""
+    got: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        got.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(got)[:limit].decode("utf-8", errors="replace")
+
+
 def status_error(name: str, url: str, status: int, body: str) -> BenchkitError:
     """`NAME: POST URL answered HTTP 500: <the error message or body excerpt>`."""
     return BenchkitError(f"{name}: {url} answered HTTP {status}: {error_excerpt(body)}")
@@ -508,7 +556,7 @@ def error_excerpt(body: str) -> str:
 def parse_json(text: str, url: str, what: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):      # RecursionError: nested past the parser
         raise BenchkitError(f"{url} answered malformed JSON in its {what}: "
                             f"{_clip(text, 80)!r}") from None
 
@@ -533,7 +581,7 @@ def _decode(raw: bytes, url: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
+    text = without_credentials(str(exc) or type(exc).__name__)
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"
     return _clip(text, 120)

@@ -78,8 +78,8 @@ class OllamaOptions(Options):
         "Ollama `options` sent with every request (num_ctx, num_gpu, num_thread, ...); "
         "benchkit sets num_predict and the sampling ones", sweep=False)
     timeout_s: float = setting(
-        600.0, SECONDS_SCHEMA, "seconds to wait for a response, or between two streamed "
-        "lines", sweep=False, column=False)
+        600.0, SECONDS_SCHEMA, "seconds one request may take, from sending it to the "
+        "last byte of its answer (streamed or not)", sweep=False, column=False)
 
 
 class Ollama(Engine):
@@ -118,8 +118,8 @@ class OllamaSession(Session):
         self.identity, self._identity_warning = check_identity(self.show, model)
         self._warnings: list[str] = []
         self._rng = random.Random(0x5EED)
-        self.endpoint = Endpoint(client.base_url, "ollama", options.model,
-                                 client.base_url + "/v1")
+        self.endpoint = Endpoint(client.request_base, "ollama", options.model,
+                                 client.request_base + "/v1")   # with any credentials
 
     def facts(self) -> dict[str, Any]:
         d = self.show.get("details") or {}

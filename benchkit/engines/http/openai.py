@@ -56,8 +56,8 @@ class OpenAIOptions(Options):
         None, _NULL_OR_STRING, "name of the environment variable holding the API key (the "
         "key is never recorded)", sweep=False, column=False)
     timeout_s: float = setting(
-        600.0, SECONDS_SCHEMA, "seconds to wait for a response, or between two streamed "
-        "events", sweep=False, column=False)
+        600.0, SECONDS_SCHEMA, "seconds one request may take, from sending it to the "
+        "last byte of its answer (streamed or not)", sweep=False, column=False)
     extensions: bool = setting(
         True, {"type": "boolean", "x-error": "must be true or false"},
         "also send the fields llama.cpp's server, llama-cpp-python, vLLM and LM Studio take "
@@ -105,7 +105,8 @@ class OpenAISession(Session):
         self.served = served_models(client)
         self.model_id = choose_model(self.served, options.model, client.base_url)
         self.match = check_identity(self.model_id, model) if model is not None else None
-        self.endpoint = Endpoint(client.base_url, "openai", self.model_id, client.base_url)
+        self.endpoint = Endpoint(client.request_base, "openai", self.model_id,
+                                 client.request_base)      # requests carry any credentials
         self._warnings: list[str] = []
 
     def facts(self) -> dict[str, Any]:

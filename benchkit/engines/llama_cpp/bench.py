@@ -162,8 +162,11 @@ class BenchSession(Session):
         return []
 
     def measure(self, workload: Workload, plan: Plan) -> list[Iteration]:
-        extra = max(plan.warmup - 1, 0)
-        cmd = self.command_for(workload, plan.iterations + extra, no_warmup=plan.warmup == 0)
+        # `warmup: auto` warms until iterations agree; llama-bench reports its samples only
+        # at its end, so auto is its own warmup run (the note in the facts says so)
+        warmup = 1 if plan.warmup == "auto" else int(plan.warmup)
+        extra = max(warmup - 1, 0)
+        cmd = self.command_for(workload, plan.iterations + extra, no_warmup=warmup == 0)
         self.command = cmd
         row = self._run(cmd)
         samples = row.get("samples_ns")
@@ -171,14 +174,17 @@ class BenchSession(Session):
             raise BenchkitError(f"llama-bench returned {_count(samples)} samples, expected "
                                 f"{plan.iterations + extra} (-r): {self.binary}")
         self.reported = {k: row.get(k) for k in FACT_FIELDS if k in row}
-        self.warmup_note = _warmup_note(plan.warmup, extra)
+        self.warmup_note = _warmup_note(warmup, extra) + (
+            " (warmup: auto; llama-bench's samples come at its end, so no stability check)"
+            if plan.warmup == "auto" else "")
         tokens = workload.n_prompt + workload.n_gen
         timed = []
         for i, ns in enumerate(samples):
             if i < extra:
                 plan.on_iteration(None)
                 continue
-            it = Iteration(tokens, int(ns) / 1e9, clock=CLOCK_TOOL, extra={"tool_ns": int(ns)})
+            ns = _sample_ns(ns, i, self.binary)
+            it = Iteration(tokens, ns / 1e9, clock=CLOCK_TOOL, extra={"tool_ns": ns})
             timed.append(it)
             plan.on_iteration(it.tps)
         return timed
@@ -242,6 +248,19 @@ class BenchSession(Session):
         if not isinstance(rows, list) or len(rows) != 1 or not isinstance(rows[0], dict):
             raise BenchkitError(f"llama-bench printed {_count(rows)} results, expected one test")
         return rows[0]
+
+
+def _sample_ns(value: Any, i: int, binary: str) -> int:
+    """One of llama-bench's `samples_ns` as a whole number of nanoseconds; anything else
+    (text, a boolean, NaN, a fraction) is one error line. Its plausibility (0 ns, a day
+    per token) is judged with every other figure when the case is written
+    (benchkit.results.io.case_problem)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise BenchkitError(f"llama-bench's samples_ns[{i}] is {str(value)[:40]!r}, not a whole "
+                        f"number of nanoseconds: {binary}")
 
 
 def _fa(value: str, words: bool) -> str:

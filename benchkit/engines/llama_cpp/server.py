@@ -30,6 +30,7 @@ off, so that every iteration does the whole work:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -89,8 +90,8 @@ class Options(LlamaCppOptions):
         300.0, SECONDS_SCHEMA, "seconds to wait for the server to load the model and answer "
         "GET /health", sweep=False, column=False)
     timeout_s: float = setting(
-        600.0, SECONDS_SCHEMA, "seconds to wait for a response, or between two streamed events",
-        sweep=False, column=False)
+        600.0, SECONDS_SCHEMA, "seconds one request may take, from sending it to the last "
+        "byte of its answer (streamed or not)", sweep=False, column=False)
 
 
 class LlamaServer(Engine):
@@ -333,7 +334,11 @@ class ServerSession(Session):
     def _context_needed(self, w: Workload) -> int:
         if w.kind == "chat":
             doc = self._http().post_json("/tokenize", {"content": w.prompt, "add_special": True})
-            return len(doc.get("tokens") or []) + w.max_tokens
+            tokens = doc.get("tokens") if isinstance(doc, dict) else None
+            if not isinstance(tokens, list):
+                raise BenchkitError(f"{self._http().base_url}/tokenize answered without a list "
+                                    f"of tokens ({type(doc).__name__}): cannot size the chat")
+            return len(tokens) + w.max_tokens
         if w.kind == "pp":
             return w.n_prompt + 1
         return max(w.n_prompt, 1) + w.n_gen + 1
@@ -424,7 +429,9 @@ def parse_completion_stream(stream: Stream) -> tuple[Timed, dict[str, Any]]:
         if event.get("stop"):
             final = event
             break
-        done = int(event.get("tokens_predicted") or (seen + 1))
+        said = event.get("tokens_predicted")
+        done = said if isinstance(said, int) and not isinstance(said, bool) and said > seen \
+            else seen + 1
         timed.add(t, done - seen)
         seen = done
     if final is None:
@@ -436,10 +443,16 @@ def parse_completion_stream(stream: Stream) -> tuple[Timed, dict[str, Any]]:
 def _timings(doc: Any, url: str) -> dict[str, Any]:
     t = doc.get("timings") if isinstance(doc, dict) else None
     need = ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms")
-    if not isinstance(t, dict) or any(not isinstance(t.get(k), (int, float)) for k in need):
-        raise BenchkitError(f"{url}/completion answered without its timings "
+    if not isinstance(t, dict) or any(not _finite(t.get(k)) for k in need):
+        raise BenchkitError(f"{url}/completion answered without its timings as numbers "
                             f"(prompt_n, prompt_ms, predicted_n, predicted_ms)")
     return t
+
+
+def _finite(value: Any) -> bool:
+    """A number JSON can hold (the writer checks the rest: benchkit.results.io.case_problem)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 def _rate(tokens: int, seconds: float) -> float | None:

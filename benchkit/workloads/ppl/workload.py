@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -573,6 +574,11 @@ def save_reference(path: Path, arrays: dict[str, Any]) -> None:
                             file=str(path)) from None
 
 
+# what numpy raises on a damaged .npz (truncated: a zip without its directory, a short
+# member; hand-edited: a missing or empty array)
+_UNREADABLE = (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile)
+
+
 def load_reference(path: Path) -> dict[str, Any]:
     import numpy as np
 
@@ -581,7 +587,7 @@ def load_reference(path: Path) -> dict[str, Any]:
     try:
         with np.load(path) as data:
             return {k: data[k] for k in quality.REFERENCE_ARRAYS}
-    except (OSError, ValueError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise BenchkitError(f"unreadable reference logits ({type(exc).__name__}); delete the "
                             f"file to compute them again", file=str(path)) from None
 
@@ -598,7 +604,7 @@ def check_cached(w: PplWorkload, native: Any, plan: TextPlan, path: Path) -> Non
             tokens = data["tokens"]
             n_rows = len(data["nll"])
             ids_max = int(data["top_ids"].max()) if data["top_ids"].size else -1
-    except (OSError, ValueError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise BenchkitError(f"unreadable reference logits ({type(exc).__name__}); delete the "
                             f"file to compute them again", file=str(path)) from None
     check_vocab(w, native, n_vocab, name)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchkit.core.errors import BenchkitError
+from benchkit.core.urls import without_credentials
 from benchkit.workloads.serve.streams import parse_record
 
 # Why a request failed (RequestRecord.error):
@@ -54,6 +55,12 @@ ERROR_KINDS = (
     "stalled",     # the server sent nothing for the stall timeout
     "closed",      # the connection ended before the stream's final event
 )
+CANCELLED = "cancelled (interrupted)"     # the detail of a request the level's stop cut off
+MAX_RESPONSE_BYTES = 64 << 20  # one request's raw stream; past it the request is malformed
+# At most this many distinct prompts (or conversations) are made for a level, whatever its
+# `requests:` (2^31 - 1 built gigabytes of prompts before the first request); a level of
+# more requests cycles them. Conversations are not cycled: more are refused.
+MAX_PROMPT_POOL = 4096
 ROUTES = ("native", "completions", "chat")
 PROTOCOLS = ("llama-server", "openai-completions", "openai-chat", "ollama")
 # identity: the stream is read raw (no decoder between the socket and the timestamps)
@@ -231,6 +238,24 @@ def synthetic_texts(n_tokens: int, count: int, seed: int) -> list[str]:
     return [" ".join(pool[i * 4:i * 4 + n_tokens]) for i in range(count)]
 
 
+def check_bounds(rates: Sequence[float], timeout_s: float, turns: int | None,
+                 requests: int | None, at: Any) -> None:
+    """Limits that must limit, checked when the suite is read (`at`: its SuiteSpot): an
+    open loop whose mean gap between arrivals is longer than the level's timeout (a rate
+    of 1e-5 slept a day whatever `timeout` said), and more conversations than
+    MAX_PROMPT_POOL in one level."""
+    for rate in rates:
+        if 1.0 / rate > timeout_s:
+            raise at.error(f"rate {rate:g}: a mean gap of {1.0 / rate:,.0f} s between "
+                           f"arrivals is longer than the level's timeout of {timeout_s:g} s",
+                           field=f"{at.field}.rate")
+    sessions = -(-requests // turns) if turns and requests else 0
+    if sessions > MAX_PROMPT_POOL:
+        raise at.error(f"requests {requests:,} at {turns} turns is {sessions:,} "
+                       f"conversations, more than the {MAX_PROMPT_POOL:,} a level makes",
+                       field=f"{at.field}.requests")
+
+
 # --------------------------------------------------------------------------- what is measured
 
 @dataclass
@@ -262,6 +287,7 @@ class RequestRecord:
     reasoning_tokens: int | None = None  # token events of reasoning (reasoning_content, <think>)
     text: str = ""                       # the generated text (answer and reasoning)
     parsed: bool = False
+    interrupted: bool = False            # cancelled in flight when the level was stopped
     stamps: list[float] = field(default_factory=list, repr=False)    # raw, until parsed
     chunks: list[bytes] = field(default_factory=list, repr=False)
     t0: float = 0.0
@@ -312,6 +338,11 @@ def run_level(target: Target, prompts: Sequence[Prompt], spec: LoadSpec, *,
               before_level: Callable[[], None] = lambda: None) -> LevelResult:
     """Warm up, wait for the server to be idle, run one level, parse what came back.
 
+    A level interrupted (SIGINT, SIGTERM, SIGHUP under benchkit.core.interrupts: Ctrl-C,
+    a time limit) stops sending, cancels the requests in flight (their records say
+    `interrupted`) and returns what it has, `interrupted` set: the caller keeps the
+    finished requests, then raises (`CtrlC.check()`).
+
     `on_request(record)` is called as each timed request ends (None for a warmup), for
     progress display; it must be cheap. With `conversations` (a closed loop only), each
     worker runs whole sessions, one after another: turn k sends the system prompt, every
@@ -327,15 +358,11 @@ def run_level(target: Target, prompts: Sequence[Prompt], spec: LoadSpec, *,
     if conversations and spec.concurrency is None:
         raise BenchkitError("sessions run in a closed loop: give concurrency, not rate",
                             field="serve.sessions")
-    from benchkit.core.interrupts import CtrlC
-
-    result = asyncio.run(_level(target, list(prompts), spec, on_request, idle_timeout_s,
-                                list(conversations), before_level))
-    CtrlC.check()        # Ctrl-C during the level: the run records itself as interrupted
-    return result
+    return asyncio.run(_level(target, prompts, spec, on_request, idle_timeout_s,
+                              list(conversations), before_level))
 
 
-async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
+async def _level(target: Target, prompts: Sequence[Prompt], spec: LoadSpec,
                  on_request: Callable[[RequestRecord | None], None],
                  idle_timeout_s: float, conversations: list[Conversation],
                  before_level: Callable[[], None]) -> LevelResult:
@@ -346,7 +373,7 @@ async def _level(target: Target, prompts: list[Prompt], spec: LoadSpec,
                                    conversations, before_level)
 
 
-async def _level_client(httpx: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
+async def _level_client(httpx: Any, target: Target, prompts: Sequence[Prompt], spec: LoadSpec,
                         on_request: Callable[[RequestRecord | None], None],
                         idle_timeout_s: float, conversations: list[Conversation],
                         before_level: Callable[[], None]) -> LevelResult:
@@ -460,14 +487,27 @@ def next_gap(spec: LoadSpec, rng: random.Random, i: int) -> float:
 class _State:
     """The level's shared state: the client, the prompts, every request task in flight."""
 
-    def __init__(self, client: Any, target: Target, prompts: list[Prompt], spec: LoadSpec,
+    def __init__(self, client: Any, target: Target, prompts: Sequence[Prompt], spec: LoadSpec,
                  on_request: Callable[[RequestRecord | None], None]) -> None:
         self.client, self.target, self.prompts, self.spec = client, target, prompts, spec
         self.on_request = on_request
         self.in_flight: set[asyncio.Task] = set()
         self.stopping = False
+        self.stopped = asyncio.Event()       # set with `stopping`: ends a pause at once
         self.deadline_hit = False         # the level's duration ended it (see ended_by)
         self.t_level = time.perf_counter()
+
+    def stop(self) -> None:
+        """Stop sending and cancel every request in flight (an interruption)."""
+        self.stopping = True
+        self.stopped.set()
+        for task in list(self.in_flight):
+            task.cancel()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when the level is stopped meanwhile."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), seconds)
 
     def body(self, index: int) -> bytes:
         """Request `index`'s body; timed requests use prompts in order, warmups the last ones.
@@ -507,7 +547,7 @@ class _State:
                 if self.stopping or self.past(deadline):
                     return
                 if turn and spec.think_time_s:
-                    await asyncio.sleep(spec.think_time_s)
+                    await self.pause(spec.think_time_s)
                 index = k * turns + turn
                 head = [("system", conv.system)] if conv.system else []
                 messages = [*head, *history, ("user", user)]
@@ -538,14 +578,16 @@ class _State:
         tasks = []
         arrival = 0.0
         for i in _indexes(spec):
-            arrival += next_gap(spec, rng, i)
+            # no arrival waits longer than the level's timeout (a gap of a bursty or slow
+            # schedule is cut there); the wait ends at once when the level is stopped
+            arrival += min(next_gap(spec, rng, i), spec.timeout_s)
             if spec.duration_s is not None and arrival > spec.duration_s:
                 self.deadline_hit = True
                 break
             body = self.body(i)
             delay = t_level + arrival - time.perf_counter()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.pause(delay)
             if self.stopping:
                 break
             rec = RequestRecord(index=i, scheduled_s=arrival)
@@ -572,7 +614,8 @@ class _State:
             rec.detail = f"no end of stream within {self.spec.timeout_s:g} s"
         except asyncio.CancelledError:
             rec.error = rec.error or "timeout"
-            rec.detail = "cancelled (interrupted)"
+            rec.detail = CANCELLED
+            rec.interrupted = True
             if not self.stopping:
                 raise
         finally:
@@ -605,7 +648,8 @@ async def _stream(client: Any, url: str, body: bytes, rec: RequestRecord,
                 continue
             rec.error, rec.detail = "closed", f"connection ended: {_reason(exc)}"
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            rec.error, rec.detail = "connect", f"cannot connect to {url}: {_reason(exc)}"
+            rec.error = "connect"
+            rec.detail = f"cannot connect to {without_credentials(url)}: {_reason(exc)}"
         except httpx.ReadTimeout:
             rec.error = "stalled"
             rec.detail = f"nothing from the server for {client.timeout.read:g} s"
@@ -629,14 +673,20 @@ async def _attempt(client: Any, url: str, body: bytes, rec: RequestRecord,
             rec.e2e_s = clock() - t0
             return
         add_stamp, add_chunk = stamps.append, chunks.append
+        size = 0
         async for chunk in resp.aiter_raw():
             add_stamp(clock())
             add_chunk(chunk)
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:      # no answer of a level is this long
+                rec.error = "malformed"
+                rec.detail = f"the response passed {MAX_RESPONSE_BYTES >> 20} MiB"
+                break
     rec.e2e_s = (stamps[-1] if stamps else clock()) - t0
 
 
 def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    return without_credentials(str(exc) or type(exc).__name__)
 
 
 async def _watch_interrupt(state: _State, ctrl_c: Any) -> None:
@@ -644,9 +694,7 @@ async def _watch_interrupt(state: _State, ctrl_c: Any) -> None:
     while True:
         await asyncio.sleep(0.05)
         if ctrl_c.pending:
-            state.stopping = True
-            for task in list(state.in_flight):
-                task.cancel()
+            state.stop()
             return
 
 
@@ -658,14 +706,29 @@ async def _wait_idle(client: Any, target: Target, timeout_s: float) -> None:
     end = time.perf_counter() + timeout_s
     while time.perf_counter() < end:
         try:
-            resp = await client.get(f"{target.base_url}/slots", timeout=5.0)
-            slots = resp.json() if resp.status_code == 200 else None
+            slots = await _small_json(client, f"{target.base_url}/slots")
         except Exception:  # noqa: BLE001 - an idle check must never fail the level
             return
         if not isinstance(slots, list) or not any(
                 isinstance(s, dict) and s.get("is_processing") for s in slots):
             return
         await asyncio.sleep(0.05)
+
+
+async def _small_json(client: Any, url: str, limit: int = 1 << 20) -> Any:
+    """GET `url` as JSON, reading at most `limit` decoded bytes (None past it or on an
+    error status): a server's answer about its slots is small."""
+    async with client.stream("GET", url, timeout=5.0) as resp:
+        if resp.status_code != 200:
+            return None
+        got: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            got.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return None
+    return json.loads(b"".join(got))
 
 
 # --------------------------------------------------------------------------- prompts
@@ -677,15 +740,21 @@ def token_prompts(base_url: str, n_tokens: int, count: int, seed: int,
     at a different offset so that no two share a prefix."""
     import httpx
 
+    from benchkit.engines.http.client import fetch
+
+    shown = without_credentials(base_url)
     text = " ".join(synthetic_texts(n_tokens + 4 * count, 1, seed))
     try:
-        resp = httpx.post(f"{base_url}/tokenize", json={"content": text},
-                          timeout=timeout_s, trust_env=False)
-        ids = resp.json().get("tokens") if resp.status_code == 200 else None
-    except (httpx.HTTPError, ValueError) as exc:
-        raise BenchkitError(f"cannot tokenize the prompts at {base_url}/tokenize: "
-                            f"{_reason(exc)}", field="serve.prompt_tokens") from None
-    if not isinstance(ids, list) or len(ids) < n_tokens + 4 * (count - 1):
-        raise BenchkitError(f"{base_url}/tokenize did not return enough token ids",
+        status, raw = fetch("POST", f"{base_url}/tokenize", body={"content": text},
+                            timeout_s=timeout_s)
+        doc = json.loads(raw) if status == 200 else None
+    except (httpx.HTTPError, ValueError, BenchkitError) as exc:
+        reason = exc.message if isinstance(exc, BenchkitError) else _reason(exc)
+        raise BenchkitError(f"cannot tokenize the prompts at {shown}/tokenize: {reason}",
+                            field="serve.prompt_tokens") from None
+    ids = doc.get("tokens") if isinstance(doc, dict) else None
+    if not isinstance(ids, list) or len(ids) < n_tokens + 4 * (count - 1) or \
+            not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise BenchkitError(f"{shown}/tokenize did not return enough token ids",
                             field="serve.prompt_tokens")
     return [Prompt(token_ids=tuple(ids[4 * i:4 * i + n_tokens])) for i in range(count)]

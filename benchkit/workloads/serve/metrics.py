@@ -30,6 +30,7 @@ client's CPU per sample, beside the level's streams.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -55,6 +56,7 @@ COUNTERS = {
     "draft_tokens": ("llamacpp:spec_decode_num_draft_tokens_total",),
     "draft_accepted_tokens": ("llamacpp:spec_decode_num_accepted_tokens_total",),
 }
+MAX_METRICS_BYTES = 4 << 20    # a server's /metrics is a few KB
 SAMPLE_PERIOD_S = 0.5
 SLOTS_SOURCE = "llama-server /slots: tokens held by the slots over their context"
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
@@ -90,16 +92,24 @@ def scrape(url: str, timeout_s: float = 5.0) -> dict[str, float] | str:
     """The server's figures, or one line saying why there are none."""
     import httpx
 
-    try:
-        resp = httpx.get(url, timeout=timeout_s, trust_env=False)
+    from benchkit.core.errors import BenchkitError
+    from benchkit.core.urls import without_credentials
+    from benchkit.engines.http.client import fetch
+
+    shown = without_credentials(url)
+    try:        # bounded: a compressed answer is not expanded past 4 MiB
+        status, body = fetch("GET", url, timeout_s=timeout_s, limit=MAX_METRICS_BYTES)
     except httpx.HTTPError as exc:
-        return f"{url}: no answer ({type(exc).__name__})"
-    if resp.status_code != 200:
-        return f"{url}: HTTP {resp.status_code}; the server serves no metrics there"
-    found = parse(resp.text[:4 << 20])
+        return f"{shown}: no answer ({type(exc).__name__})"
+    except BenchkitError as exc:
+        return exc.message
+    if status != 200:
+        return f"{shown}: HTTP {status}; the server serves no metrics there"
+    found = parse(body.decode("utf-8", errors="replace"))
     if not any(name in found for names in (*GAUGES.values(), *COUNTERS.values())
                for name in names):
-        return f"{url}: answered no Prometheus figure benchkit knows (llama-server, vLLM, SGLang)"
+        return (f"{shown}: answered no Prometheus figure benchkit knows (llama-server, vLLM, "
+                "SGLang)")
     return found
 
 
@@ -176,8 +186,8 @@ class Sampler:
     def _sample(self, client: Any, httpx: Any) -> dict[str, float]:
         out: dict[str, float] = {}
         try:
-            resp = client.get(self.url)
-            found = parse(resp.text[:4 << 20]) if resp.status_code == 200 else {}
+            got = _bounded_get(client, self.url)
+            found = parse(got.decode("utf-8", errors="replace")) if got is not None else {}
         except httpx.HTTPError:
             found = {}
         for key, names in GAUGES.items():
@@ -186,15 +196,31 @@ class Sampler:
                 out[key] = found[name]
         if self.slots_url and "kv_cache_usage" not in out:
             try:
-                resp = client.get(self.slots_url)
-                kv = slots_kv_usage(resp.json()) if resp.status_code == 200 else None
-            except (httpx.HTTPError, ValueError):
+                got = _bounded_get(client, self.slots_url)
+                kv = slots_kv_usage(json.loads(got)) if got is not None else None
+            except (httpx.HTTPError, ValueError, RecursionError):
                 kv = None
             if kv is None:
                 self.slots_url = None       # no /slots here: not asked again
             else:
                 out["slots_kv_cache_usage"] = kv
         return out
+
+
+def _bounded_get(client: Any, url: str, limit: int = MAX_METRICS_BYTES) -> bytes | None:
+    """The body of a 200 answer to GET `url`, read to at most `limit` decoded bytes (None
+    past it, or for another status): a compressed answer is not expanded without end."""
+    with client.stream("GET", url) as resp:
+        if resp.status_code != 200:
+            return None
+        got: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():
+            got.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return None
+        return b"".join(got)
 
 
 def sampled_figures(samples: list[dict[str, float]], period_s: float) -> dict[str, Any]:

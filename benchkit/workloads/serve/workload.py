@@ -56,6 +56,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from benchkit.core.errors import BenchkitError
+from benchkit.core.interrupts import CtrlC
 from benchkit.core.stats import percentile
 from benchkit.core.units import fmt_ms, fmt_tps
 from benchkit.workloads.base import SuiteSpot, Workload
@@ -293,11 +294,13 @@ class ServeWorkload(Workload):
         session.first_iteration = warm[0] if warm else (iterations[0] if iterations else None)
         for it in iterations:
             plan.on_iteration(it)
+        CtrlC.check()        # stopped (Ctrl-C, a time limit): its finished requests are kept
         _check_outcome(self, result)
         base = speculative.baseline(self, session, plan.warmup) if (
             self.speculative_baseline and iterations) else None
         if base is not None:
             iterations[0].extra["speculative_baseline"] = base
+        CtrlC.check()        # stopped during the twin level: no baseline of part of one
         return iterations
 
     def run_once(self, session: Any, warmup: int | str,
@@ -333,6 +336,9 @@ class ServeWorkload(Workload):
         scraped = [s for s, _ in scraped] + [server_metrics.scrape(url)]
         api = f"{target.protocol} POST {urlsplit(target.url).path}"
         extra = {"prompt_seed": spec.seed, "cache": self.cache, **(extra or {})}
+        if result.interrupted:         # the requests the stop cut off were not measured
+            result = dataclasses.replace(result, records=[r for r in result.records
+                                                          if not r.interrupted])
         iterations = [iteration_of(rec, result.wall_s, api, extra) for rec in result.records]
         if self.prompt_lengths or self.max_lengths:      # the lengths drawn, per request
             for rec, it in zip(result.records, iterations):
@@ -365,6 +371,7 @@ class ServeWorkload(Workload):
                 session.first_iteration = warm[0] if warm else (its[0] if its else None)
             for it in its:
                 plan.on_iteration(it)
+            CtrlC.check()
             out += its
             ok, _ = slo_search.verdict(level.level_summary([i.to_dict() for i in its]),
                                        self.slo() or {})
@@ -386,7 +393,7 @@ class ServeWorkload(Workload):
         if self.prompts and not self.turns:
             return [loadgen.Prompt(text=t, max_tokens=n) if isinstance(t, str) else
                     loadgen.Prompt(messages=t, max_tokens=n) for t, n in self.prompts]
-        count = (spec.requests or DURATION_POOL) + spec.warmup
+        count = min((spec.requests or DURATION_POOL) + spec.warmup, loadgen.MAX_PROMPT_POOL)
         n = self.prompt_tokens or DEFAULTS["prompt_tokens"]
         if self.turns:         # conversations are their own; these are the warmups
             count = max(spec.warmup, 1)
@@ -466,6 +473,13 @@ class ServeWorkload(Workload):
         """Steps of the progress bar: the level's requests (warmup requests are not
         reported one by one); None (unknown) for a `duration:` level or a search."""
         return None if self.search_over else self.requests
+
+    def progress_of(self, done: int, iterations: int) -> str:  # noqa: ARG002
+        """A level stopped early: its finished requests, of the level's own count."""
+        if self.requests is not None and not self.search_over:
+            return f"{done} of {self.requests} requests"
+        level = f"{self.duration_s:g} s level" if self.duration_s else "search"
+        return f"{done} requests of a {level}"
 
     def progress_text(self, summary: dict[str, Any]) -> str:
         """The level in one line, for a run's progress without a bar."""
@@ -677,6 +691,10 @@ def parse_located(entry: dict[str, Any], *, file: str | None = None, field: str 
     if talk:
         common.update(turns=int(talk["turns"]), think_time_s=float(talk.get("think_time_s", 0)),
                       shared_prefix_tokens=int(talk.get("shared_prefix_tokens", 0)))
+    from benchkit.workloads.serve.loadgen import check_bounds
+
+    check_bounds([float(r) for r in _as_list(s.get("rate") or [])], common["timeout_s"],
+                 common.get("turns"), common.get("requests"), SuiteSpot(file, where, line))
     if s.get("search"):
         found = s["search"]
         return [ServeWorkload(search_over=found["over"], search_max=float(found["max"]),

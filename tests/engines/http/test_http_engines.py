@@ -358,10 +358,10 @@ def test_a_killed_benchkit_leaves_no_server(tmp_path: Path, sig: signal.Signals)
     (tmp_path / "health").write_text("ok")
     code = (
         "import os, signal, sys\n"
-        "from benchkit.engines import http\n"
+        "from benchkit.core import lifetime\n"
         "from benchkit.engines.http.client import ManagedServer\n"
         # SIGTERM: without the parent-death signal, so that only the handler can stop it
-        f"if {int(sig)} == signal.SIGTERM: http._die_with_parent = lambda: None\n"
+        f"if {int(sig)} == signal.SIGTERM: lifetime.parent_death_signal = lambda sig: False\n"
         f"argv = lambda p: [sys.executable, '-m', 'http.server', str(p), '--bind', "
         f"'127.0.0.1', '--directory', {str(tmp_path)!r}]\n"
         "s = ManagedServer('http.server', argv, health_path='/health')\n"
