@@ -351,6 +351,16 @@ def _containers(doc: Any) -> Iterator[tuple[str, Any, type, bool]]:
                 yield f"cases.{i}.placement.buffers.{j}", buf, dict, False
             for j, device in _items(placement.get("devices")):
                 yield f"cases.{i}.placement.devices.{j}", device, str, False
+            for j, entry in _items(placement.get("per_device")):
+                yield f"cases.{i}.placement.per_device.{j}", entry, dict, False
+                if isinstance(entry, dict):
+                    for key in ("device", "kind"):
+                        if key in entry:
+                            yield (f"cases.{i}.placement.per_device.{j}.{key}", entry[key],
+                                   str, True)
+                    if "spread_over" in entry:
+                        yield (f"cases.{i}.placement.per_device.{j}.spread_over",
+                               entry["spread_over"], list, True)
         for j, it in _items(case.get("iterations")):
             yield f"cases.{i}.iterations.{j}", it, dict, False
             if isinstance(it, dict) and "token_latencies_s" in it:
@@ -373,7 +383,7 @@ def _telemetry_containers(tel: dict[str, Any],
             here = f"{where}.nvidia.devices.{j}"
             yield here, device, dict, False
             if isinstance(device, dict):
-                for key in (*DEVICE_STATS, "clock_event_reasons"):
+                for key in (*DEVICE_STATS, "clock_event_reasons", "power_w"):
                     if key in device:
                         yield f"{here}.{key}", device[key], dict, True
 
