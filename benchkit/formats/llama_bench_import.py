@@ -41,13 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from benchkit.core.atomicio import write_files
 from benchkit.core.version import __version__
 from benchkit.core.errors import BenchkitError
 from benchkit.formats.llama_bench_fields import (BOOL_FIELDS, FLASH_ATTN, FLOAT_FIELDS,
                                                   INT_FIELDS, test_name)
 from benchkit.formats.llama_bench_read import MAX_RESULTS, MAX_SAMPLES, read_rows
-from benchkit.results.io import (FORMAT, SCHEMA_VERSION, check_schema, dumps, summarize,
-                                 write_result)
+from benchkit.results.io import FORMAT, SCHEMA_VERSION, check_schema, dumps, summarize
 from benchkit.run.environment import backend_in
 
 REQUIRED = ("n_prompt", "n_gen", "model_type")
@@ -77,26 +77,22 @@ def import_files(paths: Iterable[str | Path], output_dir: str | Path,
     models = Models([Path(m) for m in model_files])
     docs = [(Path(p), doc) for p in paths for doc in documents(Path(p), models)]
     models.check_used()
+    files: dict[Path, str] = {}
     targets = []
     for source, doc in docs:          # every file checked before any is written
-        _check_size(doc, source)
+        text = dumps(doc)
+        _check_size(text, source)
         targets.append(inside(Path(output_dir), f"{doc['run_id']}.json", source))
-    out = []
-    for (source, doc), target in zip(docs, targets):
-        try:
-            write_result(doc, target)
-        except OSError as exc:
-            raise BenchkitError(f"cannot write the result file: {exc.strerror or exc}",
-                                file=str(target)) from None
-        out.append((source, target, len(doc["cases"])))
-    return out
+        files[targets[-1]] = text
+    write_files(files, "result file")   # all or none: a full disk leaves no half import
+    return [(source, target, len(doc["cases"])) for (source, doc), target in zip(docs, targets)]
 
 
-def _check_size(doc: dict[str, Any], source: Path) -> None:
+def _check_size(text: str, source: Path) -> None:
     """A result every reader can read back: no larger than they take (MAX_RESULT_BYTES)."""
     from benchkit.core.safeio import MAX_RESULT_BYTES
 
-    size = len(dumps(doc).encode("utf-8"))
+    size = len(text.encode("utf-8"))
     if size > MAX_RESULT_BYTES:
         raise BenchkitError(f"its result would be {size:,} bytes, more than benchkit reads "
                             f"({MAX_RESULT_BYTES:,}): split the file", file=str(source))
