@@ -36,6 +36,8 @@ from typing import Any, Callable
 
 import pytest
 
+from catalogue_io import (DISK, DISK_AREA, IMPORT_AREA, IMPORTS, SERVE, SERVE_AREA,
+                          SERVE_READERS, SPEC_AREA, SPECS, TERMINAL, serve_case)
 from community_support import REPO, standard_result
 from conftest import one_error_line
 
@@ -407,6 +409,8 @@ COMMUNITY = [
     ("near-duplicate", "a duplicate with one iteration changed by one part in 10^9",
      "near-duplicate"),
     ("exact-duplicate", "the same measurements under another run id", "duplicate"),
+    ("reversed-duplicate", "the same measurements with every case's iterations reversed "
+     "(accepted before)", "duplicate"),
     ("long-name", "a 300-character model name (a traceback in submit before)", "written"),
     ("site-nan", "a NaN result among good ones in the site build (stopped the site before)",
      "skipped"),
@@ -478,7 +482,16 @@ def catalogue() -> list[Entry]:
     out += [Entry(i, COMMUNITY_AREA, w, e, code=0 if e in ("written", "skipped") else 2)
             for i, w, e in COMMUNITY]
     out += [Entry(i, OUTPUT_AREA, w, said) for i, w, _, _, said in OUTPUT]
+    out += [Entry(i, OUTPUT_AREA, f"`{cmd}`: {w}", "no escape sequence reaches the terminal")
+            for i, w, cmd in TERMINAL]
     out += [Entry(i, CRASH_AREA, w, e) for i, w, e in CRASHES]
+    out += [Entry(i, IMPORT_AREA, w, e, code=c, field=f) for i, w, _, _, e, f, c in IMPORTS]
+    out += [Entry(i, SPEC_AREA, f"project --chip-spec: {w}", e) for i, w, _, e in SPECS]
+    at = serve_case()
+    for reader in SERVE_READERS:
+        out += [Entry(f"{reader}-{i}", SERVE_AREA, f"{reader}: {w}", e,
+                      field=f"cases.{at}.{f}") for i, w, _, _, e, f in SERVE]
+    out += [Entry(i, DISK_AREA, w, e, code=1) for i, w, e in DISK]
     return out
 
 
