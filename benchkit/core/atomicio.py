@@ -12,6 +12,7 @@ BenchkitError naming the file and the reason ("No space left on device").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,8 +25,10 @@ from benchkit.core.errors import BenchkitError
 def write_files(files: Mapping[Path, bytes | str], what: str = "file") -> list[Path]:
     """Write every file of `files` (text as UTF-8), all or none; returns their paths."""
     staged: list[tuple[str, Path]] = []
+    created: list[Path] = []
     try:
         for path, data in files.items():
+            created += _make_parents(Path(path), what)
             staged.append((_stage(Path(path), data, what), Path(path)))
         for tmp, path in staged:
             try:
@@ -35,8 +38,34 @@ def write_files(files: Mapping[Path, bytes | str], what: str = "file") -> list[P
     except BaseException:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
+        for folder in reversed(created):          # the folders made for them, if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     return [Path(p) for p in files]
+
+
+def _make_parents(path: Path, what: str) -> list[Path]:
+    """Create the folders above `path` that are missing; the ones created, outermost
+    first."""
+    missing = []
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made: list[Path] = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            for done in reversed(made):
+                with contextlib.suppress(OSError):
+                    done.rmdir()
+            raise failed(exc, what, path) from None
+        made.append(folder)
+    return made
 
 
 def write_file(path: Path, data: bytes | str, what: str = "file") -> Path:
@@ -49,7 +78,6 @@ def _stage(path: Path, data: bytes | str, what: str) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)

@@ -119,7 +119,11 @@ SERVE_REQUEST = {
 MODEL = {"size_bytes": BYTES, "n_params": PARAMS, "n_layers": COUNT}
 LOAD = {"seconds": SECONDS, "rss_after_load_bytes": BYTES, "peak_rss_bytes": BYTES}
 PLACEMENT = {"layers_offloaded": COUNT, "layers_total": COUNT, "n_ctx": COUNT}
-WORKLOAD = {"n_prompt": COUNT, "n_gen": COUNT, "depth": COUNT}
+WORKLOAD = {"n_prompt": COUNT, "n_gen": COUNT, "depth": COUNT,
+            # a serve level's settings, as the report's serve section prints them
+            "concurrency": COUNT, "rate": RPS, "requests": COUNT,
+            "duration_s": SECONDS, "timeout_s": SECONDS, "stall_timeout_s": SECONDS,
+            "temperature": Bound("", 1e3), "seed": COUNT}
 ENVIRONMENT = {"memory_bytes": BYTES}
 # case.telemetry, as benchkit.run.telemetry writes it and its report section reads it
 TELEMETRY = {"interval_s": SECONDS, "window_s": SECONDS, "seconds": SECONDS,
@@ -252,7 +256,10 @@ def _case_figures(case: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
     if "warmup_used" in case:
         yield f"{where}.warmup_used", case["warmup_used"], COUNT
     yield from _fields(case.get("model"), MODEL, f"{where}.model")
-    yield from _fields(case.get("workload"), WORKLOAD, f"{where}.workload")
+    workload = case.get("workload")
+    yield from _fields(workload, WORKLOAD, f"{where}.workload")
+    if isinstance(workload, dict):
+        yield from _fields(workload.get("slo"), SLO, f"{where}.workload.slo")
     yield from _fields(case.get("load"), LOAD, f"{where}.load")
     placement = case.get("placement")
     yield from _fields(placement, PLACEMENT, f"{where}.placement")
@@ -334,6 +341,11 @@ def _containers(doc: Any) -> Iterator[tuple[str, Any, type, bool]]:
         telemetry = case.get("telemetry")
         if isinstance(telemetry, dict):
             yield from _telemetry_containers(telemetry, f"cases.{i}.telemetry")
+        workload = case.get("workload")
+        if isinstance(workload, dict):
+            for key in ("slo", "sessions", "search"):
+                if key in workload:
+                    yield f"cases.{i}.workload.{key}", workload[key], dict, True
         summary = case.get("summary")
         if isinstance(summary, dict):
             for key, expected in {**QUALITY_TYPES, **SERVE_TYPES}.items():
