@@ -270,6 +270,10 @@ PREFLIGHT = [
      "GGML_MAX_N_THREADS", "engines.0.n_threads"),
     ("threads-513", "n_threads 513", suite_text(extra="engine:\n  n_threads: 513"),
      "limit of 512", "engine.n_threads"),
+    ("warmup-auto-llama-bench", "warmup: auto with the llama-bench engine (a TypeError "
+     "traceback as each case's error before)",
+     suite_text(extra="engines: [llama-bench]", counts="warmup: auto\niterations: 1"),
+     "warmup: auto cannot apply to llama-bench", "warmup"),
     ("threads-per-core", "n_threads far beyond the machine's cores",
      suite_text(extra="engine:\n  n_threads: @MANY_THREADS@"), "logical cores", "engine.n_threads"),
 ]
