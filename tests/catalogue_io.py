@@ -20,7 +20,7 @@ LLAMA_BENCH = DATA / "llama-bench"
 SERVE_RESULT = REPO / "results" / "20261201T184508Z-serve-smollm2-e495e8.json"
 
 IMPORT_AREA = "imported llama-bench files"
-SPEC_AREA = "chip specs"
+SPEC_AREA = "files given to project"
 SERVE_AREA = "serve results"
 DISK_AREA = "a full disk"
 
@@ -206,6 +206,13 @@ def serve_case() -> int:
     """The index of the first serve level in the real serve result."""
     doc = json.loads(SERVE_RESULT.read_text(encoding="utf-8"))
     return next(i for i, c in enumerate(doc["cases"]) if c["workload"]["kind"] == "serve")
+
+
+# (id, what, the option given a FIFO, expected piece): both blocked for ever before
+PROJECT_FIFOS: list[tuple[str, str, str, str]] = [
+    ("spec-fifo", "a FIFO as --chip-spec", "--chip-spec", "FIFO"),
+    ("gguf-fifo", "a FIFO as --gguf", "--gguf", "FIFO"),
+]
 
 
 # (id, what, summary key, hostile value, expected piece, field under the case)

@@ -36,8 +36,8 @@ from typing import Any, Callable
 
 import pytest
 
-from catalogue_io import (DISK, DISK_AREA, IMPORT_AREA, IMPORTS, SERVE, SERVE_AREA,
-                          SERVE_READERS, SPEC_AREA, SPECS, TERMINAL, serve_case)
+from catalogue_io import (DISK, DISK_AREA, IMPORT_AREA, IMPORTS, PROJECT_FIFOS, SERVE,
+                          SERVE_AREA, SERVE_READERS, SPEC_AREA, SPECS, TERMINAL, serve_case)
 from community_support import REPO, standard_result
 from conftest import one_error_line
 
@@ -491,6 +491,8 @@ def catalogue() -> list[Entry]:
     out += [Entry(i, CRASH_AREA, w, e) for i, w, e in CRASHES]
     out += [Entry(i, IMPORT_AREA, w, e, code=c, field=f) for i, w, _, _, e, f, c in IMPORTS]
     out += [Entry(i, SPEC_AREA, f"project --chip-spec: {w}", e) for i, w, _, e in SPECS]
+    out += [Entry(i, SPEC_AREA, f"project: {w} (blocked for ever before)", e)
+            for i, w, _, e in PROJECT_FIFOS]
     at = serve_case()
     for reader in SERVE_READERS:
         out += [Entry(f"{reader}-{i}", SERVE_AREA, f"{reader}: {w}", e,
