@@ -1,7 +1,8 @@
 """What refusing a hostile input costs: CPU time of each refusal in benchkit's readers.
 
 Each input is refused through the function the CLI uses (suite.load_suite for suites,
-result.read_result for results), in this process, `--reps` times; the script prints the
+result.read_result for results, llama_bench_import.documents for `benchkit import`), in
+this process, `--reps` times; the script prints the
 median and the spread (min–max) of the process CPU time (time.process_time: CPU seconds
 of this process, not wall time), and the error line the user sees.
 
@@ -29,6 +30,7 @@ def bomb() -> str:
 
 
 def inputs(folder: Path) -> list[tuple[str, Callable[[], None]]]:
+    from benchkit.formats.llama_bench_import import documents
     from benchkit.results.io import read_result
     from benchkit.run.suite import load_suite
 
@@ -46,6 +48,11 @@ def inputs(folder: Path) -> list[tuple[str, Callable[[], None]]]:
         path.write_bytes(data)
         return lambda: read_result(path)
 
+    def imported(name: str, data: bytes) -> Callable[[], None]:
+        path = folder / name
+        path.write_bytes(data)
+        return lambda: documents(path)
+
     flat = "name: x\nmodels:\n  - path: a.gguf\nworkloads:\n" + "".join(
         f"  - tg: {i + 1}\n" for i in range(30_000))
     return [
@@ -56,6 +63,28 @@ def inputs(folder: Path) -> list[tuple[str, Callable[[], None]]]:
         ("JSON nested 200,000 deep", result("deep", b"[" * 200_000 + b"]" * 200_000)),
         ("JSON of 65 MiB", result("large", b" " * (65 << 20))),
         ("JSON with a 5,000-digit integer", result("digits", b"[" + b"9" * 5000 + b"]")),
+        *import_inputs(imported),
+    ]
+
+
+def import_inputs(imported: Callable[[str, bytes], Callable[[], None]]
+                  ) -> list[tuple[str, Callable[[], None]]]:
+    """llama-bench files that cost work, not bytes: rows, joins, builds."""
+    row = ('{"build_commit": "%s", "model_type": "llama 1B Q4_0", "n_prompt": 0, '
+           '"n_gen": 16, "avg_ts": 10.0}\n')
+    head, minimal = "model_type,n_prompt,n_gen,avg_ts\n", "x,0,1,1\n"
+    csv = head + minimal * ((16 * 2**20 - len(head)) // len(minimal))
+    sql = ("CREATE TABLE llama_bench (model_type TEXT, n_prompt INTEGER, n_gen INTEGER, "
+           "avg_ts REAL);\nINSERT INTO llama_bench VALUES ('x', 0, 1, 1.0);\n")
+    join = sql + "INSERT INTO llama_bench SELECT t0.* FROM " + ", ".join(
+        f"llama_bench t{i}" for i in range(30)) + ";\n"
+    return [
+        ("import: 16 MiB CSV of minimal rows", imported("minimal.csv", csv.encode())),
+        ("import: a 30-way SQL self-join", imported("join.sql", join.encode())),
+        ("import: SQL of 5,000,000 comments", imported("comments.sql",
+                                                       (sql + "--\n" * 5_000_000).encode())),
+        ("import: 33 builds in one file", imported("builds.jsonl", "".join(
+            row % f"{i:07x}" for i in range(33)).encode())),
     ]
 
 

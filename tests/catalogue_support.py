@@ -38,6 +38,8 @@ from typing import Any, Callable
 
 import pytest
 
+from catalogue_io import (DISK, DISK_AREA, IMPORT_AREA, IMPORTS, PROJECT_FIFOS, SERVE,
+                          SERVE_AREA, SERVE_READERS, SPEC_AREA, SPECS, TERMINAL, serve_case)
 from community_support import REPO, standard_result
 from conftest import one_error_line
 
@@ -270,6 +272,10 @@ PREFLIGHT = [
      "GGML_MAX_N_THREADS", "engines.0.n_threads"),
     ("threads-513", "n_threads 513", suite_text(extra="engine:\n  n_threads: 513"),
      "limit of 512", "engine.n_threads"),
+    ("warmup-auto-llama-bench", "warmup: auto with the llama-bench engine (a TypeError "
+     "traceback as each case's error before)",
+     suite_text(extra="engines: [llama-bench]", counts="warmup: auto\niterations: 1"),
+     "warmup: auto cannot apply to llama-bench", "warmup"),
     ("threads-per-core", "n_threads far beyond the machine's cores",
      suite_text(extra="engine:\n  n_threads: @MANY_THREADS@"), "logical cores", "engine.n_threads"),
 ]
@@ -409,6 +415,8 @@ COMMUNITY = [
     ("near-duplicate", "a duplicate with one iteration changed by one part in 10^9",
      "near-duplicate"),
     ("exact-duplicate", "the same measurements under another run id", "duplicate"),
+    ("reversed-duplicate", "the same measurements with every case's iterations reversed "
+     "(accepted before)", "duplicate"),
     ("long-name", "a 300-character model name (a traceback in submit before)", "written"),
     ("site-nan", "a NaN result among good ones in the site build (stopped the site before)",
      "skipped"),
@@ -480,7 +488,18 @@ def catalogue() -> list[Entry]:
     out += [Entry(i, COMMUNITY_AREA, w, e, code=0 if e in ("written", "skipped") else 2)
             for i, w, e in COMMUNITY]
     out += [Entry(i, OUTPUT_AREA, w, said) for i, w, _, _, said in OUTPUT]
+    out += [Entry(i, OUTPUT_AREA, f"`{cmd}`: {w}", "no escape sequence reaches the terminal")
+            for i, w, cmd in TERMINAL]
     out += [Entry(i, CRASH_AREA, w, e) for i, w, e in CRASHES]
+    out += [Entry(i, IMPORT_AREA, w, e, code=c, field=f) for i, w, _, _, e, f, c in IMPORTS]
+    out += [Entry(i, SPEC_AREA, f"project --chip-spec: {w}", e) for i, w, _, e in SPECS]
+    out += [Entry(i, SPEC_AREA, f"project: {w} (blocked for ever before)", e)
+            for i, w, _, e in PROJECT_FIFOS]
+    at = serve_case()
+    for reader in SERVE_READERS:
+        out += [Entry(f"{reader}-{i}", SERVE_AREA, f"{reader}: {w}", e,
+                      field=f"cases.{at}.{f}") for i, w, _, _, e, f in SERVE]
+    out += [Entry(i, DISK_AREA, w, e, code=1) for i, w, e in DISK]
     for name in PARTS:
         out += part(name).ENTRIES
     return out

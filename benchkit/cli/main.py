@@ -8,6 +8,7 @@ matplotlib, llama.cpp) are paid only by the command that needs them.
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 
 import click
@@ -71,8 +72,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:   # a usage error quotes what was typed: made safe
+        shown = io.StringIO()
+        exc.show(file=shown)
+        click.echo(terminal(shown.getvalue()), err=True, nl=False)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -32,10 +32,23 @@ def content_id(doc: dict[str, Any]) -> str:
 
 def fingerprint(doc: dict[str, Any]) -> str:
     """The raw measurements alone: two files with these equal are one run, whatever else
-    was edited between them (notes, environment strings, run id)."""
-    values = [[it.get("tps") for it in case.get("iterations") or []]
-              for case in doc.get("cases") or []]
-    return hashlib.sha256(json.dumps(values).encode("utf-8")).hexdigest()
+    was edited between them (notes, environment strings, run id), and in whatever order
+    their cases and iterations are listed (a copy with its iterations reversed is still
+    the same measurements)."""
+    return hashlib.sha256(json.dumps(measurements(doc)).encode("utf-8")).hexdigest()
+
+
+def measurements(doc: dict[str, Any]) -> list[list[float]]:
+    """Every case's iteration tok/s, each case's sorted and the cases sorted: the
+    measurements as a set, not as the order a file lists them in."""
+    return sorted(sorted(_number(it.get("tps")) for it in case.get("iterations") or []
+                         if isinstance(it, dict))
+                  for case in doc.get("cases") or [] if isinstance(case, dict))
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else float("nan")
 
 
 def slug(text: str) -> str:

@@ -44,8 +44,9 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
     from the result itself (the runner detected them); the only thing a person adds is
     the optional free-text `notes`.
     """
-    from benchkit.results.io import dumps, read_result, write_result
+    from benchkit.core.atomicio import write_file
     from benchkit.core.safeio import read_bounded_bytes
+    from benchkit.results.io import dumps, read_result
 
     doc = read_result(result)
     if notes is not None and len(notes) > MAX_NOTES:
@@ -68,8 +69,8 @@ def submit(result: str | os.PathLike[str], *, notes: str | None = None,
         status = "unchanged" if old == new_bytes else "updated"
     else:
         status = "written"
-    if status != "unchanged":
-        write_result(clean, target)
+    if status != "unchanged":           # whole or not at all: a full disk keeps the old file
+        write_file(target, new_bytes, "community file")
     return Submission(target, status, verdict, removed, clean)
 
 

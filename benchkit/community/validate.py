@@ -531,14 +531,17 @@ class Measured:
 
 
 def measured(doc: dict[str, Any]) -> Measured:
-    cases = doc.get("cases") or []
+    """The measurements of a file as a set: cases in the order of what they measured, and
+    each case's iterations sorted, so that a copy with its cases or iterations reordered
+    compares equal to the original."""
+    cases = sorted(((json.dumps([c.get("test"), c.get("engine")], sort_keys=True, default=str),
+                     tuple(sorted(float(it["tps"]) for it in c.get("iterations") or [])))
+                    for c in doc.get("cases") or []))
     identity = json.dumps([work_chip(doc),
                            sorted({str(c["model"].get("sha256") or c["model"].get("name"))
-                                   for c in cases}),
-                           [[c.get("test"), c.get("engine")] for c in cases]],
-                          sort_keys=True, default=str)
-    series = tuple(tuple(float(it["tps"]) for it in c.get("iterations") or []) for c in cases)
-    return Measured(fingerprint(doc), identity, series)
+                                   for c in doc.get("cases") or []}),
+                           [key for key, _ in cases]], sort_keys=True, default=str)
+    return Measured(fingerprint(doc), identity, tuple(series for _, series in cases))
 
 
 def _measured_file(path: Path) -> Measured | None:

@@ -105,8 +105,9 @@ def read_bounded(path: str | os.PathLike[str], limit: int, what: str,
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BenchkitError(f"{what} is not UTF-8 text (byte {exc.start})",
-                            file=file or str(path)) from None
+        utf16 = " but UTF-16: save it as UTF-8" if data[:2] in (b"\xff\xfe", b"\xfe\xff") \
+            else f" (byte {exc.start})"
+        raise BenchkitError(f"{what} is not UTF-8 text{utf16}", file=file or str(path)) from None
 
 
 def _too_large(what: str, size: int, limit: int, grew: bool = False) -> str:
@@ -241,6 +242,23 @@ def _prescan(events: Any, file: str | None, max_depth: int, max_nodes: int) -> N
                                 line=ev.start_mark.line + 1)
         if open_ and not isinstance(ev, yaml.CollectionStartEvent):
             open_[-1][1] += size
+
+
+def read_yaml_file(path: str | os.PathLike[str], limit: int, what: str,
+                   file: str | None = None) -> Any:
+    """read_bounded + yaml_load_bounded: the data of a YAML file, or one error line (a
+    syntax error names its line)."""
+    import yaml
+
+    shown = file or str(path)
+    text = read_bounded(path, limit, what, shown)
+    try:
+        return yaml_load_bounded(text, shown)[1]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BenchkitError(f"not valid YAML: {problem}", file=shown,
+                            line=mark.line + 1 if mark else None) from None
 
 
 def read_json_file(path: str | os.PathLike[str], limit: int, what: str,

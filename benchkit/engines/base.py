@@ -269,6 +269,9 @@ class Engine(ABC):
     workloads: ClassVar[frozenset[str]]  # workload kinds it can measure
     uses_model_file: ClassVar[bool] = True   # False: the server chooses what it serves
     model_formats: ClassVar[frozenset[str]] = frozenset({"gguf"})   # "gguf", "mlx" (a folder)
+    # False: the engine runs all its iterations in one go (llama-bench's -r), so `warmup:
+    # auto`, which watches iterations one by one, cannot apply (preflight refuses it)
+    auto_warmup: ClassVar[bool] = True
 
     def __init__(self, options: Options) -> None:
         self.options = options.resolved()

@@ -50,11 +50,11 @@ class Format:
             return self.files(paths, out, method=method, title=title)
         from benchkit.report.context import load
 
+        from benchkit.core.atomicio import write_file
+
         _, docs = load(paths)
         path = out.with_name(out.name + (self.extension or ""))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.text(list(docs.values())), encoding="utf-8")
-        return [path]
+        return [write_file(path, self.text(list(docs.values())), f"{self.name} file")]
 
 
 # (command, name) -> Format, filled by the decorators as this package's modules are imported

@@ -80,12 +80,14 @@ def _from_case(case: dict[str, Any], env: dict[str, Any], doc: dict[str, Any],
                info: dict[str, Any]) -> dict[str, Any]:
     eng, model, w = case.get("engine") or {}, case.get("model") or {}, case.get("workload") or {}
     backend = env.get("backend") or "cpu"
+    tool = info.get("version") if isinstance(info.get("version"), dict) else {}
     return {
-        "build_commit": str(info.get("build_commit") or "unknown"),
-        "build_number": int(info.get("build_number") or 0),
-        "cpu_info": info.get("cpu_info") or (env.get("cpu") or {}).get("model") or "",
-        "gpu_info": info.get("gpu_info") or ", ".join(g.get("name", "") for g in
-                                                       env.get("gpus") or []),
+        "build_commit": str(info.get("build_commit") or tool.get("build_commit") or "unknown"),
+        "build_number": int(info.get("build_number") or tool.get("build_number") or 0),
+        "cpu_info": info.get("cpu_info") or _devices(env, ("cpu", "accel"))
+        or (env.get("cpu") or {}).get("model") or "",
+        "gpu_info": info.get("gpu_info") or _devices(env, ("gpu", "igpu")) or ", ".join(
+            g.get("name", "") for g in env.get("gpus") or []),
         "backends": info.get("backends") or BACKEND_NAMES.get(backend, backend),
         "model_filename": model.get("file") or model.get("name") or "",
         "model_type": info.get("model_type") or _model_type(model),
@@ -115,6 +117,13 @@ def split_fields(eng: dict[str, Any]) -> dict[str, Any]:
             "devices": "/".join(devices) if devices else DEFAULTS["devices"],
             "tensor_split": ("/".join(f"{float(x):.2f}" for x in split) if split
                              else DEFAULTS["tensor_split"])}
+
+
+def _devices(env: dict[str, Any], kinds: tuple[str, ...]) -> str:
+    """ggml's devices of these kinds as llama-bench names them (get_cpu_info,
+    get_gpu_info: their descriptions, joined), from the environment's device list."""
+    return ", ".join(str(d.get("description") or "") for d in env.get("devices") or []
+                     if isinstance(d, dict) and d.get("type") in kinds)
 
 
 def _model_type(model: dict[str, Any]) -> str:

@@ -16,6 +16,12 @@ beside benchkit's own runs. What an imported result says comes from the file onl
   avg_ts / stddev_ts (tps_median too, as the only centre known) and a warning says so;
 - a file is read only when it is a regular file of at most 16 MiB (10,000 tests or so;
   `benchkit.core.safeio.MAX_IMPORT_BYTES`), refused from its size before a byte is read;
+  its rows are counted as they are read (`llama_bench_read`: tests, fields, samples,
+  text lengths, and the result files one file may become), its SQL parsed, never run;
+- every value is checked as every reader of a result checks it (NaN, Infinity, a figure
+  no hardware gives: `benchkit.results.sanity`), naming the row and the field, before
+  anything is written; the written file's name takes only digits from the file's
+  test_time, and never leaves the output folder;
 - the model is known by llama-bench's description (model_type, model_size: tensor bytes,
   model_n_params); when the file named in model_filename exists here and its header has
   the same parameter count, its sha256, size and header fill the model in, so that the
@@ -27,23 +33,21 @@ becomes one result per machine and build.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
-import json
 import math
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from benchkit.core.atomicio import write_files
 from benchkit.core.version import __version__
 from benchkit.core.errors import BenchkitError
 from benchkit.formats.llama_bench_fields import (BOOL_FIELDS, FLASH_ATTN, FLOAT_FIELDS,
                                                   INT_FIELDS, test_name)
-from benchkit.results.io import FORMAT, SCHEMA_VERSION, check_schema, summarize, write_result
+from benchkit.formats.llama_bench_read import MAX_RESULTS, MAX_SAMPLES, read_rows
+from benchkit.results.io import FORMAT, SCHEMA_VERSION, check_schema, dumps, summarize
 from benchkit.run.environment import backend_in
 
 REQUIRED = ("n_prompt", "n_gen", "model_type")
@@ -73,16 +77,36 @@ def import_files(paths: Iterable[str | Path], output_dir: str | Path,
     models = Models([Path(m) for m in model_files])
     docs = [(Path(p), doc) for p in paths for doc in documents(Path(p), models)]
     models.check_used()
-    out = []
-    for source, doc in docs:
-        target = Path(output_dir) / f"{doc['run_id']}.json"
-        try:
-            write_result(doc, target)
-        except OSError as exc:
-            raise BenchkitError(f"cannot write the result file: {exc.strerror or exc}",
-                                file=str(target)) from None
-        out.append((source, target, len(doc["cases"])))
-    return out
+    files: dict[Path, str] = {}
+    targets = []
+    for source, doc in docs:          # every file checked before any is written
+        text = dumps(doc)
+        _check_size(text, source)
+        targets.append(inside(Path(output_dir), f"{doc['run_id']}.json", source))
+        files[targets[-1]] = text
+    write_files(files, "result file")   # all or none: a full disk leaves no half import
+    return [(source, target, len(doc["cases"])) for (source, doc), target in zip(docs, targets)]
+
+
+def _check_size(text: str, source: Path) -> None:
+    """A result every reader can read back: no larger than they take (MAX_RESULT_BYTES)."""
+    from benchkit.core.safeio import MAX_RESULT_BYTES
+
+    size = len(text.encode("utf-8"))
+    if size > MAX_RESULT_BYTES:
+        raise BenchkitError(f"its result would be {size:,} bytes, more than benchkit reads "
+                            f"({MAX_RESULT_BYTES:,}): split the file", file=str(source))
+
+
+def inside(folder: Path, name: str, source: Path) -> Path:
+    """folder/name, refused unless it is a plain file name inside `folder` (the name is
+    built from the file's content: it must never reach a parent folder or another root)."""
+    target = folder / name
+    if Path(name).name != name or name in (".", "..") or \
+            target.resolve().parent != folder.resolve():
+        raise BenchkitError(f"the result name {name[:60]!r} would leave the output folder "
+                            f"{folder}", file=str(source))
+    return target
 
 
 def documents(path: Path, models: Models | None = None) -> list[dict[str, Any]]:
@@ -98,14 +122,38 @@ def documents(path: Path, models: Models | None = None) -> list[dict[str, Any]]:
         raise BenchkitError(f"no llama-bench tests in this {fmt} file", file=str(path))
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
-        groups.setdefault(tuple(str(row.fields.get(k)) for k in _MACHINE), []).append(row)
+        key = tuple(str(row.fields.get(k)) for k in _MACHINE)
+        if key not in groups and len(groups) == MAX_RESULTS:
+            raise BenchkitError(f"more than {MAX_RESULTS} machines or builds (cpu_info, "
+                                "gpu_info, backends, build_commit) in one file: each would "
+                                f"be a result file of its own (at most {MAX_RESULTS}); split "
+                                "it", file=str(path), line=row.line,
+                                field=None if row.line else row.where)
+        groups.setdefault(key, []).append(row)
     docs = []
     for i, group in enumerate(groups.values()):
         doc = scrub_home(to_document(group, path, fmt, sha, models or Models([]),
                                      part=i if len(groups) > 1 else None))
         check_schema(doc, str(path))
+        _check_readable(doc, group, path)
         docs.append(doc)
     return docs
+
+
+def _check_readable(doc: dict[str, Any], rows: list[Row], path: Path) -> None:
+    """The checks every reader applies (benchkit.results.sanity), made before writing: a
+    figure a reader would refuse is refused here, naming the row it came from."""
+    from benchkit.results.sanity import check_figures
+
+    try:
+        check_figures(doc, str(path))
+    except BenchkitError as exc:
+        m = re.match(r"cases\.(\d+)\.(.*)", exc.field or "")
+        if not m:
+            raise
+        row = rows[int(m[1])]
+        raise BenchkitError(exc.message, file=str(path), line=row.line,
+                            field=m[2] if row.line else f"{row.where}: {m[2]}") from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -133,13 +181,14 @@ def _decode(data: bytes, path: Path) -> str:
 
 def sniff(text: str, path: Path) -> str:
     """The format, from the content (files are often saved as .txt or .log)."""
-    head = text.lstrip()
+    start = re.search(r"\S", text)
+    head = text[start.start():start.start() + 4096] if start else ""   # the start decides
     first = head.splitlines()[0] if head else ""
     if head.startswith("["):
         return "json"
     if head.startswith("{"):
         return "jsonl"
-    if re.match(r"(CREATE\s+TABLE|INSERT\s+INTO)\b", head, re.I):
+    if re.match(r"(?:--[^\n]*\s*)*(CREATE\s+TABLE|INSERT\s+INTO|PRAGMA|BEGIN)\b", head, re.I):
         return "sql"
     if first.startswith("|"):
         raise BenchkitError("a Markdown table (llama-bench's default output) has no samples "
@@ -152,99 +201,33 @@ def sniff(text: str, path: Path) -> str:
 
 
 def parse(text: str, fmt: str, path: Path) -> list[Row]:
-    raw = {"json": _parse_json, "jsonl": _parse_jsonl, "csv": _parse_csv, "sql": _parse_sql}[fmt](
-        text, path)
-    return [Row(_typed(fields, path, where, line), where, line) for fields, where, line in raw]
+    """The typed rows of a file, within the caps of `llama_bench_read` (tests per file,
+    fields per test) and `MAX_SAMPLES` (repetitions per file)."""
+    rows, samples = [], 0
+    for fields, where, line in read_rows(text, fmt, str(path)):
+        samples += max(_count(fields.get("samples_ns")), _count(fields.get("samples_ts")))
+        if samples > MAX_SAMPLES:
+            raise BenchkitError(f"more than {MAX_SAMPLES:,} repetitions (samples) in one file "
+                                f"(at most {MAX_SAMPLES:,}): split it", file=str(path),
+                                line=line, field=None if line else where)
+        rows.append(Row(_typed(fields, path, where, line), where, line))
+    return rows
 
 
-def _parse_json(text: str, path: Path) -> list[tuple[dict[str, Any], str, int | None]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BenchkitError(f"not valid JSON ({exc.msg}; truncated?)", file=str(path),
-                            line=exc.lineno) from None
-    if not isinstance(data, list):
-        raise BenchkitError("expected a JSON list of llama-bench tests (-o json)",
-                            file=str(path))
-    out = []
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise BenchkitError("expected an object (one llama-bench test)", file=str(path),
-                                field=f"[{i}]")
-        out.append((item, f"[{i}]", None))
-    return out
-
-
-def _parse_jsonl(text: str, path: Path) -> list[tuple[dict[str, Any], str, int | None]]:
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BenchkitError(f"not valid JSON ({exc.msg}; truncated?)", file=str(path),
-                                line=n) from None
-        if not isinstance(item, dict):
-            raise BenchkitError("expected one JSON object per line (-o jsonl)",
-                                file=str(path), line=n)
-        out.append((item, f"line {n}", n))
-    return out
-
-
-def _parse_csv(text: str, path: Path) -> list[tuple[dict[str, Any], str, int | None]]:
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-        lines = [(reader.line_num, values) for values in reader]
-    except csv.Error as exc:
-        raise BenchkitError(f"not valid CSV ({exc})", file=str(path),
-                            line=reader.line_num) from None
-    out = []
-    for n, values in lines:
-        if not values:
-            continue
-        if len(values) != len(header):
-            raise BenchkitError(f"{len(values)} values for {len(header)} columns",
-                                file=str(path), line=n)
-        out.append((dict(zip(header, values)), f"line {n}", n))
-    return out
-
-
-def _parse_sql(text: str, path: Path) -> list[tuple[dict[str, Any], str, int | None]]:
-    """Run the statements in an in-memory sqlite database that only lets them create and
-    fill the llama_bench table (nothing else: no ATTACH, no other tables)."""
-    db = sqlite3.connect(":memory:")
-
-    def only_llama_bench(action: int, arg1: Any, arg2: Any, dbname: Any, source: Any) -> int:
-        table = str(arg1)
-        ours = table == "llama_bench"
-        internal = table.startswith("sqlite_")     # sqlite's own bookkeeping of CREATE TABLE
-        allowed = {sqlite3.SQLITE_CREATE_TABLE: ours,
-                   sqlite3.SQLITE_INSERT: ours or internal,
-                   sqlite3.SQLITE_UPDATE: internal,
-                   sqlite3.SQLITE_READ: ours or internal,
-                   sqlite3.SQLITE_SELECT: True, sqlite3.SQLITE_TRANSACTION: True}
-        return sqlite3.SQLITE_OK if allowed.get(action) else sqlite3.SQLITE_DENY
-
-    db.set_authorizer(only_llama_bench)
-    try:
-        db.executescript(text)
-        cur = db.execute("SELECT * FROM llama_bench ORDER BY rowid")
-    except sqlite3.Error as exc:
-        raise BenchkitError(f"not llama-bench's SQL (-o sql): {exc}", file=str(path)) from None
-    names = [d[0] for d in cur.description]
-    out = [(dict(zip(names, values)), f"row {i + 1}", None)
-           for i, values in enumerate(cur.fetchall())]
-    db.close()
-    return out
+def _count(samples: Any) -> int:
+    """How many samples a raw value holds, before any is converted."""
+    if isinstance(samples, list):
+        return len(samples)
+    return str(samples).count(",") + 1 if samples not in (None, "") else 0
 
 
 # --------------------------------------------------------------------------- typing
 
 def _typed(fields: dict[str, Any], path: Path, where: str, line: int | None) -> dict[str, Any]:
     """A row with llama-bench's types, whatever the format spelled them as; one error line
-    naming the file, the row and the field for a missing or malformed value."""
+    naming the file, the row and the field for a missing, malformed or implausible value
+    (the bounds every reader of a result applies, `benchkit.results.sanity`, checked here
+    before anything is written)."""
     def bad(field: str, what: str) -> BenchkitError:
         return BenchkitError(what, file=str(path), line=line,
                              field=field if line else f"{where}.{field}")
@@ -259,21 +242,66 @@ def _typed(fields: dict[str, Any], path: Path, where: str, line: int | None) -> 
     for field, value in fields.items():
         try:
             out[field] = _convert(field, value)
-        except (TypeError, ValueError):
-            raise bad(field, f"malformed value {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise bad(field, f"malformed value {_shown(value)}") from None
+        if not _finite(out[field]):
+            raise bad(field, f"{_shown(value)} is not a finite number (llama-bench writes no "
+                             "NaN or Infinity)")
     if out["n_prompt"] < 0 or out["n_gen"] < 0 or out["n_prompt"] + out["n_gen"] == 0:
         raise bad("n_prompt", "a test needs n_prompt or n_gen above 0")
-    for key in ("samples_ns", "samples_ts"):
-        if key in out and any(x <= 0 for x in out[key]):
-            raise bad(key, "samples must be positive")
+    problem = _implausible(out)
+    if problem:
+        raise bad(*problem)
     return out
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(x) for x in value)
+    return True
+
+
+def _implausible(f: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) for the first figure of a typed row no hardware gives, by the bounds
+    every reader applies (benchkit.results.sanity): what would be written must be read."""
+    from benchkit.results.sanity import BYTES, COUNT, PARAMS, SECONDS, TPS, judge
+
+    tokens = f["n_prompt"] + f["n_gen"]
+    for field, bound in (("n_prompt", COUNT), ("n_gen", COUNT), ("n_depth", COUNT),
+                         ("model_size", BYTES), ("model_n_params", PARAMS),
+                         ("stddev_ts", TPS)):
+        why = judge(f.get(field), bound)
+        if why:
+            return field, why
+    if judge(tokens, COUNT):
+        return "n_gen", f"n_prompt + n_gen is {tokens:,} tokens: {judge(tokens, COUNT)}"
+    for field in ("samples_ns", "avg_ns", "samples_ts", "avg_ts"):
+        values = f.get(field) if field.startswith("samples") else [f.get(field)]
+        for x in values or ():
+            if x is None:
+                continue
+            if x <= 0:
+                return field, f"{x!r}: a {'time' if 'ns' in field else 'speed'} must be positive"
+            seconds = x / 1e9 if field.endswith("ns") else tokens / x
+            why = judge(seconds, SECONDS) or judge(tokens / seconds, TPS)
+            if why:
+                unit = "ns" if field.endswith("ns") else "tok/s"
+                return field, f"{x:,} {unit} for {tokens:,} tokens: {why}"
+    return None
 
 
 def _convert(field: str, value: Any) -> Any:
     if field == "samples_ns":
-        return [int(x) for x in _as_list(value)]
+        return [_int(x) for x in _as_list(value)]
     if field == "samples_ts":
-        return [float(x) for x in _as_list(value)]
+        return [_number(x) for x in _as_list(value)]
     if field == "flash_attn":
         return _flash_attn(value)
     if field == "tensor_split" and value is not None:
@@ -284,11 +312,9 @@ def _convert(field: str, value: Any) -> Any:
     if value is None:
         return None
     if field in INT_FIELDS:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        return int(value)
+        return _int(value)
     if field in FLOAT_FIELDS:
-        return float(value)
+        return _number(value)
     return value if isinstance(value, (str, int, float)) else str(value)
 
 
@@ -299,6 +325,24 @@ def split_parts(text: str) -> list[float]:
     if any(not math.isfinite(x) or x < 0 for x in parts):
         raise ValueError(text)
     return parts
+
+
+def _int(value: Any) -> int:
+    """A whole number within llama-bench's 64-bit fields."""
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    number = int(value)
+    if abs(number) >= 2**64:
+        raise ValueError(value)
+    return number
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError(value)
+    return float(value)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -329,7 +373,10 @@ def _flash_attn(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     number = int(str(value).strip().lower().replace("true", "1").replace("false", "0"))
-    return {n: name for name, n in FLASH_ATTN.items()}[number]
+    names = {n: name for name, n in FLASH_ATTN.items()}
+    if number not in names:             # ValueError: the caller's "malformed value" line
+        raise ValueError(value)
+    return names[number]
 
 
 # --------------------------------------------------------------------------- documents
@@ -338,7 +385,7 @@ def to_document(rows: list[Row], path: Path, fmt: str, sha: str, models: Models,
                 part: int | None = None) -> dict[str, Any]:
     """One benchkit result (schema version 2) for rows of one machine and build."""
     first = rows[0].fields
-    times = sorted(str(r.fields["test_time"]) for r in rows if r.fields.get("test_time"))
+    times = sorted(t for t in (utc_time(r.fields.get("test_time")) for r in rows) if t)
     started = times[0] if times else _mtime(path)
     source = {"tool": "llama-bench", "file": path.name, "sha256": sha, "format": fmt,
               "tests": len(rows)}
@@ -359,9 +406,30 @@ def to_document(rows: list[Row], path: Path, fmt: str, sha: str, models: Models,
 
 def run_id(started: str, path: Path, sha: str, part: int | None) -> str:
     """Sortable like `benchkit run`'s, and the same for the same file (a re-import
-    replaces the earlier one instead of adding a duplicate)."""
-    stamp = re.sub(r"[-:]", "", started)[:15] + "Z" if started else "00000000T000000Z"
+    replaces the earlier one instead of adding a duplicate). Only digits of `started`
+    reach the name, whatever the file said."""
+    digits = re.sub(r"\D", "", started or "")
+    stamp = f"{digits[:8]}T{digits[8:14]}Z" if len(digits) >= 14 else "00000000T000000Z"
     return f"{stamp}-import-{_slug(path.stem)}-{sha[:6]}{'' if part is None else f'-{part}'}"
+
+
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def utc_time(value: Any) -> str | None:
+    """llama-bench's test_time ("2025-06-01T12:00:00Z", or with an offset) in UTC as
+    benchkit writes times, or None when it is not a time at all (such a row is dated by
+    the file's modification time, and says so)."""
+    m = _TIME.fullmatch(str(value or "").strip())
+    if not m:
+        return None
+    zone = (m[4] or "Z").replace("Z", "+00:00")
+    zone = zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+    try:
+        t = dt.datetime.fromisoformat(f"{m[1]}T{m[2]}{zone}")
+    except ValueError:                  # month 13, hour 25
+        return None
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _slug(text: str) -> str:
@@ -439,6 +507,9 @@ def to_case(index: int, row: Row, path: Path, fmt: str, sha: str,
     workload = {"kind": kind, "n_prompt": f["n_prompt"], "n_gen": f["n_gen"],
                 **({"depth": depth} if depth else {})}
     iterations, warnings = iterations_of(f)
+    if f.get("test_time") and not utc_time(f["test_time"]):
+        warnings.append(f"test_time {_shown(f['test_time'])} is not a time: the run is dated "
+                        "by the file's modification time")
     tps = [it["tps"] for it in iterations]
     summary = summarize(tps) if iterations else summary_of_means(f)
     backends = backends_of(f)
@@ -533,6 +604,7 @@ class Models:
             if not p.is_file():
                 raise BenchkitError("no such model file", file=str(p), field="--model")
         self.cache: dict[str, dict[str, Any]] = {}
+        self.local: dict[tuple[str, Any], dict[str, Any] | None] = {}   # one hash a file
         self.used: set[Path] = set()
 
     def of(self, f: dict[str, Any]) -> dict[str, Any]:
@@ -559,7 +631,10 @@ class Models:
             if filename else []
         candidates += [(p, "the --model file") for p in named]
         for candidate, how in candidates:
-            local = _local_model(candidate, f.get("model_n_params"), how)
+            key = (str(candidate), f.get("model_n_params"))
+            if key not in self.local:
+                self.local[key] = _local_model(candidate, f.get("model_n_params"), how)
+            local = self.local[key]
             if local is not None:
                 model.update(local)
                 self.used.add(candidate)

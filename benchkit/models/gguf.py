@@ -293,6 +293,14 @@ class _map:
         self.buf: Any = b""
 
     def __enter__(self) -> Any:
+        from benchkit.core.safeio import file_kind
+
+        try:      # stat first: open() of a FIFO would wait for a writer for ever
+            kind = file_kind(os.stat(self.path).st_mode)
+        except OSError:
+            kind = None                   # open() below says what is wrong
+        if kind not in (None, "a directory"):
+            raise BenchkitError(f"model file is {kind}, not a regular file", file=self.path)
         try:
             with open(self.path, "rb") as fh:
                 if os.fstat(fh.fileno()).st_size:

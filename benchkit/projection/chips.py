@@ -102,16 +102,21 @@ class Chip:
         return self.sources.get(field_name) or self.sources.get("all", "")
 
 
-def _data_text(path: str | Path | None) -> tuple[str, str]:
-    """The database's text and the name errors should show."""
-    if path is None:
-        text = resources.files("benchkit").joinpath("data/chips.yaml").read_text(encoding="utf-8")
-        return text, DATA_FILE
-    p = Path(path)
+def _read_yaml(path: str | Path | None, what: str) -> tuple[Any, str]:
+    """The data of the database (no path) or of a user's file, and the name errors show.
+    A user's file is read within bounds (a regular UTF-8 file of at most 1 MiB, nesting
+    and aliases limited): a FIFO, UTF-16 or a document nested 100,000 deep is one line."""
+    from benchkit.core.safeio import MAX_SUITE_BYTES, read_yaml_file
+
+    if path is not None:
+        return read_yaml_file(path, MAX_SUITE_BYTES, what, str(path)), str(path)
+    text = resources.files("benchkit").joinpath("data/chips.yaml").read_text(encoding="utf-8")
     try:
-        return p.read_text(encoding="utf-8"), str(p)
-    except OSError as exc:
-        raise BenchkitError(f"cannot read chip database: {exc.strerror}", file=str(p)) from None
+        return yaml.safe_load(text), DATA_FILE
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise BenchkitError("not valid YAML", file=DATA_FILE,
+                            line=line + 1 if line is not None else None) from None
 
 
 def _number(entry: dict[str, Any], key: str, where: str, file: str, *,
@@ -203,13 +208,7 @@ _KNOWN_KEYS = frozenset({
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str | None) -> dict[str, Chip]:
-    text, file = _data_text(path)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise BenchkitError("not valid YAML", file=file,
-                            line=line + 1 if line is not None else None) from None
+    doc, file = _read_yaml(path, "chip database")
     if not isinstance(doc, dict) or not isinstance(doc.get("chips"), list):
         raise BenchkitError("expected a mapping with a `chips:` list", file=file, field="chips")
     chips: dict[str, Chip] = {}
@@ -286,13 +285,7 @@ def load_chip_spec(path: str | Path, chips: Mapping[str, Chip] | None = None) ->
     least a spec needs is id, name, backend, gpu_cores, bandwidth_gbs and memory_gb. Errors
     name the file and the field, as for the database.
     """
-    text, file = _data_text(path)
-    try:
-        entry = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise BenchkitError("not valid YAML", file=file,
-                            line=line + 1 if line is not None else None) from None
+    entry, file = _read_yaml(path, "chip spec")
     if isinstance(entry, dict) and isinstance(entry.get("chips"), list) and len(entry["chips"]) == 1:
         entry = entry["chips"][0]
     if not isinstance(entry, dict):

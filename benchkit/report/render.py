@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from benchkit.core.atomicio import write_files
 from benchkit.report import chip_figures, page
 from benchkit.report import sections as report_sections
 from benchkit.report.charts.page import chart_data
@@ -133,28 +134,23 @@ def write_report(paths: Iterable[str | Path], out: str | Path, *, markdown: bool
     out = Path(out)
     if out.suffix in (".md", ".html"):
         out = out.with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    if markdown:
-        written += _write_markdown(ctx, out)
+    files: dict[Path, str] = {}
     if html:
-        page_html = out.parent / f"{out.name}.html"
-        page_html.write_text(render_html(ctx), encoding="utf-8")
-        written.insert(0, page_html)
-    return Written(paths=written)
+        files[out.parent / f"{out.name}.html"] = render_html(ctx)
+    if markdown:
+        files.update(_markdown_files(ctx, out))
+    # all or nothing: a full disk leaves the previous report as it was
+    return Written(paths=write_files(files, "report"))
 
 
-def _write_markdown(ctx: dict[str, Any], out: Path) -> list[Path]:
+def _markdown_files(ctx: dict[str, Any], out: Path) -> dict[Path, str]:
     """OUT.md and its charts beside it, OUT-<chart>.svg: the page first."""
-    images, written = {}, []
+    images, charts = {}, {}
     for name, chart in ctx["charts"].items():
         img = out.parent / f"{out.name}-{name}.svg"
-        img.write_text(chart["svg"], encoding="utf-8")
+        charts[img] = chart["svg"]
         images[name] = img.name
-        written.append(img)
-    md = out.parent / f"{out.name}.md"
-    md.write_text(render_markdown(ctx, images), encoding="utf-8")
-    return [md, *written]
+    return {out.parent / f"{out.name}.md": render_markdown(ctx, images), **charts}
 
 
 def default_output(paths: Sequence[str | Path], output: str | None = None) -> Path:

@@ -85,10 +85,50 @@ QUALITY = {
 }
 QUALITY_TYPES = {"text": str, "text_sha256": str, "kld_percentiles": dict,
                  "dp_percentiles": dict, "reference": dict}
+# a serve level's summary and requests (benchkit.workloads.serve): what the report's serve
+# section, compare and the frame's serve_ columns compute with
+RPS = Bound("requests/s", 1e9)
+FRACTION = Bound("", MAX_CV)        # shares of 0..1, bounded loosely: a server reports some
+SERVER_COUNT = Bound("", 1e15)      # a server's own Prometheus counters (floats)
+SERVE = {
+    **{k: COUNT for k in ("concurrency", "requests", "requests_ok", "output_tokens",
+                          "input_tokens", "slo_met", "sessions", "search_levels",
+                          "requests_first_turn", "requests_later_turns",
+                          "cache_reported_requests", "cached_prompt_tokens",
+                          "computed_prompt_tokens", "draft_tokens", "draft_accepted_tokens",
+                          "prompt_seed")},
+    **{k: SECONDS for k in ("level_s", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s",
+                            "tpot_p50_s", "tpot_p99_s", "itl_p50_s", "itl_p99_s",
+                            "e2e_p50_s", "e2e_p99_s", "ttft_p50_first_turn_s",
+                            "ttft_p50_later_turns_s", "ttft_p99_first_turn_s",
+                            "ttft_p99_later_turns_s")},
+    **{k: FRACTION for k in ("error_rate", "cache_hit_rate", "cache_hit_rate_first_turn",
+                             "cache_hit_rate_later_turns", "draft_acceptance")},
+    **{k: SERVER_COUNT for k in ("server_cached_prompt_tokens",
+                                 "server_draft_accepted_tokens", "server_draft_tokens",
+                                 "server_generated_tokens", "server_prompt_tokens",
+                                 "server_requests_deferred", "server_requests_running")},
+    "rate": RPS, "requests_per_s": RPS, "goodput_rps": RPS, "slo_max_load": RPS,
+    "output_tps": TPS, "input_tps": TPS,
+}
+SLO = {"ttft_ms": Bound("ms", MAX_SECONDS * 1e3), "tpot_ms": Bound("ms", MAX_SECONDS * 1e3),
+       "error_rate": FRACTION}
+SERVE_TYPES = {"errors": dict, "slo": dict, "search": list, "search_slo": dict, "cache": str,
+               "search_over": str, "slo_max_load_note": str}
+SERVE_REQUEST = {
+    **{k: COUNT for k in ("tokens_in", "prompt_n", "cache_n", "draft_n", "draft_accepted",
+                          "retries", "request", "session", "turn", "prompt_seed")},
+    **{k: SECONDS for k in ("start_s", "level_s", "think_s", "ttft_answer_s", "scheduled_s")},
+    "load": RPS,
+}
 MODEL = {"size_bytes": BYTES, "n_params": PARAMS, "n_layers": COUNT}
 LOAD = {"seconds": SECONDS, "rss_after_load_bytes": BYTES, "peak_rss_bytes": BYTES}
 PLACEMENT = {"layers_offloaded": COUNT, "layers_total": COUNT, "n_ctx": COUNT}
-WORKLOAD = {"n_prompt": COUNT, "n_gen": COUNT, "depth": COUNT}
+WORKLOAD = {"n_prompt": COUNT, "n_gen": COUNT, "depth": COUNT,
+            # a serve level's settings, as the report's serve section prints them
+            "concurrency": COUNT, "rate": RPS, "requests": COUNT,
+            "duration_s": SECONDS, "timeout_s": SECONDS, "stall_timeout_s": SECONDS,
+            "temperature": Bound("", 1e3), "seed": COUNT}
 ENVIRONMENT = {"memory_bytes": BYTES}
 # case.telemetry, as benchkit.run.telemetry writes it and its report section reads it
 TELEMETRY = {"interval_s": SECONDS, "window_s": SECONDS, "seconds": SECONDS,
@@ -254,7 +294,10 @@ def _case_figures(case: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
     if "warmup_used" in case:
         yield f"{where}.warmup_used", case["warmup_used"], COUNT
     yield from _fields(case.get("model"), MODEL, f"{where}.model")
-    yield from _fields(case.get("workload"), WORKLOAD, f"{where}.workload")
+    workload = case.get("workload")
+    yield from _fields(workload, WORKLOAD, f"{where}.workload")
+    if isinstance(workload, dict):
+        yield from _fields(workload.get("slo"), SLO, f"{where}.workload.slo")
     yield from _fields(case.get("load"), LOAD, f"{where}.load")
     placement = case.get("placement")
     yield from _fields(placement, PLACEMENT, f"{where}.placement")
@@ -263,13 +306,18 @@ def _case_figures(case: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
             yield from _fields(buf, {"mib": MIB}, f"{where}.placement.buffers.{j}")
     for j, it in _items(case.get("iterations")):
         here = f"{where}.iterations.{j}"
-        yield from _fields(it, ITERATION, here)
+        yield from _fields(it, {**ITERATION, **SERVE_REQUEST}, here)
         if isinstance(it, dict):
             latencies = it.get("token_latencies_s")
             for k, value in _items(latencies):
                 yield f"{here}.token_latencies_s.{k}", value, SECONDS
     summary = case.get("summary")
-    yield from _fields(summary, {**SUMMARY, **QUALITY}, f"{where}.summary")
+    yield from _fields(summary, {**SUMMARY, **QUALITY, **SERVE}, f"{where}.summary")
+    if isinstance(summary, dict):
+        errors, slo = summary.get("errors"), summary.get("slo")
+        if isinstance(errors, dict):
+            yield from _fields(errors, dict.fromkeys(errors, COUNT), f"{where}.summary.errors")
+        yield from _fields(slo, SLO, f"{where}.summary.slo")
     for key in ("kld_percentiles", "dp_percentiles"):
         block = summary.get(key) if isinstance(summary, dict) else None
         if isinstance(block, dict):
@@ -331,9 +379,14 @@ def _containers(doc: Any) -> Iterator[tuple[str, Any, type, bool]]:
         telemetry = case.get("telemetry")
         if isinstance(telemetry, dict):
             yield from _telemetry_containers(telemetry, f"cases.{i}.telemetry")
+        workload = case.get("workload")
+        if isinstance(workload, dict):
+            for key in ("slo", "sessions", "search"):
+                if key in workload:
+                    yield f"cases.{i}.workload.{key}", workload[key], dict, True
         summary = case.get("summary")
         if isinstance(summary, dict):
-            for key, expected in QUALITY_TYPES.items():
+            for key, expected in {**QUALITY_TYPES, **SERVE_TYPES}.items():
                 if key in summary:
                     yield f"cases.{i}.summary.{key}", summary[key], expected, True
             reference = summary.get("reference")

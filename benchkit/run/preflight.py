@@ -10,6 +10,8 @@ headers are read and before any model loads:
 - a GGUF header whose block count llama.cpp asserts on (outside 1..LLAMA_MAX_LAYERS);
 - a thread count beyond ggml's GGML_MAX_N_THREADS, or far beyond the machine;
 - an integer setting outside the 32-bit range llama.cpp keeps it in;
+- `warmup: auto` for an engine that runs its iterations in one go (llama-bench), where
+  nothing can watch them one by one;
 - a workload that cannot fit an n_ctx the suite sets (depth + prompt + generated tokens,
   or a chat's max_tokens plus at least one prompt token), or a context llama.cpp cannot
   make at all (more tokens than its 32-bit n_ctx holds).
@@ -60,6 +62,7 @@ def check_suite(suite: Any, lines: _SuiteLines | None = None) -> None:
     for engine in suite.engines:
         _check_integers(engine, lines)
         _check_threads(engine, lines)
+        _check_warmup(engine, suite, lines)
         for workload in suite.workloads:
             _check_context(engine, workload, suite, lines)
 
@@ -110,6 +113,18 @@ def _check_threads(engine: Any, lines: _SuiteLines) -> None:
                 f"{value:,} threads on a machine with {cores} logical cores: more than "
                 f"{THREADS_PER_CORE} per core ({limit}) only adds contention; use at most "
                 f"{limit}")
+
+
+def _check_warmup(engine: Any, suite: Any, lines: _SuiteLines) -> None:
+    """`warmup: auto` warms until the last iterations agree: an engine that runs every
+    repetition in one process call (llama-bench -r N) cannot be watched that way."""
+    if getattr(suite, "warmup", None) != "auto" or getattr(engine, "auto_warmup", True):
+        return
+    where = Where(lines.file, "warmup", lines.line(["warmup"])) \
+        if lines.raw.get("warmup") == "auto" else Where(None, "--warmup", None)
+    raise where.error(f"warmup: auto cannot apply to {engine.kind}, which runs its "
+                      "repetitions itself (one warmup of its own, then -r N): give a count "
+                      "(0 for none, 1 for llama-bench's own)")
 
 
 def _check_context(engine: Any, workload: Any, suite: Any, lines: _SuiteLines) -> None:

@@ -70,9 +70,15 @@ def test_community(case: tuple, community: tuple[Path, Path], real_result: Path,
         tg = case_of(fast, "tg")
         scale_speed(tg, (4e4 if name == "known-gpu-40000" else 1e6) / tg["summary"]["tps_median"])
         target = write(fast, tmp_path / f"{name}.json")
-    elif name in ("near-duplicate", "exact-duplicate"):
+    elif name in ("near-duplicate", "exact-duplicate", "reversed-duplicate"):
         copy_ = load(filed)
         copy_["run_id"] = copy_["run_id"][:-6] + "ffffff"
+        if name == "reversed-duplicate":       # the same set of measurements, reordered
+            for c in copy_["cases"]:
+                c["iterations"].reverse()
+            copy_["cases"].reverse()
+            for i, c in enumerate(copy_["cases"]):
+                c["index"] = i
         if name == "near-duplicate":
             it = case_of(copy_, "tg")["iterations"][0]
             it["seconds"] *= 1 + 1e-9

@@ -10,12 +10,14 @@ import sys
 
 import click
 
+from benchkit.cli.output import say
+
 
 def _print_problems(problems) -> None:  # noqa: ANN001 - list[community.Problem]
     """Every problem on stderr, one line each, in the file's order (Problem's text is
     already terminal-safe)."""
     for problem in problems:
-        click.echo(str(problem), err=True)
+        say(str(problem), err=True)
 
 
 def _safe(text: object) -> str:
@@ -58,19 +60,19 @@ def submit(result: str, notes: str | None, root: str, suites_dir: str | None, op
     sub = do_submit(result, notes=notes, root=root, suites_dir=suites_dir)
     _print_problems(sub.verdict.problems)
     if sub.status == "rejected":
-        click.echo(f"rejected: {sub.verdict.count('error')} problem(s) above; nothing written",
-                   err=True)
+        say(f"rejected: {sub.verdict.count('error')} problem(s) above; nothing written",
+            err=True)
         sys.exit(2)
-    click.echo(f"{sub.status}: {sub.path}")
+    say(f"{sub.status}: {sub.path}")
     if sub.removed:
-        click.echo(f"removed before publishing ({len(sub.removed)}, listed in the file's "
-                   "community.removed):")
+        say(f"removed before publishing ({len(sub.removed)}, listed in the file's "
+            "community.removed):")
         for item in sub.removed[:10]:
-            click.echo(f"  {_safe(item)}")
+            say(f"  {_safe(item)}")
         if len(sub.removed) > 10:
-            click.echo(f"  ... and {len(sub.removed) - 10} more")
+            say(f"  ... and {len(sub.removed) - 10} more")
     warnings = sub.verdict.count("warning")
-    click.echo(f"checks: accepted{f', {warnings} warning(s) above' if warnings else ''}")
+    say(f"checks: accepted{f', {warnings} warning(s) above' if warnings else ''}")
     page = pullrequest.site_url(sub.path, site_url)
     sys.exit(_share(sub, page, open_pr))
 
@@ -93,19 +95,19 @@ def _share(sub, site: str | None, open_pr: bool) -> int:  # noqa: ANN001 - Submi
                                                  pr_title(sub), pr_body(sub, page if site else None))
             ran = done.done
             for command in ran:
-                click.echo(f"ran: {command}")
+                say(f"ran: {command}")
             if done.problem is None:
-                click.echo(f"pull request: {_safe(done.url)}")
-                click.echo(f"once it is merged and CI has rebuilt the site: {_safe(where)}")
+                say(f"pull request: {_safe(done.url)}")
+                say(f"once it is merged and CI has rebuilt the site: {_safe(where)}")
                 return 0
             problem = done.problem
-        click.echo(f"pull request not opened: {_safe(problem)}", err=True)
+        say(f"pull request not opened: {_safe(problem)}", err=True)
     elif shutil.which("gh"):
-        click.echo("gh is installed: `benchkit submit RESULT --pr` runs these steps itself")
-    click.echo("next steps:")
+        say("gh is installed: `benchkit submit RESULT --pr` runs these steps itself")
+    say("next steps:")
     for i, step in enumerate(next_steps(sub)[len(ran):], len(ran) + 1):
-        click.echo(f"  {i}. {step}")
-    click.echo(f"once merged and CI has rebuilt the site, the result's page: {_safe(where)}")
+        say(f"  {i}. {step}")
+    say(f"once merged and CI has rebuilt the site, the result's page: {_safe(where)}")
     return 1 if open_pr else 0
 
 
@@ -141,10 +143,10 @@ def validate(paths: tuple[str, ...], suites_dir: str | None, strict: bool, quiet
             extra = ", ".join(part for part in (
                 f"{errors} error(s)" if errors else "",
                 f"{warnings} warning(s)" if warnings else "") if part)
-            click.echo(f"{state}: {_safe(v.file)}{f' ({extra})' if extra else ''}")
+            say(f"{state}: {_safe(v.file)}{f' ({extra})' if extra else ''}")
     rejected = sum(1 for v in verdicts if not v.accepted)
-    click.echo(f"{len(verdicts)} file(s): {len(verdicts) - rejected} accepted, "
-               f"{rejected} rejected")
+    say(f"{len(verdicts)} file(s): {len(verdicts) - rejected} accepted, "
+        f"{rejected} rejected")
     sys.exit(exit_code(verdicts, strict=strict))
 
 
@@ -170,7 +172,7 @@ def site(results_dir: str, output: str, suites_dir: str | None, presets: str | N
     chosen = None if presets is None else [p.strip() for p in presets.split(",") if p.strip()]
     built = build_site(results_dir, output, suites_dir=suites_dir, presets=chosen)
     for problem in built.skipped:
-        click.echo(f"skipped: {_safe(problem)}", err=True)
-    click.echo(f"wrote {len(built.pages)} page(s) to {output}/ from {built.n_results} "
-               f"accepted result(s) ({len(built.skipped)} file(s) skipped); "
-               f"open {output}/index.html")
+        say(f"skipped: {_safe(problem)}", err=True)
+    say(f"wrote {len(built.pages)} page(s) to {output}/ from {built.n_results} "
+        f"accepted result(s) ({len(built.skipped)} file(s) skipped); "
+        f"open {output}/index.html")

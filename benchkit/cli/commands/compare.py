@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from benchkit.cli.output import say
+
 
 @click.command()
 @click.argument("base", type=click.Path(path_type=str))
@@ -39,13 +41,13 @@ def compare(base: str, new: str, fmt: str, stat: str, test: str, alpha: float,
 
     result = compare_results(base, new, stat=stat, test=test, alpha=alpha,
                              min_change=min_change, ignore=ignore)
-    click.echo(render(result, fmt), nl=False)
+    say(render(result, fmt), nl=False)
     if not result.pairs:
         raise BenchkitError("no case of NEW matches a case of BASE: nothing was compared "
                             "(reasons listed above)", file=new)
     if fail_above is not None:
         bad = result.regressions(fail_above)
         for p in bad:
-            click.echo(regression_text(p, fail_above), err=True)
+            say(regression_text(p, fail_above), err=True)
         if bad:
             sys.exit(1)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from benchkit.cli.output import say
 from benchkit.core.errors import BenchkitError
 
 # The Python module an engine needs, for engines that do not say so themselves (an engine
@@ -40,7 +41,7 @@ def build(source: str | None, cmake_args: tuple[str, ...], force: bool, jobs: in
     from benchkit.engines.llama_cpp.build import build_tools
 
     result = build_tools(source=source, cmake_args=list(cmake_args), force=force, jobs=jobs)
-    click.echo(result.bin)
+    say(result.bin)
 
 
 @engines.command("list")
@@ -50,8 +51,8 @@ def list_() -> None:
     from benchkit import engines as registry
 
     for kind in registry.kinds():
-        click.echo(describe(kind, registry))
-        click.echo("")
+        say(describe(kind, registry))
+        say("")
 
 
 def describe(kind: str, registry: Any) -> str:

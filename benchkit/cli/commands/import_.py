@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from benchkit.cli.output import say
+
 
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -25,5 +27,5 @@ def import_(files: tuple[str, ...], output_dir: str, models: tuple[str, ...]) ->
     from benchkit.run.suite import display_path
 
     for source, target, n in import_files(files, output_dir, models):
-        click.echo(f"imported {source.name}: {n} test{'s' if n != 1 else ''}", err=True)
-        click.echo(display_path(target))
+        say(f"imported {source.name}: {n} test{'s' if n != 1 else ''}", err=True)
+        say(display_path(target))

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from benchkit.cli.output import say
 from benchkit.core.units import fmt_bytes, fmt_mib, fmt_params
 
 
@@ -94,9 +95,9 @@ def synth(preset: str, quant: str, output: str | None, token_embedding_type: str
                         progress=sys.stderr.isatty() if progress is None else progress,
                         announce=True, reduce=parse_reduce(reduce))
     verb = "cached" if result.cached else f"wrote in {result.seconds:.1f} s"
-    click.echo(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
-               f"{fmt_bytes(result.size_bytes)}", err=True)
-    click.echo(str(result.path))
+    say(f"{verb}: {result.recipe.preset} {result.recipe.quant} stand-in, "
+        f"{fmt_bytes(result.size_bytes)}", err=True)
+    say(str(result.path))
 
 
 def _synth_mlx(preset: str, bits: int, group_size: int, seed: int, output: str | None,
@@ -106,9 +107,9 @@ def _synth_mlx(preset: str, bits: int, group_size: int, seed: int, output: str |
     r = synthesize_mlx(preset, bits, group_size=group_size, seed=seed, output=output,
                        reduce=reduce, tokenizer_gguf=tokenizer_gguf, force=force)
     verb = "cached" if r.cached else f"wrote in {r.seconds:.1f} s"
-    click.echo(f"{verb}: {preset} MLX {bits}-bit g{group_size} stand-in, "
-               f"{fmt_bytes(r.size_bytes)}, tokenizer {r.tokenizer}", err=True)
-    click.echo(str(r.path))
+    say(f"{verb}: {preset} MLX {bits}-bit g{group_size} stand-in, "
+        f"{fmt_bytes(r.size_bytes)}, tokenizer {r.tokenizer}", err=True)
+    say(str(r.path))
 
 
 @models.command("list")
@@ -124,18 +125,18 @@ def list_models(as_json: bool) -> None:
            "cache_dir": str(cache_dir()), "cached": cached_standins(),
            "hub_cache": cached_hub_files()}
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        say(json.dumps(doc, indent=2))
         return
-    click.echo(_presets_text(doc["presets"]))
-    click.echo(f"\nquant types: {', '.join(doc['quant_types'])}")
-    click.echo(f"\nstand-ins in {doc['cache_dir']}:")
-    click.echo(_table([[c["file"].rsplit("/", 1)[-1],
-                        (c["preset"] or "-") + (" (REDUCED)" if c.get("reduced") else ""),
-                        c["quant"] or "-", fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
-                      ["file", "preset", "quant", "size"]) if doc["cached"] else "  (none)")
-    click.echo("\nGGUF files in the Hugging Face cache:")
-    click.echo(_table([[h["ref"], fmt_bytes(h["size_bytes"])] for h in doc["hub_cache"]],
-                      ["ref", "size"]) if doc["hub_cache"] else "  (none)")
+    say(_presets_text(doc["presets"]))
+    say(f"\nquant types: {', '.join(doc['quant_types'])}")
+    say(f"\nstand-ins in {doc['cache_dir']}:")
+    say(_table([[c["file"].rsplit("/", 1)[-1],
+                 (c["preset"] or "-") + (" (REDUCED)" if c.get("reduced") else ""),
+                 c["quant"] or "-", fmt_bytes(c["size_bytes"])] for c in doc["cached"]],
+               ["file", "preset", "quant", "size"]) if doc["cached"] else "  (none)")
+    say("\nGGUF files in the Hugging Face cache:")
+    say(_table([[h["ref"], fmt_bytes(h["size_bytes"])] for h in doc["hub_cache"]],
+               ["ref", "size"]) if doc["hub_cache"] else "  (none)")
 
 
 @models.command("inspect")
@@ -151,13 +152,13 @@ def inspect(file: str, as_json: bool, no_sha256: bool) -> None:
         from benchkit.models.mlx import inspect_mlx, inspect_text
 
         doc = inspect_mlx(file, sha256=not no_sha256)
-        click.echo(json.dumps(doc, indent=2) if as_json else inspect_text(doc))
+        say(json.dumps(doc, indent=2) if as_json else inspect_text(doc))
         return
     from benchkit.models.standins import inspect_model
 
     require_regular_file(file, "model file")    # a FIFO would block the read forever
     doc = inspect_model(file, sha256=not no_sha256)
-    click.echo(json.dumps(doc, indent=2) if as_json else _inspect_text(doc))
+    say(json.dumps(doc, indent=2) if as_json else _inspect_text(doc))
 
 
 @models.command("routing")
@@ -184,8 +185,8 @@ def routing(file: str, tokens: int, threads: int | None, seed: int, as_json: boo
 
     require_regular_file(file, "model file")
     spread = routing_spread(file, tokens, threads=threads, seed=seed)
-    click.echo(json.dumps(_routing_doc(spread), indent=2) if as_json
-               else _routing_text(spread))
+    say(json.dumps(_routing_doc(spread), indent=2) if as_json
+        else _routing_text(spread))
 
 
 @models.command("pull")
@@ -202,9 +203,9 @@ def pull(ref: str, progress: bool) -> None:
 
     pulled = pull_ref(ref, progress=progress)
     state = "downloaded" if pulled.downloaded else "already cached"
-    click.echo(f"{state}: {pulled.ref}, {fmt_bytes(pulled.size_bytes)}, {pulled.verified}"
-               + (f" ({pulled.sha256})" if pulled.sha256 else ""), err=True)
-    click.echo(str(pulled.path))
+    say(f"{state}: {pulled.ref}, {fmt_bytes(pulled.size_bytes)}, {pulled.verified}"
+        + (f" ({pulled.sha256})" if pulled.sha256 else ""), err=True)
+    say(str(pulled.path))
 
 
 # --------------------------------------------------------------------------- text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from benchkit.cli.output import say
 from benchkit.core.errors import BenchkitError
 
 
@@ -81,4 +82,4 @@ def plan(preset, gguf_file, quants, chip, vram, ram, cpu_bw, link_gbs, ctx, resu
               "roofline from benchkit's calibration data (no anchor), in brackets the 90% "
               "prediction interval; memory in GB (10^9 bytes): weights, KV cache (F16) at "
               "the context, compute buffer."]
-    click.echo(format_plan(rows, fmt, header=header), nl=False)
+    say(format_plan(rows, fmt, header=header), nl=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from benchkit.cli.output import say
 from benchkit.core.errors import BenchkitError
 
 
@@ -117,7 +118,7 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
     from benchkit.models.quants import bits_per_weight
 
     if list_chips:
-        click.echo(F.chip_list(load_chips().values(), fmt), nl=False)
+        say(F.chip_list(load_chips().values(), fmt), nl=False)
         return
     if depth is not None and depth < 0:
         raise BenchkitError(f"must be 0 or more, got {depth}", field="--depth")
@@ -141,7 +142,7 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
         anchors = [get_chip(anchor, field="--anchor").id] if anchor else None
         result = validate_all(ms, anchors=anchors) if ms else {
             "pairs": [], "methods": ["bandwidth", "roofline"], "per_chip": {}, "mape": {}}
-        click.echo(F.format_validation(result, fmt), nl=False)
+        say(F.format_validation(result, fmt), nl=False)
         return
     from benchkit.projection import targets
 
@@ -175,7 +176,7 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
         rows = size_table(chip, ms, sizes_b=size_list, quant=quant or "Q4_K_M", method=method,
                           depth=depth or 0)
         header.insert(0, f"Expected throughput on {chip.name} ({chip.id}), method {method}.")
-        click.echo(F.format_sizes(rows, fmt, header=header), nl=False)
+        say(F.format_sizes(rows, fmt, header=header), nl=False)
         return
     anchor_chip = get_chip(ms[0].chip_id)
     chips = ([spec] + select_chips(chip_set or anchor_chip.id, anchor_chip, load_chips())
@@ -191,7 +192,7 @@ def project(anchor, from_file, results_dir, tg, pp, model_gb, layers, gguf_file,
         target = shape or shape_of(ms[0], load_priors())
         if target is not None:
             header.insert(2, F.describe_target(target, config or ms[0].config or RunConfig()))
-    click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+    say(F.format_projection(rows, fmt, header=header), nl=False)
 
 
 def _anchor_settings(anchor, shape, measured, quant, backend, measured_fa, fa, *,
@@ -249,7 +250,7 @@ def _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results
               "(the published series and benchkit runs in benchkit/data/published.yaml and "
               "under results/), each chip on its usual backend; ranges include the error of "
               "projecting across models.", F.describe_target(shape, config or RunConfig())]
-    click.echo(F.format_projection(rows, fmt, header=header), nl=False)
+    say(F.format_projection(rows, fmt, header=header), nl=False)
 
 
 def _project_machine(spec: str, split_mode: str, ms: list, shape, depth: int, method: str,
@@ -261,7 +262,7 @@ def _project_machine(spec: str, split_mode: str, ms: list, shape, depth: int, me
     if fmt == "csv":
         raise BenchkitError("a machine projection prints as md or json", field="--format")
     result = machine_projection(spec, split_mode, ms, shape=shape, depth=depth, method=method)
-    click.echo(format_multi(result, fmt), nl=False)
+    say(format_multi(result, fmt), nl=False)
 
 
 def _check_validate_options(given: dict[str, object]) -> None:

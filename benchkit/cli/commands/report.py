@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from benchkit.cli.output import say
 from benchkit import formats
 
 
@@ -35,4 +36,4 @@ def report(results: tuple[str, ...], fmt: str, output: str | None, title: str | 
     out = default_output(results, output)
     written = formats.get(formats.REPORT, fmt).write(results, out, method=method, title=title)
     for path in written:
-        click.echo(f"wrote {path}")
+        say(f"wrote {path}")

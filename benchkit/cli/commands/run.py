@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from benchkit.cli.output import say
 from benchkit import formats
 from benchkit.core.errors import BenchkitError
 
@@ -54,7 +55,6 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
     """
     import benchkit.engines.llama_cpp.native  # noqa: F401  first: llama.cpp before numpy (see there)
     from benchkit.core.interrupts import Interrupted
-    from benchkit.core.textsafe import terminal
     from benchkit.run.runner import run_suite
     from benchkit.run.suite import display_path, load_suite
 
@@ -70,13 +70,13 @@ def run(suite: str, iterations: int | None, warmup: int | None, output_dir: str,
                             command=["benchkit", *sys.argv[1:]], progress=progress,
                             isolate=isolate, case_timeout_s=case_timeout, resume=resume)
     except Interrupted as exc:
-        click.echo(f"interrupted ({exc.name}): the result file keeps every finished case "
-                   f"and the one in progress, marked partial; continue with --resume",
-                   err=True)
+        say(f"interrupted ({exc.name}): the result file keeps every finished case "
+            f"and the one in progress, marked partial; continue with --resume",
+            err=True)
         sys.exit(exc.exit_code)
-    # model names and errors are result text: no escape sequence reaches the terminal
-    click.echo(terminal(formats.get(formats.RUN, fmt).text([outcome.doc])), nl=False)
-    click.echo(f"wrote {display_path(outcome.path)}", err=True)
+    # model names and errors are result text: `say` lets no escape sequence through
+    say(formats.get(formats.RUN, fmt).text([outcome.doc]), nl=False)
+    say(f"wrote {display_path(outcome.path)}", err=True)
     if outcome.failed:
         first = outcome.failed[0]
         raise BenchkitError(

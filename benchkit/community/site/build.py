@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -176,7 +175,11 @@ def _template_bytes(name: str) -> bytes:
 
 
 def _write(out: Path, files: dict[str, bytes]) -> None:
-    """Replace the output folder's content; refuse a non-empty folder that is not a site."""
+    """Replace the output folder's content; refuse a non-empty folder that is not a site.
+    The new site is written beside the old one and takes its place when complete, so a
+    full disk leaves the previous site as it was (benchkit.core.atomicio)."""
+    from benchkit.core.atomicio import replace_folder
+
     if out.exists():
         if not out.is_dir():
             raise BenchkitError("exists and is not a folder", file=str(out), field="--output")
@@ -184,8 +187,4 @@ def _write(out: Path, files: dict[str, bytes]) -> None:
             raise BenchkitError(f"folder is not empty and was not written by benchkit site "
                                 f"(no {MARKER}); choose an empty or new folder",
                                 file=str(out), field="--output")
-        shutil.rmtree(out)
-    for rel, data in sorted(files.items()):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    replace_folder(out, files, "site")

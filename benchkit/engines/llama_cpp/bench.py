@@ -64,6 +64,7 @@ class LlamaBench(Engine):
     Options = Options
     workloads = frozenset({"pp", "tg", "pp+tg"})
     tools = (TOOL,)
+    auto_warmup = False          # llama-bench runs its -r repetitions itself
 
     def open(self, model: ModelFile | None) -> Session:
         from benchkit.engines.llama_cpp.build import find_tool, tool_version

@@ -76,7 +76,10 @@ def tools_root() -> Path:
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A line of the build's output (cmake, the compiler: colours and all), printable."""
+    from benchkit.core.textsafe import terminal
+
+    print(terminal(line), file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- the wheel

@@ -45,13 +45,18 @@ class InProcess(Session):
         self.n_ctx: int | None = None
 
     def facts(self) -> dict[str, Any]:
+        """The package, and what llama-bench would write for this build and model (its
+        build_commit and model_type), so that exports line up with llama-bench's rows."""
         from importlib.metadata import PackageNotFoundError, version
+
+        from benchkit.engines.llama_cpp.native import build_commit
 
         try:
             v = version("llama_cpp_python")
         except PackageNotFoundError:
             v = None
-        return {"name": "llama-cpp-python", "version": v, "process": "in process"}
+        return {"name": "llama-cpp-python", "version": v, "process": "in process",
+                **build_commit(), "model_type": self.native.description}
 
     def placement(self) -> dict[str, Any] | None:
         return self.native.placement.to_dict()

@@ -23,6 +23,7 @@ guessed; the log is captured by a ctypes callback and kept off the console.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import random
 import re
@@ -295,6 +296,7 @@ class LlamaModel:
         if not model:
             reason = LOG.first_error(lines) or "no reason in its log"
             raise BenchkitError(f"llama.cpp could not load the model: {reason}", file=self.label)
+        self.description = model_desc(llama, model)     # llama-bench's model_type
         self.vocab = llama.llama_model_get_vocab(model)
         self.n_vocab = llama.llama_vocab_n_tokens(self.vocab)
         self.add_bos = bool(llama.llama_vocab_get_add_bos(self.vocab))
@@ -569,6 +571,53 @@ def system_info() -> str:
     """llama.cpp's system info line (compiled CPU features, backends)."""
     llama = backend_init()
     return llama.llama_print_system_info().decode("utf-8", errors="replace").strip()
+
+
+def build_commit() -> dict[str, str | None]:
+    """The llama.cpp commit of the loaded libraries, as llama-bench writes it.
+
+    ggml's `ggml_commit()` is llama.cpp's `git rev-parse --short HEAD` at build time, with
+    "-dirty" when the tree had local changes (llama-cpp-python's vendored copy has); the
+    tools built from the same source print the bare commit, so `build_commit` is that,
+    and `ggml_commit` keeps ggml's own string."""
+    backend_init()
+    try:
+        base = _load_first(lib_dir(), "ggml-base")
+        base.ggml_commit.restype = ctypes.c_char_p
+        commit = (base.ggml_commit() or b"").decode("utf-8", "replace") or None
+    except (OSError, AttributeError):      # a build before ggml_commit() (mid 2025)
+        return {"build_commit": None, "ggml_commit": None}
+    bare = commit.removesuffix("-dirty") if commit else None
+    return {"build_commit": bare if bare and bare != "unknown" else None, "ggml_commit": commit}
+
+
+def model_desc(llama: Any, model: Any) -> str:
+    """llama.cpp's description of a loaded model ("llama 1B Q4_K - Medium"): what
+    llama-bench writes as model_type."""
+    buf = ctypes.create_string_buffer(256)
+    llama.llama_model_desc(model, buf, ctypes.sizeof(buf))
+    return buf.value.decode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=8)
+def describe_model(path: str) -> str | None:
+    """`model_desc` of a GGUF file without reading its weights: llama.cpp's memory-fit
+    load (no_alloc, no mmap, nothing offloaded) reads the header and sizes the tensors,
+    which is all the description needs (a vocab_only load stops before the
+    hyperparameters that name the size). For engines whose model another process loads."""
+    llama = backend_init()
+    params = llama.llama_model_default_params()
+    params.no_alloc = True
+    params.load_mode = _LOAD_MODE[False]
+    params.n_gpu_layers = 0
+    with LOG.capture():
+        model = llama.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        return None
+    try:
+        return model_desc(llama, model)
+    finally:
+        llama.llama_model_free(model)
 
 
 def _ggml_libs() -> tuple[Any, Any]:

@@ -258,6 +258,10 @@ class ServerSession(Session):
         return {
             "name": "llama-server", "process": "separate process on loopback, started by "
             "benchkit", "url": self.server.base_url, "version": self._version,
+            # what llama-bench would write for this build and model: exports line up
+            "build_commit": self._version.get("build_commit"),
+            "build_number": self._version.get("build_number"),
+            "model_type": self._model_type(),
             "build_info": self.props.get("build_info"),
             "model_file": Path(self.props.get("model_path") or "").name or None,
             "model_match": "same file",
@@ -269,6 +273,16 @@ class ServerSession(Session):
             "draft_model": Path(draft).name if draft else None,
             "start_seconds": self.server.start_seconds,
         }
+
+    def _model_type(self) -> str | None:
+        """llama.cpp's description of the served file (llama_model_desc, read without its
+        weights), or None when this process cannot read it."""
+        from benchkit.engines.llama_cpp.native import describe_model
+
+        try:
+            return describe_model(self.model.path)
+        except (ImportError, OSError):
+            return None
 
     def placement(self) -> dict[str, Any] | None:
         """Where the layers went, as far as it can be known. llama-server prints its
