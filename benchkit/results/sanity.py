@@ -108,6 +108,13 @@ SERVE = {
                                  "server_draft_accepted_tokens", "server_draft_tokens",
                                  "server_generated_tokens", "server_prompt_tokens",
                                  "server_requests_deferred", "server_requests_running")},
+    **{k: COUNT for k in ("bound_requests", "server_samples")},
+    **{k: SECONDS for k in ("bound_duration_s", "server_sample_period_s")},
+    **{k: SERVER_COUNT for k in ("server_kv_cache_usage_max", "server_kv_cache_usage_mean",
+                                 "server_requests_deferred_max",
+                                 "server_requests_deferred_mean",
+                                 "server_requests_running_max",
+                                 "server_requests_running_mean", "speculative_speedup")},
     "rate": RPS, "requests_per_s": RPS, "goodput_rps": RPS, "slo_max_load": RPS,
     "output_tps": TPS, "input_tps": TPS,
 }

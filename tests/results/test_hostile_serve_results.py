@@ -18,7 +18,7 @@ from catalogue_io import SERVE, SERVE_READERS, SERVE_RESULT, serve_case
 from catalogue_support import cli, refused
 
 # a serve run of conversations (sessions, the server's cache, its own counters)
-REALISM = SERVE_RESULT.parent / "20261206T210320Z-serve-realism-smollm2-909c32.json"
+REALISM = max(SERVE_RESULT.parent.glob("*-serve-realism-smollm2-*.json"))   # the newest committed one
 HOSTILE: tuple[Any, ...] = ("x", [1], {"a": None}, -1, None, 1e300, True, 2**63, "\x1b[2J")
 
 
