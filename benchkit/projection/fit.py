@@ -382,7 +382,7 @@ def model_pairs(ms: list[Measurement], base: Priors) -> list[dict]:
     run folder (published.BENCH_RUN_DIRS) projected from the dense anchor file's figure at
     the same flash attention, fully offloaded, with the target file's rows held out of the
     fit (leave-one-model-out; the anchor's and the other files' rows stay in)."""
-    runs = [m for m in ms if m.level_key and not m.config.partial or m.level_key and m.host]
+    runs = [m for m in ms if m.level_key and (not m.config.partial or m.host)]
     pairs = []
     for file in dict.fromkeys(m.model_key for m in runs if m.model_key != TRANSFER_ANCHOR):
         priors, _ = fit_all([m for m in ms if m.model_key != file], base)

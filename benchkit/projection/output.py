@@ -65,7 +65,7 @@ def describe_target(shape: Any, config: Any) -> str:
                  f"a token, {shape.active_bytes / GB:.2f} GB read per token")
     fa = ("flash attention as the backend's default" if config.flash_attn is None else
           "flash attention " + ("on" if config.flash_attn else "off"))
-    place = config.describe().split(", fa ")[0]
+    place = config.describe(flash=False)
     return f"Projected model: {what}; {place}, {fa}."
 
 

@@ -9,7 +9,7 @@ from typing import Mapping
 
 from benchkit.core.errors import BenchkitError
 from benchkit.projection.chips import Chip
-from benchkit.projection.placement import Host, RunConfig, split
+from benchkit.projection.placement import Host, RunConfig, Split, split
 from benchkit.projection.priors import PRIORS_FILE, BackendPriors, Priors
 from benchkit.projection.shapes import GB, ModelShape, guess_shape, quant_kind
 
@@ -177,18 +177,27 @@ def decode_terms(chip: Chip, model: ModelShape | float, n_layers: int | None,
     return stream_s, layers * per_layer_ms / 1000
 
 
+def _offloaded(shape: ModelShape, config: RunConfig, host: Host | None, priors: Priors,
+               needs: str, option: str) -> Split | None:
+    """The placement's split when some weight is in system RAM (None: all on the GPU), else
+    one error naming the host figure it needs."""
+    place = split(shape, config, priors.ubatch)
+    if place.all_on_gpu:
+        return None
+    if host is None:
+        raise BenchkitError(f"a partly offloaded placement needs {needs}", field=option)
+    return place
+
+
 def host_decode_seconds(shape: ModelShape, config: RunConfig, host: Host | None,
                         priors: Priors) -> float:
     """Seconds per token the CPU side of a partly offloaded model adds: the weights a
     token reads from system RAM at the host's achieved bandwidth, the CPU's share of the
     KV cache, and a fixed cost per CPU<->GPU hand-over (a synchronisation and a copy of
     one token's activations). 0 when every weight is on the GPU."""
-    place = split(shape, config, priors.ubatch)
-    if place.all_on_gpu:
+    place = _offloaded(shape, config, host, priors, "the host's memory bandwidth", "--cpu-bw")
+    if place is None:
         return 0.0
-    if host is None:
-        raise BenchkitError("a partly offloaded placement needs the host's memory bandwidth",
-                            field="--cpu-bw")
     h = priors.host
     memory_s = place.cpu_decode_bytes / (h["cpu_efficiency"] * host.cpu_bw_gbs * GB)
     return (memory_s + place.switches * h["switch_us"] / 1e6
@@ -200,12 +209,9 @@ def host_prompt_seconds(shape: ModelShape, config: RunConfig, host: Host | None,
     """Seconds per prompt token for copying RAM-resident weights to the GPU: llama.cpp
     computes a large batch on the GPU and copies the weights it needs over the link once
     per ubatch (from pageable memory: `link_efficiency` of the link's peak)."""
-    place = split(shape, config, priors.ubatch)
-    if place.all_on_gpu:
+    place = _offloaded(shape, config, host, priors, "the host-device link", "--link-gbs")
+    if place is None:
         return 0.0
-    if host is None:
-        raise BenchkitError("a partly offloaded placement needs the host-device link",
-                            field="--link-gbs")
     passes = math.ceil(n_prompt / priors.ubatch)
     return (place.cpu_batch_bytes * passes / n_prompt
             / (priors.host["link_efficiency"] * host.link_gbs * GB))

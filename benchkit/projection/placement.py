@@ -36,8 +36,9 @@ class RunConfig:
         """Whether any weight stays in system RAM."""
         return self.n_gpu_layers is not None or self.n_cpu_moe > 0
 
-    def describe(self, shape: ModelShape | None = None) -> str:
-        """Short label: "all on GPU", "-ngl 16", "--n-cpu-moe 24", with "fa on/off"."""
+    def describe(self, flash: bool = True) -> str:
+        """Short label: "all on GPU", "-ngl 16", "--n-cpu-moe 24", with "fa on/off" unless
+        `flash` is False."""
         parts = []
         if self.n_gpu_layers is not None:
             parts.append(f"-ngl {self.n_gpu_layers}")
@@ -45,7 +46,7 @@ class RunConfig:
             parts.append(f"--n-cpu-moe {self.n_cpu_moe}")
         if not parts:
             parts.append("all on GPU")
-        if self.flash_attn is not None:
+        if flash and self.flash_attn is not None:
             parts.append("fa on" if self.flash_attn else "fa off")
         return ", ".join(parts)
 

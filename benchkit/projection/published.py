@@ -20,7 +20,8 @@ import yaml
 
 from benchkit.core.safeio import MAX_RESULT_BYTES, read_json_file
 from benchkit.projection.chips import load_chips
-from benchkit.projection.measurements import (KERNEL_ENGINES, Measurement,
+from benchkit.projection.measurements import (KERNEL_ENGINES, Measurement, find_result_files,
+                                              measurements_from_results,
                                               measurements_from_frame, shape_of)
 from benchkit.projection.physics import prompt_unit
 from benchkit.projection.placement import RunConfig
@@ -203,6 +204,12 @@ def all_measurements(screen: bool = True) -> list[Measurement]:
     `inconsistent` would leave out."""
     return ([m for s in published() for m in series_measurements(s, screen)]
             + committed_measurements() + bench_run_measurements())
+
+
+def calibration_measurements(results_dir: str | Path = "results") -> list[Measurement]:
+    """What a projection with no anchor of its own calibrates on: every published and
+    committed measurement, and the results found under `results_dir`."""
+    return all_measurements() + measurements_from_results(find_result_files(results_dir))
 
 
 PATHS_RUNS = "reports/nvidia/v2/prompt-paths-*-samples.json"

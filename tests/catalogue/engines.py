@@ -32,9 +32,6 @@ BENCH_SAMPLES = [
 ]
 # (id, what, the piece of the outcome, exit code, what the user sees or None)
 HTTP = [
-    ("bench-warmup-auto", "warmup: auto with llama-bench (a traceback before)",
-     "llama-bench's own warmup run", 0, "exit 0: measured after llama-bench's own warmup "
-     "run, which its facts name"),
     ("openai-other-model", "an OpenAI server serving another model in benchkit run (its "
      "figures were filed under the suite's model before)", "not the suite's model", 1, None),
     ("ollama-other-model", "Ollama serving another architecture in benchkit run",

@@ -49,11 +49,10 @@ def plan(preset, gguf_file, quants, chip, vram, ram, cpu_bw, link_gbs, ctx, resu
     """
     from benchkit.projection import targets
     from benchkit.projection.chips import get_chip
-    from benchkit.projection.measurements import find_result_files, measurements_from_results
     from benchkit.projection.output import format_plan
     from benchkit.projection.plan import default_quants, machine, plan as make_plan
     from benchkit.projection.priors import load_priors
-    from benchkit.projection.published import all_measurements
+    from benchkit.projection.published import calibration_measurements
 
     priors = load_priors()
     host = targets.host(cpu_bw, link_gbs, ram, needed=True)
@@ -71,8 +70,7 @@ def plan(preset, gguf_file, quants, chip, vram, ram, cpu_bw, link_gbs, ctx, resu
         names = ([q.strip() for q in quants.split(",") if q.strip()] if quants
                  else list(default_quants(preset)))
         shapes = [targets.model_shape(f"{preset}:{q}", "--quant") for q in names]
-    ms = (all_measurements() + measurements_from_results(find_result_files(results_dir))
-          if gpu else [])
+    ms = calibration_measurements(results_dir) if gpu else []
     rows = make_plan(shapes, m, ctx, ms, priors=priors)
     where = (f"{gpu.name} ({m.vram_gb:.1f} GB usable)" if gpu else
              f"a GPU with {m.vram_gb:.1f} GB usable") + \

@@ -228,14 +228,13 @@ def _unanchored(shape, chip_set, spec, config, host, depth, method, fmt, results
     results found, every chip unless --chips says otherwise."""
     from benchkit.projection import output as F
     from benchkit.projection.api import project as project_rows
-    from benchkit.projection.measurements import find_result_files, measurements_from_results
     from benchkit.projection.placement import RunConfig
-    from benchkit.projection.published import all_measurements
+    from benchkit.projection.published import calibration_measurements
 
     if method != "roofline":
         raise BenchkitError("without an anchor only the roofline method projects",
                             field="--method")
-    ms = all_measurements() + measurements_from_results(find_result_files(results_dir))
+    ms = calibration_measurements(results_dir)
     chips = chip_set
     if spec:
         from benchkit.projection.api import select_chips

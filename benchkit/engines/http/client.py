@@ -508,16 +508,29 @@ def fetch(method: str, url: str, *, body: Any = None, timeout_s: float,
     shown = without_credentials(url)
     with httpx.stream(method, url, json=body, timeout=timeout_s, trust_env=False,
                       headers=_IDENTITY) as r:
-        got: list[bytes] = []
-        size = 0
-        for chunk in r.iter_bytes():
-            got.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise BenchkitError(f"{shown} answered more than {limit >> 20} MiB")
-            if time.perf_counter() > end:
-                raise BenchkitError(f"{shown}: no complete answer within {timeout_s:g} s")
-        return r.status_code, b"".join(got)
+        try:
+            got = read_limited(r.iter_bytes(), limit, deadline=end)
+        except TimeoutError:
+            raise BenchkitError(f"{shown}: no complete answer within {timeout_s:g} s") from None
+        if got is None:
+            raise BenchkitError(f"{shown} answered more than {limit >> 20} MiB")
+        return r.status_code, got
+
+
+def read_limited(chunks: Iterable[bytes], limit: int, *,
+                 deadline: float | None = None) -> bytes | None:
+    """The decoded body from `chunks`, or None once it passes `limit` bytes (a compressed
+    answer is never expanded without end); TimeoutError past `deadline` (perf_counter)."""
+    got: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        got.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TimeoutError
+    return b"".join(got)
 
 
 def _excerpt_of(response: Any, limit: int = 1 << 16) -> str:

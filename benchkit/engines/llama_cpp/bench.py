@@ -163,9 +163,7 @@ class BenchSession(Session):
         return []
 
     def measure(self, workload: Workload, plan: Plan) -> list[Iteration]:
-        # `warmup: auto` warms until iterations agree; llama-bench reports its samples only
-        # at its end, so auto is its own warmup run (the note in the facts says so)
-        warmup = 1 if plan.warmup == "auto" else int(plan.warmup)
+        warmup = int(plan.warmup)      # `warmup: auto` is refused by preflight (auto_warmup)
         extra = max(warmup - 1, 0)
         cmd = self.command_for(workload, plan.iterations + extra, no_warmup=warmup == 0)
         self.command = cmd
@@ -175,9 +173,7 @@ class BenchSession(Session):
             raise BenchkitError(f"llama-bench returned {_count(samples)} samples, expected "
                                 f"{plan.iterations + extra} (-r): {self.binary}")
         self.reported = {k: row.get(k) for k in FACT_FIELDS if k in row}
-        self.warmup_note = _warmup_note(warmup, extra) + (
-            " (warmup: auto; llama-bench's samples come at its end, so no stability check)"
-            if plan.warmup == "auto" else "")
+        self.warmup_note = _warmup_note(warmup, extra)
         tokens = workload.n_prompt + workload.n_gen
         timed = []
         for i, ns in enumerate(samples):

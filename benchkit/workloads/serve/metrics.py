@@ -210,17 +210,10 @@ class Sampler:
 def _bounded_get(client: Any, url: str, limit: int = MAX_METRICS_BYTES) -> bytes | None:
     """The body of a 200 answer to GET `url`, read to at most `limit` decoded bytes (None
     past it, or for another status): a compressed answer is not expanded without end."""
+    from benchkit.engines.http.client import read_limited
+
     with client.stream("GET", url) as resp:
-        if resp.status_code != 200:
-            return None
-        got: list[bytes] = []
-        size = 0
-        for chunk in resp.iter_bytes():
-            got.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                return None
-        return b"".join(got)
+        return read_limited(resp.iter_bytes(), limit) if resp.status_code == 200 else None
 
 
 def sampled_figures(samples: list[dict[str, float]], period_s: float) -> dict[str, Any]:

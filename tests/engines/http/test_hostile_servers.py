@@ -87,16 +87,6 @@ def test_lying_llama_bench_samples_fail_their_case_and_the_file_stays_readable(
     every_reader_reads(path)
 
 
-def test_warmup_auto_with_llama_bench_is_its_own_warmup(tmp_path: Path,
-                                                        smollm2_model: Path) -> None:
-    proc, out = _run(tmp_path, smollm2_model, _tool(tmp_path, "llama-bench", "ok"),
-                     "  - tg: 4\n", warmup="auto")
-    assert proc.returncode == 0, proc.stderr
-    (case,) = read_result(next(out.glob("*.json")))["cases"]
-    assert case["status"] == "ok"
-    assert ENTRY["bench-warmup-auto"].expect in case["engine_info"]["warmup"]
-
-
 # --- the served model, checked in benchkit run ----------------------------------------------
 
 
@@ -263,7 +253,7 @@ def test_url_credentials_authenticate_and_are_never_recorded(
 def test_every_entry_of_this_part_has_a_test() -> None:
     tested = {f"server-{m}-timings" for m, _, _ in ENGINES.SERVER_TIMINGS} | {
         f"bench-{m}-samples" for m, _, _ in ENGINES.BENCH_SAMPLES} | {
-        "bench-warmup-auto", "openai-other-model", "ollama-other-model",
+        "openai-other-model", "ollama-other-model",
         "openai-usage-absurd", "ollama-zero-duration", "trickle", "gzip-bomb",
         "url-credentials"}
     assert set(ENTRY) == tested
