@@ -27,6 +27,7 @@ MAX_FIELDS = 100           # fields of one test: llama-bench writes 44
 MAX_SAMPLES = 100_000      # repetitions in one file: 10,000 tests of -r 10
 MAX_RESULTS = 32           # machines and builds in one file: one result file each
 MAX_TEXT = 4096            # characters of one value (a path, a CPU's name), samples aside
+MAX_COMMENTS = 1000        # SQL comments: llama-bench and sqlite's .dump write none
 
 RawRow = tuple[dict[str, Any], str, int | None]   # fields, where ("[3]", "line 4"), line
 
@@ -198,7 +199,7 @@ def _sql_rows(text: str, file: str) -> Iterator[RawRow]:
 
 
 _TOKEN = re.compile(r"""
-    (?P<space>\s*(?:--[^\n]*|/\*.*?(?:\*/|\Z))|\s+)
+    (?P<space>\s*(?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))|\s+)
   | (?P<string>'(?:[^']|'')*')
   | (?P<name>"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
@@ -213,6 +214,7 @@ class _Tokens:
     def __init__(self, text: str, file: str) -> None:
         self.text, self.file, self.pos, self.line = text, file, 0, 1
         self.next: tuple[str, str] | None = None
+        self.comments = 0
         self._advance()
 
     def _advance(self) -> None:
@@ -220,11 +222,17 @@ class _Tokens:
             m = _TOKEN.match(self.text, self.pos)
             if m is None:
                 raise self.refuse(f"unexpected {self.text[self.pos:self.pos + 20]!r}")
-            if m.lastgroup != "space":
-                self.next = (m.lastgroup or "", m.group())
+            kind = "space" if m.group("space") is not None else m.lastgroup
+            if kind != "space":
+                self.next = (kind or "", m.group())
                 self.line += self.text.count("\n", self.pos, m.start())
                 self.pos = m.end()
                 return
+            if m.group("comment") is not None:
+                self.comments += 1
+                if self.comments > MAX_COMMENTS:
+                    raise self.refuse(f"more than {MAX_COMMENTS:,} comments (llama-bench "
+                                      "writes none)")
             self.line += m.group().count("\n")
             self.pos = m.end()
         self.next = None

@@ -21,7 +21,7 @@ from catalogue_support import HANG_TIMEOUT, cli, refused
 from conftest import run_benchkit
 
 COSTLY = {"minimal-csv", "json-10001", "samples-200001", "sql-self-join", "builds-33",
-          "deep-json"}
+          "deep-json", "sql-comments"}
 
 
 def _tree(folder: Path) -> list[str]:
