@@ -121,7 +121,11 @@ SERVE = {
 SLO = {"ttft_ms": Bound("ms", MAX_SECONDS * 1e3), "tpot_ms": Bound("ms", MAX_SECONDS * 1e3),
        "error_rate": FRACTION}
 SERVE_TYPES = {"errors": dict, "slo": dict, "search": list, "search_slo": dict, "cache": str,
-               "search_over": str, "slo_max_load_note": str}
+               "search_over": str, "slo_max_load_note": str, "ended_by": str,
+               "server_kv_cache_source": str, "speculative_baseline": dict,
+               "speculative_baseline_note": str}
+# a serve figure this table does not list yet is still named with its unit (frame.py)
+SERVE_SUFFIXES = {"_s": SECONDS, "_tps": TPS, "_rps": RPS}
 SERVE_REQUEST = {
     **{k: COUNT for k in ("tokens_in", "prompt_n", "cache_n", "draft_n", "draft_accepted",
                           "retries", "request", "session", "turn", "prompt_seed")},
@@ -245,6 +249,14 @@ def _missing_device_figures(tel: Any, where: str) -> Iterator[tuple[str, str]]:
                     yield f"{here}.{key}.{part}", f"missing: a statistic has its {part}"
 
 
+def _by_suffix(summary: Any) -> dict[str, Bound]:
+    """Bounds of a summary's other figures, from the unit their name ends with."""
+    if not isinstance(summary, dict):
+        return {}
+    return {key: bound for key in summary if key not in SERVE and key not in SUMMARY
+            for suffix, bound in SERVE_SUFFIXES.items() if key.endswith(suffix)}
+
+
 def judge(value: Any, bound: Bound) -> str | None:
     """Why `value` is not a plausible figure of this kind, or None when it is."""
     if value is None:
@@ -319,7 +331,8 @@ def _case_figures(case: Any, where: str) -> Iterator[tuple[str, Any, Bound]]:
             for k, value in _items(latencies):
                 yield f"{here}.token_latencies_s.{k}", value, SECONDS
     summary = case.get("summary")
-    yield from _fields(summary, {**SUMMARY, **QUALITY, **SERVE}, f"{where}.summary")
+    yield from _fields(summary, {**SUMMARY, **QUALITY, **SERVE, **_by_suffix(summary)},
+                       f"{where}.summary")
     if isinstance(summary, dict):
         errors, slo = summary.get("errors"), summary.get("slo")
         if isinstance(errors, dict):
