@@ -138,11 +138,18 @@ def community_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _CACHE["community"]
 
 
+# The explorer's presets in the sites the tests build: a dense and a mixture-of-experts
+# model (each preset is a second or two of projections; the default, every preset, is what
+# CI builds and tests/community/test_flow.py checks).
+SITE_PRESETS = ("--presets", "llama-3.1-8b,gpt-oss-20b")
+
+
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`benchkit site` of `community_data`, built once per test session."""
     if "site" not in _CACHE:
         out = tmp_path_factory.mktemp("site") / "site"
-        proc = benchkit("site", str(community_data(tmp_path_factory)), "-o", str(out))
+        proc = benchkit("site", str(community_data(tmp_path_factory)), "-o", str(out),
+                        *SITE_PRESETS)
         assert proc.returncode == 0, proc.stderr
         assert "from 3 accepted result(s)" in proc.stdout
         _CACHE["site"] = out

@@ -18,7 +18,8 @@ import pytest
 
 from benchkit.core.version import __version__
 from browser import open_page, session
-from community_support import benchkit, built_site, community_data, load, write
+from community_support import (SITE_PRESETS, benchkit, built_site, community_data, load,
+                               write)
 
 PHONE, LAPTOP = (390, 844), (1300, 900)
 
@@ -47,7 +48,7 @@ def test_the_same_input_gives_the_same_bytes(results: Path, site: Path, tmp_path
     copy = tmp_path / "elsewhere" / "community"
     shutil.copytree(results, copy)
     again = tmp_path / "again"
-    assert benchkit("site", str(copy), "-o", str(again)).returncode == 0
+    assert benchkit("site", str(copy), "-o", str(again), *SITE_PRESETS).returncode == 0
     assert _tree(again) == _tree(site)
 
 
@@ -266,7 +267,7 @@ def test_a_rejected_file_is_skipped_not_fatal(results: Path, tmp_path: Path) -> 
     doc["schema_version"] = 7
     write(doc, bad)
     out = tmp_path / "site"
-    proc = benchkit("site", str(data), "-o", str(out))
+    proc = benchkit("site", str(data), "-o", str(out), *SITE_PRESETS)
     assert proc.returncode == 0, proc.stderr
     assert any(line.startswith("skipped:") and bad.name in line and "schema_version" in line
                for line in proc.stderr.splitlines())
@@ -278,10 +279,10 @@ def test_rebuild_drops_pages_of_removed_results(results: Path, tmp_path: Path) -
     data = tmp_path / "community"
     shutil.copytree(results, data)
     out = tmp_path / "site"
-    assert benchkit("site", str(data), "-o", str(out)).returncode == 0
+    assert benchkit("site", str(data), "-o", str(out), *SITE_PRESETS).returncode == 0
     gone = next((data / "h200").rglob("*.json"))
     gone.unlink()
-    assert benchkit("site", str(data), "-o", str(out)).returncode == 0
+    assert benchkit("site", str(data), "-o", str(out), *SITE_PRESETS).returncode == 0
     assert not (out / "results" / f"{gone.stem}.html").exists()
     assert not (out / "chips" / "h200.html").exists()
 

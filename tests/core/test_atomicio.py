@@ -20,7 +20,7 @@ import pytest
 
 from catalogue_io import DISK, LLAMA_BENCH
 from catalogue_support import cli, real_result  # noqa: F401 (fixtures)
-from community_support import REPO
+from community_support import REPO, SITE_PRESETS
 
 ENGINES_RESULT = REPO / "results" / "20261201T182814Z-engines-smollm2-bcdbed.json"
 COMMUNITY = REPO / "results" / "community"
@@ -74,7 +74,7 @@ def test_full_disk(case: tuple, disk: Path, real_result: Path,
         args = ["report", str(ENGINES_RESULT), "--format", "llama-bench-json",
                 "-o", str(disk / "rep")]
     elif name == "disk-site":
-        args = ["site", str(COMMUNITY), "-o", str(disk / "site")]
+        args = ["site", str(COMMUNITY), "-o", str(disk / "site"), *SITE_PRESETS]
     elif name == "disk-submit":
         args = ["submit", str(real_result), "--root", str(disk / "community")]
     else:

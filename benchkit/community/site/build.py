@@ -59,6 +59,7 @@ def build_site(results_dir: str | os.PathLike[str], output: str | os.PathLike[st
     from benchkit.community.validate import ERROR, validate_paths
 
     presets = _check_presets(presets)
+    _check_output(Path(output))          # before the rendering, not after its minutes
     verdicts = validate_paths([results_dir], suites_dir=suites_dir)
     skipped = [str(next(p for p in v.problems if p.level == ERROR))
                for v in verdicts if not v.accepted]
@@ -180,6 +181,12 @@ def _write(out: Path, files: dict[str, bytes]) -> None:
     full disk leaves the previous site as it was (benchkit.core.atomicio)."""
     from benchkit.core.atomicio import replace_folder
 
+    _check_output(out)
+    replace_folder(out, files, "site")
+
+
+def _check_output(out: Path) -> None:
+    """Refuse an output that is a file, or a non-empty folder no site build wrote."""
     if out.exists():
         if not out.is_dir():
             raise BenchkitError("exists and is not a folder", file=str(out), field="--output")
@@ -187,4 +194,3 @@ def _write(out: Path, files: dict[str, bytes]) -> None:
             raise BenchkitError(f"folder is not empty and was not written by benchkit site "
                                 f"(no {MARKER}); choose an empty or new folder",
                                 file=str(out), field="--output")
-    replace_folder(out, files, "site")
