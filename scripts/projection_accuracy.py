@@ -19,6 +19,8 @@ fitted by least squares on log time per token. Every figure reported is held out
    row of that chip, then the chip is projected from every other chip that measured the
    same model (one measurement as anchor, calibrated on that chip's rows alone);
 2. leave-one-family-out (LOFO): the same with the target's whole generation held out;
+   both per vendor on its own backend (Apple on Metal, NVIDIA on CUDA), and LOCO per
+   backend across makers for HIP and Vulkan (that backend's parameters refitted alone);
 3. context depth: each case at a depth projected from depth 0 (same chip, and H100 -> H200),
    with that model file's deeper cases held out of the fit;
 4. across quantization types: on one chip and in one run, each F16 prompt figure projected
@@ -59,6 +61,9 @@ from benchkit.projection.priors import Priors, load_priors
 from benchkit.projection.published import all_measurements, paths_measurements, screened
 
 VENDOR_BACKEND = {"apple": "metal", "nvidia": "cuda"}
+# Backends checked across makers' chips (leave-one-chip-out only): their measurements are
+# the few published pull-request and issue tables of published.yaml.
+BACKEND_CHECKS = ("hip", "vulkan")
 
 
 def main() -> None:
@@ -78,13 +83,16 @@ def main() -> None:
     base = load_priors()
     ms = all_measurements(screen=not args.no_screen)
     vendors = args.vendor or sorted(VENDOR_BACKEND)
-    loco = {v: held_out(ms, base, v, "chip") for v in vendors}
+    loco = {v: held_out(ms, base, v, "chip", VENDOR_BACKEND[v]) for v in vendors}
+    by_backend = {b: held_out(ms, base, None, "chip", b) for b in BACKEND_CHECKS}
     across = quant_pairs(ms + paths_measurements(), base)
     if args.fit:
         priors, rms = fit_all(ms, base)
         print(f"# fitted on {len(ms)} measurements")
-        print_fit(priors, rms, {VENDOR_BACKEND[v]: sigmas(p, base.interval)
-                                for v, p in loco.items()})
+        print_fit(priors, rms, {**{VENDOR_BACKEND[v]: sigmas(p, base.interval)
+                                   for v, p in loco.items()},
+                                **{b: sigmas(p, base.interval) for b, p in by_backend.items()}})
+        print("(hip and vulkan sigmas are printed, not written: too few pairs to set a range)")
         print("cross_quant_sigma (90% of |log error| across quantization types / 1.645, "
               "less the prompt sigma in quadrature):")
         for backend in sorted({p["backend"] for p in across}):
@@ -101,13 +109,17 @@ def main() -> None:
         if args.write:
             write(priors, rms, loco, across, ms, base, transfer, alone)
         return
-    lofo = {v: held_out(ms, base, v, "family") for v in vendors}
+    lofo = {v: held_out(ms, base, v, "family", VENDOR_BACKEND[v]) for v in vendors}
     print("\n".join(HEADER))
     for v in vendors:
         print("\n".join(summary_rows(f"{v}: leave-one-chip-out, all data", loco[v])))
         for name, pairs in by_series(loco[v]).items():
             print("\n".join(summary_rows(f"{v}: LOCO, {name}", pairs)))
         print("\n".join(summary_rows(f"{v}: leave-one-family-out, all data", lofo[v])))
+    for b, pairs in by_backend.items():
+        print("\n".join(summary_rows(f"{b}: leave-one-chip-out, all data", pairs)))
+        for name, mine in by_series(pairs).items():
+            print("\n".join(summary_rows(f"{b}: LOCO, {name}", mine)))
     if "nvidia" in vendors:
         deep = depth_pairs(ms, base)
         same = [p for p in deep if p["anchor"] == p["chip"]]
@@ -126,6 +138,9 @@ def main() -> None:
     for v in vendors:
         print(f"\n### {v}: per target chip, leave-one-chip-out\n")
         print(per_chip_table(loco[v]))
+    for b, pairs in by_backend.items():
+        print(f"\n### {b}: per target chip, leave-one-chip-out\n")
+        print(per_chip_table(pairs) if pairs else "No pairs: no model measured on two chips.")
     if "nvidia" in vendors:
         print("\n### nvidia: context depth, each case from depth 0\n")
         print(depth_table(deep))
@@ -196,7 +211,8 @@ def print_screen(off: bool, base: Priors, vendors: list[str]) -> None:
     for v in vendors:
         for group, label in (("chip", "leave-one-chip-out"), ("family", "leave-one-family-out")):
             print("\n".join(summary_rows(f"{v}: {label}, nothing screened",
-                                          held_out(kept, base, v, group))))
+                                          held_out(kept, base, v, group,
+                                                   VENDOR_BACKEND[v]))))
 
 
 if __name__ == "__main__":
