@@ -35,6 +35,8 @@ is the depth-0 figure scaled by bandwidth: it has no depth term).
     python scripts/projection_accuracy.py            # the validation tables of docs/projection.md
     python scripts/projection_accuracy.py --fit      # fit on everything, print the YAML values
                                                      # and the LOCO prediction-interval sigmas
+    python scripts/projection_accuracy.py --fit --write --only hip --only vulkan
+                                                     # write those backends' values alone
     python scripts/projection_accuracy.py --no-screen   # keep the screened figures in
 
 Before anything is fitted, published prompt figures that contradict their own build's
@@ -49,6 +51,7 @@ The data, the fit and its checks, and the tables are benchkit.projection's `publ
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_series, coverage,
                                                  depth_table, pct, per_chip_table, print_fit,
@@ -76,6 +79,9 @@ def main() -> None:
                         help="with --fit: write the fitted values and sigmas into "
                              "benchkit/data/projection.yaml (run twice: the sigmas of the "
                              "second run are those of the values the first wrote)")
+    parser.add_argument("--only", action="append", metavar="BACKEND",
+                        help="with --fit --write: write only this backend's fitted values "
+                             "(repeatable); the host terms and the sigmas stay as they are")
     parser.add_argument("--no-screen", action="store_true",
                         help="keep the published prompt figures that contradict their build's "
                              "kernel path (`inconsistent`) in the fit and the checks")
@@ -106,7 +112,9 @@ def main() -> None:
               "pairs, anchored on another model of the same run / with no anchor):")
         print(f"  anchored: {sigmas(transfer, base.interval)}")
         print(f"  no anchor: {sigmas(alone, base.interval)}")
-        if args.write:
+        if args.write and args.only:
+            write_only(priors, args.only)
+        elif args.write:
             write(priors, rms, loco, across, ms, base, transfer, alone)
         return
     lofo = {v: held_out(ms, base, v, "family", VENDOR_BACKEND[v]) for v in vendors}
@@ -149,10 +157,20 @@ def main() -> None:
         print(attention_rates(ms))
 
 
+PRIORS_PATH = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
+
+
+def write_only(priors, backends: list[str]) -> None:
+    """--fit --write --only: the named backends' fitted values alone (a refit after new data
+    on those backends leaves the others' values, host terms and sigmas as they are)."""
+    from benchkit.projection.fit_yaml import write_fit
+
+    changed = write_fit(PRIORS_PATH, priors, backends, None, host=False)
+    print(f"wrote {len(changed)} values of {', '.join(backends)} into {PRIORS_PATH.name}")
+
+
 def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
     """--fit --write: the fitted values and the sigmas into projection.yaml."""
-    from pathlib import Path
-
     from benchkit.projection.fit_yaml import write_fit
 
     loco_sig = {VENDOR_BACKEND[v]: sigmas(p, base.interval) for v, p in loco.items()}
@@ -170,9 +188,8 @@ def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
     }
     depth = round(depth_attention_sigma(depth_pairs(ms, base), base.interval), 3)
     tables["depth_attention_sigma"] = {"cuda": depth, "default": depth}
-    path = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
-    changed = write_fit(path, priors, sorted(rms), tables)
-    print(f"wrote {len(changed)} values into {path.name}")
+    changed = write_fit(PRIORS_PATH, priors, sorted(rms), tables)
+    print(f"wrote {len(changed)} values into {PRIORS_PATH.name}")
 
 
 def print_transfer(ms, base: Priors) -> None:
