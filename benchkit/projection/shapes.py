@@ -140,8 +140,13 @@ class ModelShape:
         return self.kv_bytes_per_token * max(tokens, 0)
 
 
+@functools.lru_cache(maxsize=4096)
 def shape_from_preset(key: str, quant: str, model_bytes: float | None = None) -> ModelShape:
-    """The shape of a preset model in a GGUF type (file size from the type if not given)."""
+    """The shape of a preset model in a GGUF type (file size from the type if not given).
+
+    Cached: the shape is a pure function of its arguments and the shipped preset data, and
+    a site or a plan asks for the same few shapes thousands of times (each walks every
+    tensor of the preset)."""
     from benchkit.models import presets
 
     p = presets.get_preset(key, field="preset")

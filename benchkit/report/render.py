@@ -9,6 +9,7 @@ writes is chosen in `benchkit.formats`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,12 @@ def build_context(df, docs: dict, *, method: str = "roofline",
     }
 
 
+@functools.lru_cache(maxsize=2)
 def _env(autoescape: bool):
-    """The jinja2 environment: templates are package data; HTML is always escaped."""
+    """The jinja2 environment: templates are package data; HTML is always escaped.
+
+    One per output kind for the process: an environment compiles each template once, and
+    a fresh one per report would compile them all again (a third of a small report's time)."""
     import jinja2
 
     env = jinja2.Environment(
