@@ -98,7 +98,8 @@ def main() -> None:
         print_fit(priors, rms, {**{VENDOR_BACKEND[v]: sigmas(p, base.interval)
                                    for v, p in loco.items()},
                                 **{b: sigmas(p, base.interval) for b, p in by_backend.items()}})
-        print("(hip and vulkan sigmas are printed, not written: too few pairs to set a range)")
+        print("(hip and vulkan sigmas are written no narrower than the default: too few pairs "
+              "to narrow a range)")
         print("cross_quant_sigma (90% of |log error| across quantization types / 1.645, "
               "less the prompt sigma in quadrature):")
         for backend in sorted({p["backend"] for p in across}):
@@ -112,10 +113,11 @@ def main() -> None:
               "pairs, anchored on another model of the same run / with no anchor):")
         print(f"  anchored: {sigmas(transfer, base.interval)}")
         print(f"  no anchor: {sigmas(alone, base.interval)}")
+        few = floored_sigmas(by_backend, base)
         if args.write and args.only:
-            write_only(priors, args.only)
+            write_only(priors, args.only, few, base)
         elif args.write:
-            write(priors, rms, loco, across, ms, base, transfer, alone)
+            write(priors, rms, loco, across, ms, base, transfer, alone, few)
         return
     lofo = {v: held_out(ms, base, v, "family", VENDOR_BACKEND[v]) for v in vendors}
     print("\n".join(HEADER))
@@ -160,25 +162,49 @@ def main() -> None:
 PRIORS_PATH = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
 
 
-def write_only(priors, backends: list[str]) -> None:
+def floored_sigmas(by_backend: dict, base: Priors) -> dict[str, dict[str, float]]:
+    """Interval sigmas of the backends checked on a few pairs (BACKEND_CHECKS): their
+    leave-one-chip-out sigma, never below the default a backend without checks gets (a
+    handful of pairs can show a range is too narrow, not that it may be narrower)."""
+    out: dict[str, dict[str, float]] = {}
+    for b, pairs in by_backend.items():
+        s = sigmas(pairs, base.interval)
+        out[b] = {kind: round(max(s[kind], table["default"]), 3)
+                  for kind, table in (("tg", base.decode_sigma), ("pp", base.prompt_sigma))
+                  if kind in s}
+    return out
+
+
+def sigma_tables(few: dict[str, dict[str, float]], decode: dict, prompt: dict) -> dict:
+    """decode_sigma / prompt_sigma with the few-pair backends' floored sigmas merged in."""
+    return {"decode_sigma": {**decode, **{b: s["tg"] for b, s in few.items() if "tg" in s}},
+            "prompt_sigma": {**prompt, **{b: s["pp"] for b, s in few.items() if "pp" in s}}}
+
+
+def write_only(priors, backends: list[str], few: dict, base: Priors) -> None:
     """--fit --write --only: the named backends' fitted values alone (a refit after new data
-    on those backends leaves the others' values, host terms and sigmas as they are)."""
+    on those backends leaves the others' values, the host terms and the other backends'
+    sigmas as they are); a named backend of BACKEND_CHECKS gets its floored sigmas."""
     from benchkit.projection.fit_yaml import write_fit
 
-    changed = write_fit(PRIORS_PATH, priors, backends, None, host=False)
+    mine = {b: s for b, s in few.items() if b in backends}
+    tables = sigma_tables(mine, dict(base.decode_sigma), dict(base.prompt_sigma)) if mine else None
+    changed = write_fit(PRIORS_PATH, priors, backends, tables, host=False)
     print(f"wrote {len(changed)} values of {', '.join(backends)} into {PRIORS_PATH.name}")
 
 
-def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
+def write(priors, rms, loco, across, ms, base, transfer, alone, few) -> None:
     """--fit --write: the fitted values and the sigmas into projection.yaml."""
     from benchkit.projection.fit_yaml import write_fit
 
     loco_sig = {VENDOR_BACKEND[v]: sigmas(p, base.interval) for v, p in loco.items()}
     tables = {
-        "decode_sigma": {**{b: round(s["tg"], 3) for b, s in loco_sig.items() if "tg" in s},
-                         "default": base.decode_sigma["default"]},
-        "prompt_sigma": {**{b: round(s["pp"], 3) for b, s in loco_sig.items() if "pp" in s},
-                         "default": base.prompt_sigma["default"]},
+        **sigma_tables(
+            few,
+            {**{b: round(s["tg"], 3) for b, s in loco_sig.items() if "tg" in s},
+             "default": base.decode_sigma["default"]},
+            {**{b: round(s["pp"], 3) for b, s in loco_sig.items() if "pp" in s},
+             "default": base.prompt_sigma["default"]}),
         "cross_quant_sigma": {**{b: round(cross_quant_sigma(across, b, base), 3)
                                  for b in sorted({p["backend"] for p in across})},
                               "default": base.cross_quant_sigma["default"]},
