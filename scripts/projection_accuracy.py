@@ -19,6 +19,8 @@ fitted by least squares on log time per token. Every figure reported is held out
    row of that chip, then the chip is projected from every other chip that measured the
    same model (one measurement as anchor, calibrated on that chip's rows alone);
 2. leave-one-family-out (LOFO): the same with the target's whole generation held out;
+   both per vendor on its own backend (Apple on Metal, NVIDIA on CUDA), and LOCO per
+   backend across makers for HIP and Vulkan (that backend's parameters refitted alone);
 3. context depth: each case at a depth projected from depth 0 (same chip, and H100 -> H200),
    with that model file's deeper cases held out of the fit;
 4. across quantization types: on one chip and in one run, each F16 prompt figure projected
@@ -33,6 +35,8 @@ is the depth-0 figure scaled by bandwidth: it has no depth term).
     python scripts/projection_accuracy.py            # the validation tables of docs/projection.md
     python scripts/projection_accuracy.py --fit      # fit on everything, print the YAML values
                                                      # and the LOCO prediction-interval sigmas
+    python scripts/projection_accuracy.py --fit --write --only hip --only vulkan
+                                                     # write those backends' values alone
     python scripts/projection_accuracy.py --no-screen   # keep the screened figures in
 
 Before anything is fitted, published prompt figures that contradict their own build's
@@ -47,6 +51,7 @@ The data, the fit and its checks, and the tables are benchkit.projection's `publ
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_series, coverage,
                                                  depth_table, pct, per_chip_table, print_fit,
@@ -59,6 +64,9 @@ from benchkit.projection.priors import Priors, load_priors
 from benchkit.projection.published import all_measurements, paths_measurements, screened
 
 VENDOR_BACKEND = {"apple": "metal", "nvidia": "cuda"}
+# Backends checked across makers' chips (leave-one-chip-out only): their measurements are
+# the few published pull-request and issue tables of published.yaml.
+BACKEND_CHECKS = ("hip", "vulkan")
 
 
 def main() -> None:
@@ -71,6 +79,9 @@ def main() -> None:
                         help="with --fit: write the fitted values and sigmas into "
                              "benchkit/data/projection.yaml (run twice: the sigmas of the "
                              "second run are those of the values the first wrote)")
+    parser.add_argument("--only", action="append", metavar="BACKEND",
+                        help="with --fit --write: write only this backend's fitted values "
+                             "(repeatable); the host terms and the sigmas stay as they are")
     parser.add_argument("--no-screen", action="store_true",
                         help="keep the published prompt figures that contradict their build's "
                              "kernel path (`inconsistent`) in the fit and the checks")
@@ -78,13 +89,17 @@ def main() -> None:
     base = load_priors()
     ms = all_measurements(screen=not args.no_screen)
     vendors = args.vendor or sorted(VENDOR_BACKEND)
-    loco = {v: held_out(ms, base, v, "chip") for v in vendors}
+    loco = {v: held_out(ms, base, v, "chip", VENDOR_BACKEND[v]) for v in vendors}
+    by_backend = {b: held_out(ms, base, None, "chip", b) for b in BACKEND_CHECKS}
     across = quant_pairs(ms + paths_measurements(), base)
     if args.fit:
         priors, rms = fit_all(ms, base)
         print(f"# fitted on {len(ms)} measurements")
-        print_fit(priors, rms, {VENDOR_BACKEND[v]: sigmas(p, base.interval)
-                                for v, p in loco.items()})
+        print_fit(priors, rms, {**{VENDOR_BACKEND[v]: sigmas(p, base.interval)
+                                   for v, p in loco.items()},
+                                **{b: sigmas(p, base.interval) for b, p in by_backend.items()}})
+        print("(hip and vulkan sigmas are written no narrower than the default: too few pairs "
+              "to narrow a range)")
         print("cross_quant_sigma (90% of |log error| across quantization types / 1.645, "
               "less the prompt sigma in quadrature):")
         for backend in sorted({p["backend"] for p in across}):
@@ -98,16 +113,23 @@ def main() -> None:
               "pairs, anchored on another model of the same run / with no anchor):")
         print(f"  anchored: {sigmas(transfer, base.interval)}")
         print(f"  no anchor: {sigmas(alone, base.interval)}")
-        if args.write:
-            write(priors, rms, loco, across, ms, base, transfer, alone)
+        few = floored_sigmas(by_backend, base)
+        if args.write and args.only:
+            write_only(priors, args.only, few, base)
+        elif args.write:
+            write(priors, rms, loco, across, ms, base, transfer, alone, few)
         return
-    lofo = {v: held_out(ms, base, v, "family") for v in vendors}
+    lofo = {v: held_out(ms, base, v, "family", VENDOR_BACKEND[v]) for v in vendors}
     print("\n".join(HEADER))
     for v in vendors:
         print("\n".join(summary_rows(f"{v}: leave-one-chip-out, all data", loco[v])))
         for name, pairs in by_series(loco[v]).items():
             print("\n".join(summary_rows(f"{v}: LOCO, {name}", pairs)))
         print("\n".join(summary_rows(f"{v}: leave-one-family-out, all data", lofo[v])))
+    for b, pairs in by_backend.items():
+        print("\n".join(summary_rows(f"{b}: leave-one-chip-out, all data", pairs)))
+        for name, mine in by_series(pairs).items():
+            print("\n".join(summary_rows(f"{b}: LOCO, {name}", mine)))
     if "nvidia" in vendors:
         deep = depth_pairs(ms, base)
         same = [p for p in deep if p["anchor"] == p["chip"]]
@@ -126,6 +148,9 @@ def main() -> None:
     for v in vendors:
         print(f"\n### {v}: per target chip, leave-one-chip-out\n")
         print(per_chip_table(loco[v]))
+    for b, pairs in by_backend.items():
+        print(f"\n### {b}: per target chip, leave-one-chip-out\n")
+        print(per_chip_table(pairs) if pairs else "No pairs: no model measured on two chips.")
     if "nvidia" in vendors:
         print("\n### nvidia: context depth, each case from depth 0\n")
         print(depth_table(deep))
@@ -134,18 +159,52 @@ def main() -> None:
         print(attention_rates(ms))
 
 
-def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
-    """--fit --write: the fitted values and the sigmas into projection.yaml."""
-    from pathlib import Path
+PRIORS_PATH = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
 
+
+def floored_sigmas(by_backend: dict, base: Priors) -> dict[str, dict[str, float]]:
+    """Interval sigmas of the backends checked on a few pairs (BACKEND_CHECKS): their
+    leave-one-chip-out sigma, never below the default a backend without checks gets (a
+    handful of pairs can show a range is too narrow, not that it may be narrower)."""
+    out: dict[str, dict[str, float]] = {}
+    for b, pairs in by_backend.items():
+        s = sigmas(pairs, base.interval)
+        out[b] = {kind: round(max(s[kind], table["default"]), 3)
+                  for kind, table in (("tg", base.decode_sigma), ("pp", base.prompt_sigma))
+                  if kind in s}
+    return out
+
+
+def sigma_tables(few: dict[str, dict[str, float]], decode: dict, prompt: dict) -> dict:
+    """decode_sigma / prompt_sigma with the few-pair backends' floored sigmas merged in."""
+    return {"decode_sigma": {**decode, **{b: s["tg"] for b, s in few.items() if "tg" in s}},
+            "prompt_sigma": {**prompt, **{b: s["pp"] for b, s in few.items() if "pp" in s}}}
+
+
+def write_only(priors, backends: list[str], few: dict, base: Priors) -> None:
+    """--fit --write --only: the named backends' fitted values alone (a refit after new data
+    on those backends leaves the others' values, the host terms and the other backends'
+    sigmas as they are); a named backend of BACKEND_CHECKS gets its floored sigmas."""
+    from benchkit.projection.fit_yaml import write_fit
+
+    mine = {b: s for b, s in few.items() if b in backends}
+    tables = sigma_tables(mine, dict(base.decode_sigma), dict(base.prompt_sigma)) if mine else None
+    changed = write_fit(PRIORS_PATH, priors, backends, tables, host=False)
+    print(f"wrote {len(changed)} values of {', '.join(backends)} into {PRIORS_PATH.name}")
+
+
+def write(priors, rms, loco, across, ms, base, transfer, alone, few) -> None:
+    """--fit --write: the fitted values and the sigmas into projection.yaml."""
     from benchkit.projection.fit_yaml import write_fit
 
     loco_sig = {VENDOR_BACKEND[v]: sigmas(p, base.interval) for v, p in loco.items()}
     tables = {
-        "decode_sigma": {**{b: round(s["tg"], 3) for b, s in loco_sig.items() if "tg" in s},
-                         "default": base.decode_sigma["default"]},
-        "prompt_sigma": {**{b: round(s["pp"], 3) for b, s in loco_sig.items() if "pp" in s},
-                         "default": base.prompt_sigma["default"]},
+        **sigma_tables(
+            few,
+            {**{b: round(s["tg"], 3) for b, s in loco_sig.items() if "tg" in s},
+             "default": base.decode_sigma["default"]},
+            {**{b: round(s["pp"], 3) for b, s in loco_sig.items() if "pp" in s},
+             "default": base.prompt_sigma["default"]}),
         "cross_quant_sigma": {**{b: round(cross_quant_sigma(across, b, base), 3)
                                  for b in sorted({p["backend"] for p in across})},
                               "default": base.cross_quant_sigma["default"]},
@@ -155,9 +214,8 @@ def write(priors, rms, loco, across, ms, base, transfer, alone) -> None:
     }
     depth = round(depth_attention_sigma(depth_pairs(ms, base), base.interval), 3)
     tables["depth_attention_sigma"] = {"cuda": depth, "default": depth}
-    path = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"
-    changed = write_fit(path, priors, sorted(rms), tables)
-    print(f"wrote {len(changed)} values into {path.name}")
+    changed = write_fit(PRIORS_PATH, priors, sorted(rms), tables)
+    print(f"wrote {len(changed)} values into {PRIORS_PATH.name}")
 
 
 def print_transfer(ms, base: Priors) -> None:
@@ -196,7 +254,8 @@ def print_screen(off: bool, base: Priors, vendors: list[str]) -> None:
     for v in vendors:
         for group, label in (("chip", "leave-one-chip-out"), ("family", "leave-one-family-out")):
             print("\n".join(summary_rows(f"{v}: {label}, nothing screened",
-                                          held_out(kept, base, v, group))))
+                                          held_out(kept, base, v, group,
+                                                   VENDOR_BACKEND[v]))))
 
 
 if __name__ == "__main__":

@@ -191,6 +191,9 @@ def range_notes(chip: Chip, priors: Priors, crossed: bool, quant: str | None,
         notes.append(f"no {chip.backend} measurement was used to fit or check the model"
                      + (", nor calibrates this projection" if crossed else ""))
     else:
+        if cal.get("few_chips"):
+            notes.append(f"the {chip.backend} model rests on a few published chips (docs/"
+                         "projection.md, \"HIP and Vulkan\")")
         if crossed:
             notes.append(f"no measurement on the {chip.backend} backend calibrates this projection")
         if chip.memory_class not in cal.get("memory", ()):
@@ -228,8 +231,8 @@ def predict_decode(cal: Calibration, chip: Chip, model: ModelShape | float,
     g = (a / t, b / t)
     var = sum(g[i] * fit.cov[i][j] * g[j] for i in range(2) for j in range(2))
     var += _sigma(priors.decode_sigma, chip.backend) ** 2
-    if crossed or chip.backend not in priors.calibrated:
-        var += priors.cross_backend_sigma ** 2
+    if crossed or (priors.calibrated.get(chip.backend) or {"few_chips": True}).get("few_chips"):
+        var += priors.cross_backend_sigma ** 2     # a backend checked on a few chips, or none
     if not compute_tflops(chip, priors)[1]:
         var += (priors.unknown_compute_sigma * b / t) ** 2
     var += (priors.host_sigma * h / t) ** 2

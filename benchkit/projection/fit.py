@@ -227,15 +227,26 @@ def fit_host(ms: list[Measurement], priors: Priors) -> tuple[Priors, dict]:
     return fitted, {"decode+prompt": float(np.sqrt(np.mean(fit.fun[:n] ** 2)))}
 
 
-def held_out(ms: list[Measurement], base: Priors, vendor: str, group: str) -> list[dict]:
-    """Pairs projected with the parameters refitted without the target's chip / family."""
+def held_out(ms: list[Measurement], base: Priors, vendor: str | None, group: str,
+             backend: str | None = None) -> list[dict]:
+    """Pairs projected with the parameters refitted without the target's chip / family.
+
+    `vendor` and `backend` choose the measurements checked: a vendor's chips on its own
+    backend (NVIDIA on CUDA: a Vulkan run on an NVIDIA card is the Vulkan check's), or
+    every chip measured on `backend` whatever its maker (vendor None: HIP, Vulkan). The
+    latter refits that backend's parameters alone, the only ones its pairs use.
+    """
     chips = load_chips()
-    mine = [m for m in ms if chips[m.chip_id].vendor == vendor]
+    mine = [m for m in ms if (vendor is None or chips[m.chip_id].vendor == vendor)
+            and (backend is None or chip_of(m, chips).backend == backend)]
     key = (lambda c: c.id) if group == "chip" else (lambda c: c.family)
     pairs = []
     for held in sorted({key(chips[m.chip_id]) for m in mine}):
         train = [m for m in ms if key(chips[m.chip_id]) != held]
-        priors, _ = fit_all(train, base)
+        if vendor is None and backend is not None:
+            priors = with_backend(base, backend, fit_backend(train, backend, base)[0])
+        else:
+            priors, _ = fit_all(train, base)
         targets = {m.chip_id for m in mine if key(chips[m.chip_id]) == held}
         anchors = [c for c in dict.fromkeys(m.chip_id for m in mine) if c not in targets]
         for model in dict.fromkeys(m.model_key for m in mine):

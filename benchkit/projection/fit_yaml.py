@@ -40,9 +40,11 @@ def _block(lines: list[str], start: int) -> int:
 
 
 def write_fit(path: Path, priors: Priors, backends: list[str],
-              sigmas: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
-    """Replace the fitted values of `backends` (and the host terms, and any sigma tables
-    given: name -> {backend: value}) in the YAML at `path`; returns what changed."""
+              sigmas: Mapping[str, Mapping[str, float]] | None = None,
+              host: bool = True) -> list[str]:
+    """Replace the fitted values of `backends` (and the host terms unless `host` is off, and
+    any sigma tables given: name -> {backend: value}) in the YAML at `path`; returns what
+    changed."""
     lines = path.read_text(encoding="utf-8").split("\n")
     changed = []
     for name in backends:
@@ -69,7 +71,7 @@ def write_fit(path: Path, priors: Priors, backends: list[str],
             else:
                 continue
             changed.append(f"{name}.{key}")
-    head = next((i for i, line in enumerate(lines) if line == "host:"), None)
+    head = next((i for i, line in enumerate(lines) if line == "host:"), None) if host else None
     if head is not None:
         for key, value in priors.host.items():
             at = next(i for i in range(head + 1, len(lines)) if lines[i].startswith(f"  {key}:"))
