@@ -484,7 +484,8 @@ def test_interrupt_leaves_no_partial_file(tmp_path: Path, stage: str, sig: int) 
     for _ in range(5):
         proc = subprocess.Popen([*benchkit_cmd(), "models", "synth", PRESET, "--quant",
                                  "IQ4_NL"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=_env(tmp_path), start_new_session=True)
+                                text=True, env=_env(tmp_path), start_new_session=True,
+                                preexec_fn=_default_sigint)
         caught = _stopped_at(proc, tmp_path, stage)
         if caught:
             proc.send_signal(sig)          # pending: delivered when the group continues
@@ -503,6 +504,12 @@ def test_interrupt_leaves_no_partial_file(tmp_path: Path, stage: str, sig: int) 
     children = subprocess.run(["pgrep", "-f", f"benchkit.models.synth quantize {tmp_path}"],
                               capture_output=True, text=True).stdout.split()
     assert children == []
+
+
+def _default_sigint() -> None:
+    """SIGINT as a terminal delivers it: a test run started in the background inherits it
+    ignored, and Python then keeps ignoring it (as a background job should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stopped_at(proc: subprocess.Popen[str], folder: Path, stage: str) -> bool:

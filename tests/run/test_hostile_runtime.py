@@ -73,7 +73,7 @@ def test_a_case_that_raises_fails_in_one_line_and_the_next_is_measured(
     chat, tg = _cases(tmp_path / "out")
     assert chat["status"] == "failed" and ENTRY[entry].expect in chat["error"]
     assert "\n" not in chat["error"]
-    assert tg["test"] == "tg4" and tg["status"] == "ok"
+    assert tg["test"] == "tg4" and tg["status"] == "ok", (tg.get("error"), proc.stderr)
 
 
 def test_a_worker_killed_before_its_case_starts_leaves_no_case_missing(
