@@ -112,6 +112,49 @@ def test_busy_child_cpu_time_and_window_peak_memory() -> None:
     assert "unavailable" in tel["memory"]["gpu"]
 
 
+_BURNER = "import sys, time\nsys.stdin.readline()\nt = time.process_time()\n" \
+          "while time.process_time() - t < 2.0:\n    pass\n"
+_REAPER = textwrap.dedent(f"""
+    import subprocess, sys
+    g = subprocess.Popen([sys.executable, "-c", {_BURNER!r}], stdin=subprocess.PIPE, text=True)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    g.stdin.write("\\n"); g.stdin.flush(); g.wait()
+    print("done", flush=True)
+    sys.stdin.readline()
+""")
+_GRANDPARENT = textwrap.dedent(f"""
+    import subprocess, sys
+    c = subprocess.Popen([sys.executable, "-c", {_REAPER!r}], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    assert c.stdout.readline().strip() == "ready"
+    print("ready", flush=True)
+    sys.stdin.readline()
+    c.stdin.write("\\n"); c.stdin.flush()
+    print(c.stdout.readline().strip(), flush=True)
+    sys.stdin.readline()
+    c.stdin.write("\\n"); c.stdin.flush(); c.wait()
+""")
+
+
+def test_a_grandchild_that_exits_keeps_its_cpu_time() -> None:
+    """The measured process's child starts a grandchild that burns 2 s of CPU and reaps
+    it: the grandchild's time leaves the tree's total when it exits (it moves into a
+    process whose children's times are not summed), which made the window's CPU time
+    negative. The rises between readings keep it."""
+    proc = _child(_GRANDPARENT)
+    try:
+        sampler = Sampler(pid=proc.pid, nvidia=False, powermetrics=False)
+        with sampler:
+            _say(proc, "done")            # the grandchild has burned its time and exited
+            _wait_for_samples(sampler, len(sampler.readings) + 2)
+        tel = sampler.finish(tokens=None, seconds=None)
+    finally:
+        _say(proc)
+        proc.wait(timeout=30)
+    assert 1.0 <= tel["cpu"]["cpu_seconds"] <= 3.0, tel["cpu"]
+
+
 def test_children_count_in_the_process_tree() -> None:
     holder = textwrap.dedent("""
         import sys

@@ -115,15 +115,21 @@ class ProcessSource:
 
     def _cpu(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """CPU seconds over wall seconds between the first and last reading that found
-        the process (a process that exits early is measured while it lived)."""
+        the process (a process that exits early is measured while it lived).
+
+        The sum of the rises between readings, not last minus first: a child that exits
+        without being reaped by the process takes its CPU time out of the tree's total
+        (llama-server between two readings, say), and the difference would go down, even
+        below zero. What a child spent after its last reading is missed: a lower bound."""
         import psutil
 
-        cpu_s = rows[-1]["cpu_s"] - rows[0]["cpu_s"]
+        cpu_s = sum(max(b["cpu_s"] - a["cpu_s"], 0.0) for a, b in zip(rows, rows[1:]))
         wall = rows[-1]["t"] - rows[0]["t"]
         return {"cpu_seconds": cpu_s, "wall_seconds": wall,
                 "percent": 100 * cpu_s / wall if wall > 0 else None,
                 "logical_cores": psutil.cpu_count() or 1,
-                "note": "process and its children; 100% = one logical core busy"}
+                "note": "process and its children (a child's time after its last reading is "
+                        "missed); 100% = one logical core busy"}
 
 
 def vm_hwm(pid: int) -> int | None:
