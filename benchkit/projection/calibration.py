@@ -231,7 +231,8 @@ def predict_decode(cal: Calibration, chip: Chip, model: ModelShape | float,
     g = (a / t, b / t)
     var = sum(g[i] * fit.cov[i][j] * g[j] for i in range(2) for j in range(2))
     var += _sigma(priors.decode_sigma, chip.backend) ** 2
-    if crossed or (priors.calibrated.get(chip.backend) or {"few_chips": True}).get("few_chips"):
+    checked = priors.calibrated.get(chip.backend)
+    if crossed or not checked or checked.get("few_chips"):
         var += priors.cross_backend_sigma ** 2     # a backend checked on a few chips, or none
     if not compute_tflops(chip, priors)[1]:
         var += (priors.unknown_compute_sigma * b / t) ** 2

@@ -176,12 +176,11 @@ def _template_bytes(name: str) -> bytes:
 
 
 def _write(out: Path, files: dict[str, bytes]) -> None:
-    """Replace the output folder's content; refuse a non-empty folder that is not a site.
+    """Replace the output folder's content (checked by `_check_output` before rendering).
     The new site is written beside the old one and takes its place when complete, so a
     full disk leaves the previous site as it was (benchkit.core.atomicio)."""
     from benchkit.core.atomicio import replace_folder
 
-    _check_output(out)
     replace_folder(out, files, "site")
 
 
