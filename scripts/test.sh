@@ -20,4 +20,14 @@ fi
 # source, for the engine tests: built once, then cached (prints the folder). Without a compiler
 # or the source, the tests that need them are skipped and say why.
 python3 -m benchkit.cli.main engines build || echo "llama.cpp tools not built: their tests will be skipped" >&2
-exec python3 -m pytest "$@"
+# The suite in one process per core (at most 4; BENCHKIT_TEST_WORKERS overrides), whole files
+# to a process so that their fixtures are made once; then the tests marked `exclusive`, which
+# compare timings of separate runs, alone. llama.cpp runs on one thread in the tests
+# (tests/conftest.py), so the processes do not stall each other's thread barriers. Both
+# parts run; the exit code is the first failure's.
+workers=(-n "${BENCHKIT_TEST_WORKERS:-auto}" --maxprocesses 4 --dist loadfile)
+status=0
+python3 -m pytest "${workers[@]}" -m "not exclusive" "$@" || status=$?
+[ "$status" = 5 ] && status=0          # 5: nothing selected (a path with only exclusive tests)
+python3 -m pytest -m exclusive "$@" || { rc=$?; [ "$rc" = 5 ] || [ "$status" != 0 ] || status=$rc; }
+exit "$status"

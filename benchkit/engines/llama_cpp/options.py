@@ -64,7 +64,7 @@ class LlamaCppOptions(Options):
     n_ubatch: int = setting(512, _POSINT, "physical batch size (llama-bench -ub)")
     n_threads: int | None = setting(
         None, {"anyOf": [{"type": "null"}, _POSINT], "x-error": _POSINT["x-error"]},
-        "CPU threads; default: the number of physical cores (llama-bench -t)")
+        "CPU threads; default: $BENCHKIT_THREADS, else physical cores (llama-bench -t)")
     flash_attn: str = setting(
         "auto", {"anyOf": [{"enum": ["auto", "on", "off"]}, {"type": "boolean"}],
                  "x-error": "must be auto, on or off"},
@@ -135,8 +135,24 @@ class LlamaCppOptions(Options):
         return flags
 
 
+THREADS_ENV = "BENCHKIT_THREADS"
+
+
 def default_threads() -> int:
-    """Physical cores: hyper-threads share execution units and slow llama.cpp down."""
+    """The machine's default for `n_threads`: BENCHKIT_THREADS where set, else physical cores.
+
+    Physical cores, because hyper-threads share execution units and slow llama.cpp down. The
+    variable is for machines that run other work beside benchkit (a test suite in two
+    processes, a build): llama.cpp's threads wait for each other at every operation, so two
+    threads on one free core run many times slower than one thread."""
     import psutil
 
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    from benchkit.core.errors import BenchkitError
+
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if not text.isdigit() or not 1 <= int(text) <= INT32_MAX:
+        raise BenchkitError(f"environment variable {THREADS_ENV}: must be a positive integer "
+                            f"(the default n_threads), got {text[:40]!r}")
+    return int(text)

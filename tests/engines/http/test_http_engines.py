@@ -57,7 +57,7 @@ def lcp_server(smollm2_model: Path, tmp_path_factory: pytest.TempPathFactory):
 
     def argv(port: int) -> list[str]:
         models = [{"model": str(smollm2_model), "model_alias": alias, "n_ctx": 512,
-                   "n_threads": 2, "verbose": False} for alias in (SMOLLM2_ALIAS, OTHER_ALIAS)]
+                   "n_threads": 1, "verbose": False} for alias in (SMOLLM2_ALIAS, OTHER_ALIAS)]
         cfg.write_text(json.dumps({"host": "127.0.0.1", "port": port,
                                    "interrupt_requests": False, "models": models}))
         return [sys.executable, "-m", "llama_cpp.server", "--config_file", str(cfg)]
@@ -391,7 +391,7 @@ models:
   - path: {smollm2_model}
 engine:
   n_gpu_layers: 0
-  n_threads: 2
+  n_threads: 1
 engines:
   - llama-cpp-python
   - {{kind: llama-server, n_ctx: 1024}}

@@ -142,3 +142,18 @@ def test_llama_server_placement_from_its_log(smollm2_model: Path,
     with quiet.open(model) as s:
         p = s.placement()
     assert "per_device" not in p and "default verbosity" in p["note"]
+
+
+def test_the_default_thread_count_comes_from_the_variable_where_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """n_threads left unset resolves to BENCHKIT_THREADS, else the physical cores; a
+    setting written in the suite wins over both."""
+    import psutil
+
+    monkeypatch.delenv("BENCHKIT_THREADS", raising=False)
+    assert LlamaCppOptions().resolved().n_threads == psutil.cpu_count(logical=False)
+    monkeypatch.setenv("BENCHKIT_THREADS", "3")
+    assert LlamaCppOptions().resolved().n_threads == 3
+    assert LlamaCppOptions(n_threads=2).resolved().n_threads == 2
+    argv = server_argv("llama-server", "m.gguf", ServerOptions().resolved(), 64, 8080)
+    assert argv[argv.index("-t") + 1] == "3"

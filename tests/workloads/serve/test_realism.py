@@ -130,6 +130,7 @@ def _run_twice(suite: Path, tmp_path: Path, name: str) -> list[dict[str, Any]]:
     return cases
 
 
+@pytest.mark.exclusive          # two runs' latencies, compared
 def test_same_suite_twice_against_a_running_server_gives_the_same_ttft(
         server: str, smollm2_model: Path, tmp_path: Path) -> None:
     """`benchkit run` of one serve suite, twice, against one llama-server that stays up,

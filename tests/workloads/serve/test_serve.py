@@ -233,7 +233,7 @@ def llama_cpp_python_server(smollm2_model: Path,
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model",
                                  str(smollm2_model), "--host", "127.0.0.1", "--port",
-                                 str(port), "--n_ctx", "1024", "--n_threads", "2",
+                                 str(port), "--n_ctx", "1024", "--n_threads", "1",
                                  # queue concurrent requests (by default a new request
                                  # cuts the stream in progress short)
                                  "--interrupt_requests", "false"],
@@ -503,7 +503,7 @@ def test_percentile_is_type_7() -> None:
 def _suite(tmp_path: Path, engines: str, serve_yaml: str, warmup: int = 1) -> Path:
     path = tmp_path / "serve.yaml"
     path.write_text(f"name: serve-test\nmodels:\n  - package: {SMOLLM2}\n"
-                    f"engine: {{n_gpu_layers: 0, n_threads: 2}}\nengines: {engines}\n"
+                    f"engine: {{n_gpu_layers: 0, n_threads: 1}}\nengines: {engines}\n"
                     f"workloads:\n  - serve: {serve_yaml}\nwarmup: {warmup}\n",
                     encoding="utf-8")
     return path

@@ -71,7 +71,9 @@ def test_level_reads_the_server_metrics(drafted: Any) -> None:
     assert summary["server_prompt_tokens"] == sum(it["prompt_n"] for it in its)
     assert summary["server_generated_tokens"] == summary["output_tokens"]
     assert summary["server_requests_running"] == 0
-    assert summary["server_draft_tokens"] == summary["draft_tokens"]
+    # Two short random prompts may draw no proposal at p_min 0.5: then the level has no
+    # draft figures of its own, and the server's counter must have stayed at zero.
+    assert summary["server_draft_tokens"] == summary.get("draft_tokens", 0)
     assert "server_metrics" in its[0] and not any("server_metrics" in it for it in its[1:])
 
 
