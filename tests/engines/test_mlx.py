@@ -164,7 +164,7 @@ models:
   - path: {mlx}
   - path: {bad}
 engine:
-  n_threads: 2
+  n_threads: 1
 engines:
   - llama-cpp-python
   - mlx

@@ -40,7 +40,7 @@ def outputs(llama_tools: dict[str, Path], smollm2_model: Path,
     for other in ("md", "csv", "sql", "jsonl"):
         proc = subprocess.run(
             [str(llama_tools["llama-bench"]), "-m", str(smollm2_model), "-p", "16", "-n", "8",
-             "-r", "3", "-t", "2", "-o", "json", "-oe", other],
+             "-r", "3", "-t", "1", "-o", "json", "-oe", other],
             capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
         files[f"json-{other}"] = tmp / f"pair-{other}.json"
@@ -82,7 +82,7 @@ def test_import_each_format(fmt: str, outputs: dict[str, Path], smollm2_model: P
         assert case["engine"]["kind"] == "llama-bench" and case["status"] == "ok"
         assert info["imported"] is True and info["source_sha256"] == _sha(source)
         assert info["source_format"] == fmt and info["build_commit"] == row["build_commit"]
-        assert info["backends"] == "CPU" and case["engine"]["n_threads"] == 2
+        assert info["backends"] == "CPU" and case["engine"]["n_threads"] == 1
         assert case["model"]["sha256"] == _sha(smollm2_model)   # the file llama-bench ran
         assert case["model"]["quantization"] == "Q4_1"
         if fmt in ("json", "jsonl"):

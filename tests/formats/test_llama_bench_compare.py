@@ -34,7 +34,7 @@ models:
   - path: {model}
 engines: [llama-cpp-python, llama-bench, llama-server]
 engine:
-  n_threads: 2
+  n_threads: 1
 workloads:
   - pp: 16
   - tg: 8

@@ -265,7 +265,7 @@ def test_llama_cpp_loads_it_with_the_computed_buffer_and_decodes(q4_1: Path) -> 
     from benchkit.engines.llama_cpp.native import LlamaModel as Engine
     from benchkit.engines.llama_cpp.options import LlamaCppOptions as EngineSettings
 
-    with Engine(q4_1, EngineSettings(n_gpu_layers=0, n_threads=2)) as eng:
+    with Engine(q4_1, EngineSettings(n_gpu_layers=0, n_threads=1)) as eng:
         mapped = [b["mib"] for b in eng.placement.buffers
                   if b["kind"] == "model" and b["device"].startswith("CPU")]
         assert mapped, eng.placement.buffers
@@ -601,7 +601,7 @@ def test_reduced_standin_loads_and_decodes_in_llama_cpp(reduced, preset: str,
     assert "reduced" in (info.name or "") and info.metadata["benchkit.reduced"]
     assert info.n_params == presets.n_params(p)
     assert info.n_params_active == presets.n_params_active(p)
-    with Engine(path, EngineSettings(n_gpu_layers=0, n_threads=2)) as eng:
+    with Engine(path, EngineSettings(n_gpu_layers=0, n_threads=1)) as eng:
         assert eng.time_pp(64) > 0
         assert eng.time_tg(4) > 0
 

@@ -184,7 +184,7 @@ def test_real_smollm2_tg_measured_with_the_window_on_the_timed_iterations(
     from benchkit.engines.llama_cpp.in_process import LlamaCppPython, Options
     from benchkit.workloads import tokens
 
-    engine = LlamaCppPython(Options(n_threads=2, n_gpu_layers=0))
+    engine = LlamaCppPython(Options(n_threads=1, n_gpu_layers=0))
     workload = tokens.parse({"tg": 8})[0]
     with engine.open(ModelFile(str(smollm2_model), "test")) as session:   # LlamaModel inside
         session.prepare(workload)
@@ -540,7 +540,7 @@ models:
   - path: {model}
 engine:
   n_gpu_layers: 0
-  n_threads: 2
+  n_threads: 1
 workloads:
   - tg: 8
 warmup: 1
@@ -554,7 +554,7 @@ def _real_telemetry(smollm2_model: Path) -> dict:
     from benchkit.engines.llama_cpp.native import LlamaModel
     from benchkit.engines.llama_cpp.options import LlamaCppOptions
 
-    with LlamaModel(smollm2_model, LlamaCppOptions(n_threads=2, n_gpu_layers=0)) as model:
+    with LlamaModel(smollm2_model, LlamaCppOptions(n_threads=1, n_gpu_layers=0)) as model:
         model.new_context(16)
         sampler = Sampler()
         with sampler:

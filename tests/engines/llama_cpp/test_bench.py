@@ -26,7 +26,7 @@ name: llama-bench-engine
 models:
   - package: {package}/{file}
 engine:
-  n_threads: 2
+  n_threads: 1
 engines:
 {engines}
 workloads:
@@ -55,7 +55,7 @@ def _result(out: Path) -> dict:
 
 def _session(model: Path, **settings):
     cls = engine_class("llama-bench")
-    engine = cls.from_settings({"n_threads": 2, **settings})
+    engine = cls.from_settings({"n_threads": 1, **settings})
     return engine.open(ModelFile(path=str(model), label="test"))
 
 
@@ -92,7 +92,7 @@ def test_run_writes_both_engines(both_engines, llama_tools: dict[str, Path]) -> 
         assert info["layer"] == "C++ benchmark tool, same llama.cpp backend"
         assert info["build_commit"] == version["build_commit"]
         assert info["build_number"] == version["build_number"]
-        assert info["backends"] == "CPU" and info["n_threads"] == 2
+        assert info["backends"] == "CPU" and info["n_threads"] == 1
         assert info["model_type"].startswith("llama ") and info["cpu_info"]
         assert "llama-bench's own warmup" in info["warmup"]
         assert "--no-warmup" not in info["command"]
@@ -114,14 +114,14 @@ def test_every_setting_is_a_flag(smollm2_model: Path, llama_tools: dict[str, Pat
     assert cmd[0] == str(llama_tools["llama-bench"])
     assert flags["-m"] == str(smollm2_model) and flags["-o"] == "json" and flags["-r"] == "3"
     assert (flags["-p"], flags["-n"], flags["-d"]) == ("16", "0", "8")
-    assert (flags["-ngl"], flags["-b"], flags["-ub"], flags["-t"]) == ("0", "64", "32", "2")
+    assert (flags["-ngl"], flags["-b"], flags["-ub"], flags["-t"]) == ("0", "64", "32", "1")
     assert (flags["-fa"], flags["-ctk"], flags["-ctv"]) == ("off", "q8_0", "f16")
     assert flags["-lm"] == "none" and flags["-nopo"] == "1"
     assert cmd[-2:] == ["--poll", "0"]
     its = s.measure(w, Plan(warmup=1, iterations=3))      # llama-bench accepts all of them
     assert len(its) == 3
     row = s.facts()
-    assert row["n_threads"] == 2
+    assert row["n_threads"] == 1
 
 
 def test_warmup_plan(smollm2_model: Path, llama_tools: dict[str, Path]) -> None:

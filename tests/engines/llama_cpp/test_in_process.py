@@ -13,7 +13,7 @@ from benchkit.core.errors import BenchkitError
 
 @pytest.fixture(scope="module")
 def engine(smollm2_model: Path):
-    with Engine(smollm2_model, EngineSettings(n_gpu_layers=0, n_threads=2)) as eng:
+    with Engine(smollm2_model, EngineSettings(n_gpu_layers=0, n_threads=1)) as eng:
         yield eng
 
 

@@ -33,7 +33,7 @@ PP32 = TokensWorkload("pp", 32, 0)
 TG8 = TokensWorkload("tg", 0, 8)
 PP16_TG4 = TokensWorkload("pp+tg", 16, 4)
 CHAT8 = ChatWorkload(max_tokens=8)
-CPU = {"n_gpu_layers": 0, "n_threads": 2}
+CPU = {"n_gpu_layers": 0, "n_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def test_run_goes_on_after_a_server_that_does_not_start(binary: Path, smollm2_mo
 name: servers
 models:
   - path: {smollm2_model}
-engine: {{n_gpu_layers: 0, n_threads: 2, n_ctx: 512, binary: {binary}}}
+engine: {{n_gpu_layers: 0, n_threads: 1, n_ctx: 512, binary: {binary}}}
 engines:
   - {{kind: llama-server, args: ["--no-such-flag"]}}
   - {{kind: llama-server, args: ["--alias", "{marker}"]}}
@@ -286,7 +286,7 @@ name: long
 models:
   - path: {smollm2_model}
 engines:
-  - {{kind: llama-server, n_gpu_layers: 0, n_threads: 2, n_ctx: 4096, binary: {binary},
+  - {{kind: llama-server, n_gpu_layers: 0, n_threads: 1, n_ctx: 4096, binary: {binary},
      args: ["--alias", "{marker}"]}}
 workloads:
   - tg: 3000

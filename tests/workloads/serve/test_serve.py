@@ -214,7 +214,7 @@ def llama_server(smollm2_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen([str(binary), "-m", str(smollm2_model), "--host", "127.0.0.1",
-                                 "--port", str(port), "-np", "4", "-c", "2048", "-t", "2"],
+                                 "--port", str(port), "-np", "4", "-c", "2048", "-t", "1"],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/health", proc, log)
