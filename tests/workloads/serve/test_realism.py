@@ -106,7 +106,7 @@ def test_repeat_run_against_a_server_that_stays_up_is_cold(server: str,
     low = min(it["ttft_s"] for it in its1)
     high = max(it["ttft_s"] for it in its1)
     spread = high - low
-    assert low - spread - 0.5 * low <= second["ttft_p50_s"] <= high + spread + 0.5 * high
+    assert low - spread - 0.5 * low <= second["ttft_p50_s"] <= _slowest_plausible(low, high)
 
     pinned = "{concurrency: 1, requests: 3, prompt_tokens: 96, max_tokens: 2, seed: 5}"
     _level(pinned, openai)
@@ -115,6 +115,17 @@ def test_repeat_run_against_a_server_that_stays_up_is_cold(server: str,
     (line,) = w.spread_warnings({"summary": warm})
     assert line.startswith(f"warm cache: the server took {warm['cached_prompt_tokens']:,} of ")
     assert "cache: bust" in line
+
+
+def _slowest_plausible(low: float, high: float) -> float:
+    """The upper bound on a cold second run's TTFT p50.
+
+    A warm cache shows as a faster second run, which the lower bound catches (first run's
+    fastest less its range and half again). A slower second run says only that the
+    machine got busier between the runs: on two cores with another process spinning, a
+    second run's p50 came out 1.6 times the first run's slowest request. The upper bound
+    only catches a run that went wrong (timed something else, or waited on a timeout)."""
+    return 2.0 * high + (high - low)
 
 
 def _run_twice(suite: Path, tmp_path: Path, name: str) -> list[dict[str, Any]]:
@@ -135,9 +146,9 @@ def test_same_suite_twice_against_a_running_server_gives_the_same_ttft(
         server: str, smollm2_model: Path, tmp_path: Path) -> None:
     """`benchkit run` of one serve suite, twice, against one llama-server that stays up,
     through the openai engine (which cannot tell the server not to cache): each run draws
-    its own prompts, so the second is as cold as the first. Its TTFT p50 lies within the
-    first run's range of TTFTs widened by that range and by half (the run-to-run spread of
-    a shared machine), no run warns of a warm cache, and the server reused at most a first
+    its own prompts, so the second is as cold as the first. Its TTFT p50 is no faster than
+    the first run's range of TTFTs widened by that range and by half (the run-to-run spread
+    of a shared machine) and not implausibly slower, no run warns of a warm cache, and the server reused at most a first
     token per request. The same suite with its seed pinned is the control: its second run
     resends the first's prompts, the server reuses them, the run warns, and its TTFT p50
     falls below the first run's fastest request."""
@@ -155,7 +166,7 @@ def test_same_suite_twice_against_a_running_server_gives_the_same_ttft(
     low, high = min(ttft), max(ttft)
     spread = high - low
     assert low - spread - 0.5 * low <= second["summary"]["ttft_p50_s"] <= \
-        high + spread + 0.5 * high, (ttft, second["summary"]["ttft_p50_s"])
+        _slowest_plausible(low, high), (ttft, second["summary"]["ttft_p50_s"])
 
     suite.write_text(text % (smollm2_model, server, ", seed: 11"))
     cold, warm = _run_twice(suite, tmp_path, "pinned")
