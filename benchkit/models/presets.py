@@ -65,6 +65,13 @@ class Preset:
         return bool(self.n_expert)
 
     @property
+    def n_swa_layers(self) -> int:
+        """Layers that attend in the sliding window (0 without one)."""
+        if not self.sliding_window:
+            return 0
+        return swa_layer_count(self.architecture, self.n_layers, self.sliding_window_pattern)
+
+    @property
     def dims(self) -> dict[str, int]:
         """The names a tensor shape in presets.yaml may use (the expert ones only for a
         mixture of experts)."""
@@ -266,6 +273,22 @@ def plan_tensors(preset: Preset) -> list[TensorPlan]:
         for entry in layout["layer"]:
             add(entry, f"blk.{i}.")
     return plan
+
+
+def swa_layer_count(architecture: str, n_layers: int, pattern: Any = None) -> int:
+    """How many of n_layers attend in a sliding window, as llama.cpp decides it: `pattern`
+    is the file's attention.sliding_window_pattern (a period N: every Nth layer global, or
+    one flag per layer), else the architecture's default (`swa_pattern` of its layout);
+    0 where neither is known (every layer then counts as global)."""
+    if isinstance(pattern, (list, tuple)):
+        return sum(1 for flag in pattern[:n_layers] if flag)
+    if pattern is None:
+        pattern = _data()["architectures"].get(architecture, {}).get("swa_pattern")
+    if not isinstance(pattern, int) or isinstance(pattern, bool) or pattern < 0:
+        return 0
+    if pattern == 0:
+        return n_layers
+    return sum(1 for il in range(n_layers) if il % pattern < pattern - 1)
 
 
 def n_params(preset: Preset) -> int:

@@ -60,7 +60,8 @@ def per_chip_table(pairs: list[dict]) -> str:
 def attention_rates(ms: list[Measurement]) -> str:
     """What attention at depth reaches, measured: per file, engine and depth, the prompt time
     per token the depth adds over depth 0 of the same file and engine, against the FLOPs it
-    adds (4 x layers x heads x head size x depth), in TFLOPS."""
+    adds (4 x heads x head size x the layer-tokens attended: layers x depth, a sliding
+    layer at most its window), in TFLOPS."""
     lines = ["| Model (engine) | chip | depth | prompt measured | added µs / token | "
              "attention TFLOPS |", "|---|---|---|---|---|---|"]
     bare = {(m.chip_id, m.model_key): m.pp_tps for m in ms if m.pp_tps and m.depth == 0}
@@ -70,7 +71,9 @@ def attention_rates(ms: list[Measurement]) -> str:
         if not base:
             continue
         added = 1 / m.pp_tps - 1 / base
-        flops = 4 * m.shape.n_layers * m.shape.n_head * m.shape.head_dim * m.depth
+        half = m.pp_tokens / 2     # a prompt token attends to half the prompt on average
+        flops = 4 * m.shape.n_head * m.shape.head_dim * (m.shape.attended(m.depth + half)
+                                                         - m.shape.attended(half))
         engine = (m.model_key.split(":") + [KERNEL_ENGINES[0]])[1]
         lines.append(f"| {m.model_name} ({engine}) | {m.chip_id} | {m.depth:,} | "
                      f"{fmt_tps(m.pp_tps)} | {added * 1e6:.2f} | {flops / added / 1e12:.0f} |")

@@ -256,11 +256,13 @@ def prompt_seconds(chip: Chip, shape: ModelShape, priors: Priors, depth: float =
     weights_s = read * passes / n_prompt / bandwidth
     # Without flash attention the KQ matrix (heads x tokens x context, F32) is written,
     # soft-maxed and read back through memory: `fa_off_kq_passes` trips per element.
+    # Each prompt token attends to the depth and half the prompt before it on average, a
+    # sliding layer to at most its window (shape.attended).
+    attended = shape.attended(depth + n_prompt / 2)
     kq_s = 0.0 if flash_attn(config, b) else (
-        b.fa_off_kq_passes * 4 * shape.n_layers * shape.n_head * (depth + n_prompt / 2)
-        / bandwidth)
+        b.fa_off_kq_passes * 4 * shape.n_head * attended / bandwidth)
     attn_compute = (prompt_compute(chip, priors, "F16") or compute)
-    attn_s = 4 * shape.n_layers * shape.n_head * shape.head_dim * (depth + n_prompt / 2) / (
+    attn_s = 4 * shape.n_head * shape.head_dim * attended / (
         (b.prompt_attention or b.prompt_efficiency["f16"]) * attn_compute * 1e12)
     vector_s = shape.matmul_params * b.prompt_vector.get(group, 0.0) / (
         core_rate(chip, priors) * 1e9 * priors.ubatch)
@@ -297,7 +299,7 @@ def memory_breakdown(shape: ModelShape, priors: Priors, depth: int = 0,
     of the committed runs show (66.5 MiB TinyLlama, 89 MiB LLaMA-2 7B, 97 MiB SmolLM2).
     """
     weights = shape.model_bytes
-    kv = shape.kv_bytes(depth + n_tokens)
+    kv = shape.kv_cache_bytes(depth + n_tokens, priors.ubatch)
     compute = priors.ubatch * 4 * (shape.n_vocab + 2 * shape.n_embd)
     extra = priors.memory["overhead_gb"] * GB
     return {"weights_gb": weights / GB, "kv_gb": kv / GB, "compute_gb": compute / GB,

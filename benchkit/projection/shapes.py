@@ -16,6 +16,8 @@ from benchkit.projection.priors import Priors
 DEFAULT_QUANT = "Q4_K_M"
 # A Llama-style layer: attention norm, Q, K, V, O, FFN norm, gate, up, down.
 DEFAULT_LAYER_TENSORS = 9
+# llama.cpp sizes a sliding layer's cache in steps of 256 cells (llama-kv-cache-iswa.cpp)
+SWA_CELLS_STEP = 256
 GB = 1e9
 
 
@@ -66,6 +68,11 @@ class ModelShape:
     # Weight tensors per repeating layer (norms and biases included): a proxy for the
     # kernels one layer launches (0: unknown, DEFAULT_LAYER_TENSORS is used).
     layer_tensors: int = 0
+    # Sliding-window attention: n_swa_layers of the n_layers attend to the last
+    # sliding_window tokens only (Gemma 3: 5 of every 6 layers, 1024 tokens; gpt-oss: every
+    # other layer, 128). 0: every layer attends to the whole context.
+    sliding_window: int = 0
+    n_swa_layers: int = 0
 
     @property
     def tensors_per_layer(self) -> int:
@@ -105,8 +112,31 @@ class ModelShape:
 
     @property
     def kv_bytes_per_token(self) -> float:
-        """K and V, F16, every layer: what each token of context adds to the cache."""
+        """K and V, F16, every layer: what each token of context adds to a full cache."""
         return 2 * self.n_layers * self.n_head_kv * self.head_dim * 2
+
+    def attended(self, tokens: float) -> float:
+        """Layer-tokens one token attends to at `tokens` of context: the whole context on
+        every global layer, at most the window on a sliding one. Decode reads this much K
+        and V per token, and a prompt's attention work grows with it, so past the window a
+        sliding layer costs no more than at the window (n_layers x tokens without one)."""
+        t = max(tokens, 0.0)
+        swa = self.n_swa_layers if self.sliding_window else 0
+        return (self.n_layers - swa) * t + swa * min(t, self.sliding_window)
+
+    def kv_bytes(self, tokens: float) -> float:
+        """K and V bytes (F16) one token reads at `tokens` of context."""
+        return self.kv_bytes_per_token / self.n_layers * self.attended(tokens)
+
+    def kv_cache_bytes(self, tokens: float, ubatch: int) -> float:
+        """K and V bytes (F16) llama.cpp allocates for a context of `tokens`: every cell on
+        a global layer; on a sliding layer the window plus one ubatch, in steps of 256
+        cells (llama-kv-cache-iswa.cpp, without --swa-full), never more than the context."""
+        t = max(tokens, 0.0)
+        swa = self.n_swa_layers if self.sliding_window else 0
+        window = -(-(self.sliding_window + ubatch) // SWA_CELLS_STEP) * SWA_CELLS_STEP
+        cells = (self.n_layers - swa) * t + swa * min(t, window)
+        return self.kv_bytes_per_token / self.n_layers * cells
 
     @property
     def embedding_bytes(self) -> float:
@@ -136,9 +166,6 @@ class ModelShape:
         unused = 0 if self.tied_embeddings else self.n_vocab * self.n_embd
         return max(self.active_params - unused, 0.5 * self.active_params)
 
-    def kv_bytes(self, tokens: float) -> float:
-        return self.kv_bytes_per_token * max(tokens, 0)
-
 
 @functools.lru_cache(maxsize=4096)
 def shape_from_preset(key: str, quant: str, model_bytes: float | None = None) -> ModelShape:
@@ -163,12 +190,14 @@ def shape_from_preset(key: str, quant: str, model_bytes: float | None = None) ->
                       expert_params=expert,
                       expert_bytes=nbytes * expert_est / (expert_est + dense_est),
                       layer_tensors=sum(1 for t in presets.plan_tensors(p)
-                                        if t.name.startswith("blk.0.")))
+                                        if t.name.startswith("blk.0.")),
+                      sliding_window=p.sliding_window or 0, n_swa_layers=p.n_swa_layers)
 
 
 def shape_from_gguf(path: str) -> ModelShape:
     """The shape a GGUF header states (llama-style metadata keys)."""
     from benchkit.models.gguf import read_gguf_info
+    from benchkit.models.presets import swa_layer_count
 
     info = read_gguf_info(path)
     meta, arch = info.metadata, info.architecture or "llama"
@@ -191,13 +220,17 @@ def shape_from_gguf(path: str) -> ModelShape:
     # active = total - experts x (1 - k/n), for parameters and for bytes alike
     expert_params = (info.n_params - info.n_params_active) * n / (n - k) if moe else 0.0
     expert_bytes = (info.tensor_bytes - info.bytes_active) * n / (n - k) if moe else 0.0
+    window = key("attention.sliding_window") or 0
+    swa = (swa_layer_count(arch, int(info.n_layers),
+                           meta.get(f"{arch}.attention.sliding_window_pattern")) if window else 0)
     return ModelShape(float(info.n_params), float(info.size_bytes), int(info.n_layers), n_embd,
                       n_head, key("attention.head_count_kv") or n_head, head_dim, n_vocab,
                       "output.weight" not in names, info.file_type or DEFAULT_QUANT,
                       f"GGUF header of {path}", n_expert=n if moe else 0,
                       n_expert_used=k if moe else 0, expert_params=float(expert_params),
                       expert_bytes=float(expert_bytes),
-                      layer_tensors=sum(1 for name in names if name.startswith("blk.0.")))
+                      layer_tensors=sum(1 for name in names if name.startswith("blk.0.")),
+                      sliding_window=window, n_swa_layers=swa)
 
 
 def guess_shape(n_params: float | None, model_bytes: float | None, n_layers: int | None,

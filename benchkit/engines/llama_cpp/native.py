@@ -347,6 +347,9 @@ class LlamaModel:
         params.type_k = _GGML_TYPES[s.type_k]
         params.op_offload = bool(s.op_offload)
         params.type_v = _GGML_TYPES[s.type_v]
+        # a sliding-window layer keeps its window (plus a ubatch) of cells, as llama-bench
+        # and llama-server do; the C API's default is a full-size cache on every layer
+        params.swa_full = False
         params.no_perf = True
         with LOG.capture() as lines:
             ctx = llama.llama_init_from_model(self.model, params)
