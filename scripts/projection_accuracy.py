@@ -22,7 +22,9 @@ fitted by least squares on log time per token. Every figure reported is held out
    both per vendor on its own backend (Apple on Metal, NVIDIA on CUDA), and LOCO per
    backend across makers for HIP and Vulkan (that backend's parameters refitted alone);
 3. context depth: each case at a depth projected from depth 0 (same chip, and H100 -> H200),
-   with that model file's deeper cases held out of the fit;
+   with that model file's deeper cases held out of the fit; and the H100 depth run of
+   Qwen3-8B, Gemma-3-12B and gpt-oss-20b (reports/nvidia/v3-depth, in no fit: sliding
+   windows), projected from depth 0 with the shipped values, with and without the windows;
 4. across quantization types: on one chip and in one run, each F16 prompt figure projected
    from each quantized one and the reverse (the fit never sees these ratios: every model
    file has its own level), with the H200 prompt-path runs of scripts/prompt_path_check.py
@@ -56,12 +58,13 @@ from pathlib import Path
 from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_series, coverage,
                                                  depth_table, pct, per_chip_table, print_fit,
                                                  quant_table, summary_rows, transfer_groups,
-                                                 transfer_table)
+                                                 transfer_table, window_depth_table)
 from benchkit.projection.fit import (cross_quant_sigma, depth_attention_sigma, depth_pairs,
                                      fit_all, held_out, mape, model_pairs, quant_pairs, sigmas,
-                                     unanchored_pairs)
+                                     unanchored_pairs, window_depth_pairs)
 from benchkit.projection.priors import Priors, load_priors
-from benchkit.projection.published import all_measurements, paths_measurements, screened
+from benchkit.projection.published import (all_measurements, depth_run_measurements,
+                                           paths_measurements, screened)
 
 VENDOR_BACKEND = {"apple": "metal", "nvidia": "cuda"}
 # Backends checked across makers' chips (leave-one-chip-out only): their measurements are
@@ -136,6 +139,9 @@ def main() -> None:
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of the same chip", same)))
         print("\n".join(summary_rows("nvidia: context depth, from depth 0 of another chip",
                                       [p for p in deep if p not in same])))
+        windows = window_depth_pairs(depth_run_measurements(), base)
+        print("\n".join(summary_rows("nvidia: depth of 2026 models (H100, in no fit), "
+                                      "from depth 0", windows)))
     if "nvidia" in vendors:
         print_transfer(ms, base)
     print_screen(args.no_screen, base, vendors)
@@ -157,6 +163,9 @@ def main() -> None:
         print("\n### nvidia: attention at depth, measured (tok/s: mean of the case's "
               "iterations)\n")
         print(attention_rates(ms))
+        print("\n### nvidia: depth of 2026 models, sliding windows (H100, "
+              "reports/nvidia/v3-depth, in no fit), each case from depth 0\n")
+        print(window_depth_table(windows))
 
 
 PRIORS_PATH = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"

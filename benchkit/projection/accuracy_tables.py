@@ -95,6 +95,23 @@ def depth_table(pairs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def window_depth_table(pairs: list[dict]) -> str:
+    """Per depth case: measured tok/s, the bandwidth and roofline errors, and the roofline's
+    as if the model had no sliding window ("—" where it has none)."""
+    lines = ["| Model | depth | decode measured | decode: bandwidth | decode: roofline | "
+             "decode: roofline, no window | prompt measured | prompt: bandwidth | "
+             "prompt: roofline | prompt: roofline, no window |", "|---|" + "---|" * 9]
+    for p in sorted(pairs, key=lambda p: (p["model"], p["depth"])):
+        full = p.get("no_window")
+        lines.append(
+            f"| {p['model']} | {p['depth']:,} | {p['measured_tg']:.1f} | "
+            f"{_signed(p['bandwidth']['tg_error'])} | {_signed(p['roofline']['tg_error'])} | "
+            f"{_signed(full['tg_error']) if full else '—'} | {p['measured_pp']:,.0f} | "
+            f"{_signed(p['bandwidth']['pp_error'])} | {_signed(p['roofline']['pp_error'])} | "
+            f"{_signed(full['pp_error']) if full else '—'} |")
+    return "\n".join(lines)
+
+
 def quant_table(pairs: list[dict]) -> str:
     """Per backend and run: pairs, mean |error|, mean signed error of F16 targets."""
     lines = ["| backend | run | chips | pairs | mean abs error | F16 from quantized (mean) | "

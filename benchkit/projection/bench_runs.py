@@ -84,20 +84,22 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def measurements_from_rows(rows: Iterable[dict[str, Any]], source: str,
-                           host: Host | None = None) -> list[Measurement]:
-    """One Measurement per chip, model file and setting: the tg and the pp row of each."""
+                           host: Host | None = None, depth: bool = False) -> list[Measurement]:
+    """One Measurement per chip, model file and setting: the tg and the pp row of each;
+    with `depth`, one per context depth too (else rows at a depth are left out)."""
     chips = load_chips()
     groups: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
         chip_id = identify(str(row.get("gpu_info", "")).split(",")[0].strip(), chips=chips)
-        if chip_id is None or row.get("n_depth", 0):
+        n_depth = int(row.get("n_depth", 0) or 0)
+        if chip_id is None or (n_depth and not depth):
             continue
         cfg = row_config(row)
-        key = (chip_id, row.get("model_filename"), cfg, row_backend(row))
+        key = (chip_id, row.get("model_filename"), cfg, row_backend(row), n_depth)
         kind = "tg" if row.get("n_gen") and not row.get("n_prompt") else "pp"
         groups[key][kind] = row
     out = []
-    for (chip_id, filename, cfg, backend), got in groups.items():
+    for (chip_id, filename, cfg, backend, n_depth), got in groups.items():
         first = got.get("tg") or got["pp"]
         named = _preset_of(str(filename))
         shape = shape_from_preset(named[0], named[1], float(first["model_size"])) \
@@ -114,7 +116,7 @@ def measurements_from_rows(rows: Iterable[dict[str, Any]], source: str,
             tg_cv=_cv(tg), pp_n=len(pp.get("samples_ts") or []) if pp else None, pp_cv=_cv(pp),
             tg_tokens=int(tg["n_gen"]) if tg else 128,
             pp_tokens=int(pp["n_prompt"]) if pp else 512, config=cfg,
-            host=host if cfg.partial else None,
+            host=host if cfg.partial else None, depth=n_depth,
             backend=backend if backend and backend != chips[chip_id].backend else None))
     return out
 
@@ -125,12 +127,14 @@ def _cv(row: dict[str, Any] | None) -> float | None:
     return float(row.get("stddev_ts", 0.0)) / float(row["avg_ts"])
 
 
-def folder_measurements(folder: Path) -> list[Measurement]:
-    """Every llama-bench jsonl file of a folder, with the folder's host."""
+def folder_measurements(folder: Path, depth: bool = False) -> list[Measurement]:
+    """Every llama-bench jsonl file of a folder, with the folder's host (and the rows at a
+    context depth, with `depth`)."""
     host = load_host(folder)
     out = []
     for path in sorted(folder.glob("*.jsonl")):
-        out += measurements_from_rows(read_rows(path), f"{folder.name}/{path.name}", host)
+        out += measurements_from_rows(read_rows(path), f"{folder.name}/{path.name}", host,
+                                      depth)
     return out
 
 

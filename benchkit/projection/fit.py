@@ -333,6 +333,27 @@ def _depth_pair(anchor: Measurement, target: Measurement, priors: Priors) -> dic
     return pair
 
 
+def window_depth_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
+    """Each depth case of runs that no fit saw, projected from depth 0 of the same file,
+    chip and setting with `priors` as they are, scored like `depth_pairs`; for a model with
+    sliding-window layers also as if every layer attended to the whole context
+    (`no_window`): what the window terms change."""
+    pairs = []
+    for target in (m for m in ms if m.depth > 0):
+        for anchor in (m for m in ms if m.depth == 0 and m.model_key == target.model_key
+                       and m.chip_id == target.chip_id and m.config == target.config):
+            pair = _depth_pair(anchor, target, priors)
+            pair["engine"] = "llama-bench"
+            shape = anchor.shape
+            if shape is not None and shape.n_swa_layers:
+                full = replace(anchor, shape=replace(shape, sliding_window=0, n_swa_layers=0))
+                row = project([full], method="roofline", chips=[target.chip_id],
+                              depth=target.depth, priors=priors)[0]
+                pair["no_window"] = _scored(row, target)
+            pairs.append(pair)
+    return pairs
+
+
 def depth_attention_sigma(pairs: list[dict], interval: float) -> float:
     """The sigma of `uncertainty.depth_attention_sigma`: over the same-chip depth pairs
     (whose depth-0 anchor leaves the attention term as the only new error), the

@@ -199,6 +199,19 @@ def bench_run_measurements() -> list[Measurement]:
             for m in folder_measurements(REPO / d)]
 
 
+# Folders of llama-bench jsonl runs at context depth that no fit sees: the depth checks of
+# models with sliding-window attention (fit.window_depth_pairs).
+DEPTH_RUN_DIRS = ("reports/nvidia/v3-depth",)
+
+
+def depth_run_measurements() -> list[Measurement]:
+    """The llama-bench runs of DEPTH_RUN_DIRS, every depth (held out of every fit)."""
+    from benchkit.projection.bench_runs import folder_measurements
+
+    return [m for d in DEPTH_RUN_DIRS if (REPO / d).is_dir()
+            for m in folder_measurements(REPO / d, depth=True)]
+
+
 def all_measurements(screen: bool = True) -> list[Measurement]:
     """Every published and committed measurement; `screen` off keeps the figures that
     `inconsistent` would leave out."""

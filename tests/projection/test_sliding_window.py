@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from benchkit.models import presets, synth
+from benchkit.projection.fit import window_depth_pairs
 from benchkit.projection.physics import memory_breakdown
 from benchkit.projection.priors import load_priors
+from benchkit.projection.published import all_measurements, depth_run_measurements
 from benchkit.projection.shapes import shape_from_gguf, shape_from_preset
 
 MIB = 2 ** 20
@@ -113,3 +115,21 @@ def test_will_it_fit_counts_the_window() -> None:
         shape.kv_bytes_per_token / 62 * (10 * 32768 + 52 * 1536) / 1e9, rel=1e-6)
     assert 3.0 < need["kv_gb"] < 3.6
     assert shape.kv_bytes_per_token * 32768 / 1e9 > 16
+
+
+def test_the_h100_depth_run_of_2026_models_is_projected_with_its_windows() -> None:
+    """reports/nvidia/v3-depth (llama-bench on an H100, in no fit): Qwen3-8B, Gemma-3-12B
+    and gpt-oss-20b at depth 4096 / 16384 / 32768, each projected from its depth-0 figure
+    with the shipped values. Decode lands within 10% on every case; without its windows
+    Gemma-3-12B at 32k would be projected over 30% too slow; the full-attention Qwen3 has
+    no window to drop."""
+    ms = depth_run_measurements()
+    assert len(ms) == 12 and {m.depth for m in ms} == {0, 4096, 16384, 32768}
+    assert not {m.source for m in ms} & {m.source for m in all_measurements()}
+    pairs = window_depth_pairs(ms, load_priors())
+    assert len(pairs) == 9
+    assert all(abs(p["roofline"]["tg_error"]) < 0.10 for p in pairs), \
+        [(p["model"], p["depth"], p["roofline"]["tg_error"]) for p in pairs]
+    gemma = next(p for p in pairs if p["model"].startswith("gemma3") and p["depth"] == 32768)
+    assert gemma["no_window"]["tg_error"] < -0.30 < gemma["roofline"]["tg_error"]
+    assert all("no_window" not in p for p in pairs if p["model"].startswith("qwen3"))
