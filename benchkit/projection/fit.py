@@ -343,7 +343,6 @@ def window_depth_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
         for anchor in (m for m in ms if m.depth == 0 and m.model_key == target.model_key
                        and m.chip_id == target.chip_id and m.config == target.config):
             pair = _depth_pair(anchor, target, priors)
-            pair["engine"] = "llama-bench"
             shape = anchor.shape
             if shape is not None and shape.n_swa_layers:
                 full = replace(anchor, shape=replace(shape, sliding_window=0, n_swa_layers=0))

@@ -115,14 +115,18 @@ class ModelShape:
         """K and V, F16, every layer: what each token of context adds to a full cache."""
         return 2 * self.n_layers * self.n_head_kv * self.head_dim * 2
 
+    def _layer_tokens(self, tokens: float, sliding_cap: float) -> float:
+        """`tokens` on every global layer plus at most `sliding_cap` on every sliding one."""
+        t = max(tokens, 0.0)
+        swa = self.n_swa_layers if self.sliding_window else 0
+        return (self.n_layers - swa) * t + swa * min(t, sliding_cap)
+
     def attended(self, tokens: float) -> float:
         """Layer-tokens one token attends to at `tokens` of context: the whole context on
         every global layer, at most the window on a sliding one. Decode reads this much K
         and V per token, and a prompt's attention work grows with it, so past the window a
         sliding layer costs no more than at the window (n_layers x tokens without one)."""
-        t = max(tokens, 0.0)
-        swa = self.n_swa_layers if self.sliding_window else 0
-        return (self.n_layers - swa) * t + swa * min(t, self.sliding_window)
+        return self._layer_tokens(tokens, self.sliding_window)
 
     def kv_bytes(self, tokens: float) -> float:
         """K and V bytes (F16) one token reads at `tokens` of context."""
@@ -132,11 +136,8 @@ class ModelShape:
         """K and V bytes (F16) llama.cpp allocates for a context of `tokens`: every cell on
         a global layer; on a sliding layer the window plus one ubatch, in steps of 256
         cells (llama-kv-cache-iswa.cpp, without --swa-full), never more than the context."""
-        t = max(tokens, 0.0)
-        swa = self.n_swa_layers if self.sliding_window else 0
-        window = -(-(self.sliding_window + ubatch) // SWA_CELLS_STEP) * SWA_CELLS_STEP
-        cells = (self.n_layers - swa) * t + swa * min(t, window)
-        return self.kv_bytes_per_token / self.n_layers * cells
+        cells = -(-(self.sliding_window + ubatch) // SWA_CELLS_STEP) * SWA_CELLS_STEP
+        return self.kv_bytes_per_token / self.n_layers * self._layer_tokens(tokens, cells)
 
     @property
     def embedding_bytes(self) -> float:
