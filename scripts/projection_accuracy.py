@@ -29,7 +29,10 @@ fitted by least squares on log time per token. Every figure reported is held out
    from each quantized one and the reverse (the fit never sees these ratios: every model
    file has its own level), with the H200 prompt-path runs of scripts/prompt_path_check.py
    (reports/nvidia/v2/prompt-paths-*-samples.json, in no fit); `--fit` prints the
-   `cross_quant_sigma` they give.
+   `cross_quant_sigma` they give;
+5. one 2026 build's MMQ prompt figures on five NVIDIA generations (published.yaml's
+   `llama8b-mmq-cuda-pp512`, `fit: false`): each chip projected from every other chip of
+   its file with the shipped values.
 
 Bandwidth scaling, the reference page's method, is scored on the same pairs (at depth it
 is the depth-0 figure scaled by bandwidth: it has no depth term).
@@ -59,12 +62,13 @@ from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_ser
                                                  depth_table, pct, per_chip_table, print_fit,
                                                  quant_table, summary_rows, transfer_groups,
                                                  transfer_table, window_depth_table)
-from benchkit.projection.fit import (cross_quant_sigma, depth_attention_sigma, depth_pairs,
-                                     fit_all, held_out, mape, model_pairs, quant_pairs, sigmas,
+from benchkit.projection.fit import (check_only_pairs, cross_quant_sigma,
+                                     depth_attention_sigma, depth_pairs, fit_all, held_out, mape, model_pairs, quant_pairs, sigmas,
                                      unanchored_pairs, window_depth_pairs)
 from benchkit.projection.priors import Priors, load_priors
-from benchkit.projection.published import (all_measurements, depth_run_measurements,
-                                           paths_measurements, screened)
+from benchkit.projection.published import (all_measurements, check_only_measurements,
+                                           depth_run_measurements, paths_measurements,
+                                           screened)
 
 VENDOR_BACKEND = {"apple": "metal", "nvidia": "cuda"}
 # Backends checked across makers' chips (leave-one-chip-out only): their measurements are
@@ -142,6 +146,9 @@ def main() -> None:
         windows = window_depth_pairs(depth_run_measurements(), base)
         print("\n".join(summary_rows("nvidia: depth of 2026 models (H100, in no fit), "
                                       "from depth 0", windows)))
+        mmq = check_only_pairs(check_only_measurements(), base)
+        print("\n".join(summary_rows("nvidia: one 2026 MMQ build on five generations "
+                                      "(#24127, in no fit)", mmq)))
     if "nvidia" in vendors:
         print_transfer(ms, base)
     print_screen(args.no_screen, base, vendors)
@@ -166,6 +173,9 @@ def main() -> None:
         print("\n### nvidia: depth of 2026 models, sliding windows (H100, "
               "reports/nvidia/v3-depth, in no fit), each case from depth 0\n")
         print(window_depth_table(windows))
+        print("\n### nvidia: one 2026 MMQ build on five generations (#24127, in no fit), "
+              "per target chip, from every other chip of its file\n")
+        print(per_chip_table(mmq))
 
 
 PRIORS_PATH = Path(__file__).resolve().parents[1] / "benchkit" / "data" / "projection.yaml"

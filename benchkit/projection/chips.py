@@ -61,6 +61,7 @@ class Chip:
     memory_type: str | None = None
     bf16_matrix_tflops: float | None = None
     int8_matrix_tops: float | None = None
+    int8_unit: str = "matrix"
     memory_channels: int | None = None
     memory_mts: float | None = None
     example: str | None = None
@@ -193,6 +194,7 @@ def _parse_chip(entry: Any, index: int, file: str, *, spec: bool = False) -> Chi
         names=tuple(names), memory_type=memory_type,
         bf16_matrix_tflops=_number(entry, "bf16_matrix_tflops", where, file, optional=True),
         int8_matrix_tops=_number(entry, "int8_matrix_tops", where, file, optional=True),
+        int8_unit=_int8_unit(entry, where, file),
         memory_channels=int(channels) if channels else None,
         memory_mts=_number(entry, "memory_mts", where, file, optional=True),
         example=str(entry["example"]) if entry.get("example") else None,
@@ -203,7 +205,21 @@ _KNOWN_KEYS = frozenset({
     "id", "name", "vendor", "family", "backend", "gpu_cores", "bandwidth_gbs", "fp32_tflops",
     "gpu_clock_mhz", "memory_gb", "multi_die", "sources", "names", "matrix_tflops",
     "memory_type", "bf16_matrix_tflops", "int8_matrix_tops", "memory_channels", "memory_mts",
-    "example", "board_power_w"})
+    "example", "board_power_w", "int8_unit"})
+INT8_UNITS = ("matrix", "dot4")
+
+
+def _int8_unit(entry: dict[str, Any], where: str, file: str) -> str:
+    """What executes the chip's INT8 figure: matrix units, or 4-way dot products (dp4a,
+    v_dot4) on the vector lanes, which then also do the unpacking."""
+    unit = entry.get("int8_unit", "matrix")
+    if unit not in INT8_UNITS:
+        raise BenchkitError(f"must be one of {', '.join(INT8_UNITS)}, got {unit!r}",
+                            file=file, field=_f(where, "int8_unit"))
+    if unit == "dot4" and entry.get("int8_matrix_tops") is None:
+        raise BenchkitError("names the unit of an INT8 figure the entry does not give "
+                            "(int8_matrix_tops)", file=file, field=_f(where, "int8_unit"))
+    return unit
 
 
 @functools.lru_cache(maxsize=4)

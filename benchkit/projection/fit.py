@@ -23,7 +23,7 @@ from benchkit.projection.api import project
 from benchkit.projection.chips import load_chips
 from benchkit.projection.measurements import KERNEL_ENGINES, Measurement, chip_of
 from benchkit.projection.physics import (attention_share, decode_terms, host_decode_seconds,
-                                         host_prompt_seconds, prompt_seconds,
+                                         host_prompt_seconds, prompt_gemm, prompt_seconds,
                                          sustained_clock_share, weight_group)
 from benchkit.projection.priors import BackendPriors, Priors, with_backend
 from benchkit.projection.shapes import quant_kind
@@ -63,7 +63,9 @@ def _paths(ms: list[Measurement], chips, backend: BackendPriors, kind: str) -> l
             paths.append(("legacy_layer_us",))
         return paths
     groups = sorted({"f16" if quant_kind(m.quant) == "f16" else "quant" for m in ms if m.pp_tps})
-    paths = [("prompt_efficiency", g) for g in groups] + [("prompt_vector", g) for g in groups]
+    gemms = sorted({prompt_gemm(c, backend, m.quant, m.units_on(c.backend))
+                    for c, m in zip(cs, ms) if m.pp_tps})
+    paths = [("prompt_efficiency", g) for g in gemms] + [("prompt_vector", g) for g in groups]
     if any(c.multi_die for c, m in zip(cs, ms) if m.pp_tps):
         paths.append(("prompt_multi_die_share",))
     if backend.prompt_attention and any(m.depth for m in ms if m.pp_tps):
@@ -350,6 +352,15 @@ def window_depth_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
                               depth=target.depth, priors=priors)[0]
                 pair["no_window"] = _scored(row, target)
             pairs.append(pair)
+    return pairs
+
+
+def check_only_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
+    """Each chip of a series that no fit saw (`fit: false`) projected from every other chip
+    that measured the same file, with `priors` as they are."""
+    pairs = []
+    for key in dict.fromkeys(m.model_key for m in ms):
+        pairs += validate([m for m in ms if m.model_key == key], priors=priors)["pairs"]
     return pairs
 
 

@@ -69,6 +69,25 @@ def prompt_unit(b: BackendPriors, quant: str | None,
     return (units or {}).get(group) or b.prompt_units.get(group, b.compute)
 
 
+def prompt_gemm(chip: Chip, b: BackendPriors, quant: str | None,
+                units: Mapping[str, str] | None = None) -> str:
+    """The `prompt_efficiency` entry of the GEMM this type runs on this chip.
+
+    "f16" for F16 weights and for a build that dequantizes to an F16 copy; "quant" for the
+    quantized kernels on matrix units; "dot4" where those kernels run on a chip whose INT8
+    figure is 4-way dot products on the vector lanes (Pascal, GCN 5, RDNA 2: no matrix
+    units), which also unpack the quantized tiles, and the backend has that entry.
+    """
+    unit = prompt_unit(b, quant, units)
+    if unit == "dequant-f16":
+        return "f16"
+    group = weight_group(quant)
+    if (group == "quant" and unit == "int8" and chip.int8_unit == "dot4"
+            and "dot4" in b.prompt_efficiency):
+        return "dot4"
+    return group
+
+
 def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
                        units: Mapping[str, str] | None = None,
                        priors: Priors | None = None) -> float | None:
@@ -82,7 +101,8 @@ def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
     """
     unit = prompt_unit(b, quant, units)
     int8 = chip.int8_matrix_tops
-    if int8 and unit == "int8" and b.mmq_ops_per_core_clock and chip.vendor != "cpu":
+    if (int8 and unit == "int8" and b.mmq_ops_per_core_clock and chip.vendor != "cpu"
+            and chip.int8_unit == "matrix"):
         # llama.cpp's MMQ kernels issue warp-level int8 MMA and unpack the quantized tiles
         # on the SM's integer lanes: past a rate per SM (CU) and clock the matrix units of
         # data-center parts (A100 / H100: 2-4x a GeForce SM's int8 rate) sit idle.
@@ -246,7 +266,7 @@ def prompt_seconds(chip: Chip, shape: ModelShape, priors: Priors, depth: float =
         return None
     group = weight_group(shape.quant)
     dequant_copy = prompt_unit(b, shape.quant, units) == "dequant-f16"
-    gemm = "f16" if dequant_copy else group
+    gemm = prompt_gemm(chip, b, shape.quant, units)
     matrix_s = 2 * (shape.matmul_params + expert_batch_penalty(shape, b, priors)) / (
         b.prompt_efficiency[gemm] * compute * 1e12)
     passes = math.ceil(n_prompt / priors.ubatch)

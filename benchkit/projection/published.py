@@ -213,10 +213,18 @@ def depth_run_measurements() -> list[Measurement]:
 
 
 def all_measurements(screen: bool = True) -> list[Measurement]:
-    """Every published and committed measurement; `screen` off keeps the figures that
-    `inconsistent` would leave out."""
-    return ([m for s in published() for m in series_measurements(s, screen)]
+    """Every published and committed measurement the fit may use; `screen` off keeps the
+    figures that `inconsistent` would leave out. Series marked `fit: false` are not here
+    (check_only_measurements)."""
+    return ([m for s in published() if s.get("fit", True)
+             for m in series_measurements(s, screen)]
             + committed_measurements() + bench_run_measurements())
+
+
+def check_only_measurements() -> list[Measurement]:
+    """The published series marked `fit: false`: checks of the shipped values, held out of
+    every fit and of the no-anchor calibration."""
+    return [m for s in published() if not s.get("fit", True) for m in series_measurements(s)]
 
 
 def calibration_measurements(results_dir: str | Path = "results") -> list[Measurement]:

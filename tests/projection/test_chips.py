@@ -348,7 +348,7 @@ def test_cards_without_tensor_cores_follow_the_file_s_conventions():
     for chip_id in ("p40", "gtx1080ti", "gtx1060", "titanxp"):
         chip = chips[chip_id]
         assert chip.int8_matrix_tops == pytest.approx(4 * chip.fp32_tflops, rel=0.01), chip_id
-    for chip_id in ("p100-pcie", "m40", "k80", "titanv", "v620", "jetson-agx-thor"):
+    for chip_id in ("p100-pcie", "m40", "k80", "titanv", "jetson-agx-thor"):
         assert chips[chip_id].int8_matrix_tops is None, chip_id
     # Two GPUs on one card, as for MI250X; the whole card's figures.
     assert chips["k80"].multi_die and chips["b300"].multi_die and chips["gb200"].multi_die

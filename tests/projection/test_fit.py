@@ -94,3 +94,22 @@ def test_a_backend_fit_moves_only_what_its_rows_pin(measurements):
     assert fitted.efficiency["hbm"] == base.backend("hip").efficiency["hbm"]
     assert fitted.fa_off_layer_us == base.backend("hip").fa_off_layer_us
     assert fitted.mmq_ops_per_core_clock == base.backend("hip").mmq_ops_per_core_clock
+
+
+def test_a_check_only_series_stays_out_of_every_fit(measurements):
+    """published.yaml's `fit: false` series (#24127's NVIDIA table) is in no fit and no
+    no-anchor calibration, and its check projects each chip from the others of its file."""
+    from benchkit.projection.fit import check_only_pairs
+    from benchkit.projection.published import calibration_measurements, check_only_measurements
+
+    held = check_only_measurements()
+    assert {m.source for m in held} == {"llama8b-mmq-cuda-pp512"}
+    assert {m.chip_id for m in held} == {"p40", "v100-pcie", "rtx3090", "rtx4090", "rtx5090"}
+    assert not {m.source for m in measurements} & {m.source for m in held}
+    assert not {m.source for m in calibration_measurements("no-such-folder")} & {
+        m.source for m in held}
+    pairs = check_only_pairs(held, load_priors())
+    got = {(p["anchor"], p["chip"]) for p in pairs}
+    assert ("rtx4090", "rtx5090") in got and ("v100-pcie", "rtx5090") in got
+    assert ("p40", "rtx4090") not in got   # no file in common
+    assert all(p["roofline"]["pp"] and p["measured_tg"] is None for p in pairs)
