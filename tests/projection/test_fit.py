@@ -45,19 +45,24 @@ def test_hip_series_of_two_chips_give_pairs_both_ways(measurements):
     got = {(p["anchor"], p["chip"]) for p in pairs}
     assert {("r9700", "rx7900xtx"), ("rx7900xtx", "r9700"),
             ("mi50", "rx9060xt"), ("rx9060xt", "mi50")} <= got
-    # decode only where the table has decode rows (#26284's tg64)
+    # decode only where the tables have decode rows (#26284's tg64, #26705's single-token
+    # passes, which put an HBM part, the MI100, in the decode check)
     with_tg = {p["chip"] for p in pairs if p["measured_tg"]}
-    assert with_tg == {"r9700", "rx7900xtx"}
+    assert with_tg == {"r9700", "rx7900xtx", "mi100"}
 
 
 def test_series_tests_set_the_token_counts():
-    """pp2048 / tg64 and pp1024 are read as such, not as llama-bench's pp512 / tg128."""
+    """pp2048 / tg64 and pp1024 are read as such, not as llama-bench's pp512 / tg128; a
+    pp128 at microbatch 1 is a decode figure of 128 tokens."""
     by_id = {s["id"]: s for s in published()}
     rdna = series_measurements(by_id["llama8b-q4km-rdna-hip"])
     assert {(m.pp_tokens, m.tg_tokens) for m in rdna} == {(2048, 64)}
     gcn = series_measurements(by_id["llama8b-q4_0-hip-pp1024"])
     assert {m.pp_tokens for m in gcn} == {1024}
     assert all(m.tg_tps is None for m in gcn)
+    single = series_measurements(by_id["llama8b-ub1-hip-pp128"])
+    assert {m.tg_tokens for m in single} == {128}
+    assert all(m.pp_tps is None and m.tg_tps for m in single)
 
 
 def test_write_only_named_backends_leaves_the_rest(tmp_path, measurements):
@@ -86,12 +91,14 @@ def test_write_only_named_backends_leaves_the_rest(tmp_path, measurements):
 
 
 def test_a_backend_fit_moves_only_what_its_rows_pin(measurements):
-    """HIP's rows (fully offloaded, flash attention on, GDDR and LPDDR parts) leave its HBM
-    share and flash-attention-off terms at their assumed values."""
+    """HIP's rows (fully offloaded, flash attention on; decode on GDDR and HBM parts, the
+    LPDDR part's prompt alone) leave its LPDDR share and flash-attention-off terms at their
+    assumed values; the MI100's decode rows move the HBM share."""
     base = load_priors()
     fitted, rms = fit_backend(measurements, "hip", base)
     assert set(rms) == {"decode", "prompt"}
-    assert fitted.efficiency["hbm"] == base.backend("hip").efficiency["hbm"]
+    assert fitted.efficiency["lpddr"] == base.backend("hip").efficiency["lpddr"]
+    assert fitted.efficiency["hbm"] != base.backend("hip").efficiency["hbm"]
     assert fitted.fa_off_layer_us == base.backend("hip").fa_off_layer_us
     assert fitted.mmq_ops_per_core_clock == base.backend("hip").mmq_ops_per_core_clock
 
