@@ -76,7 +76,10 @@ def prompt_gemm(chip: Chip, b: BackendPriors, quant: str | None,
     "f16" for F16 weights and for a build that dequantizes to an F16 copy; "quant" for the
     quantized kernels on matrix units; "dot4" where those kernels run on a chip whose INT8
     figure is 4-way dot products on the vector lanes (Pascal, GCN 5, RDNA 2: no matrix
-    units), which also unpack the quantized tiles, and the backend has that entry.
+    units), which also unpack the quantized tiles, and the backend has that entry;
+    "coopmat2" where a backend running FP16 matrix kernels has that entry and the chip is an
+    NVIDIA card with tensor cores (Vulkan's NV_cooperative_matrix2 shaders, which only
+    NVIDIA's driver offers; other chips run the KHR cooperative-matrix ones).
     """
     unit = prompt_unit(b, quant, units)
     if unit == "dequant-f16":
@@ -85,6 +88,10 @@ def prompt_gemm(chip: Chip, b: BackendPriors, quant: str | None,
     if (group == "quant" and unit == "int8" and chip.int8_unit == "dot4"
             and "dot4" in b.prompt_efficiency):
         return "dot4"
+    if (group == "quant" and unit == "matrix" and chip.vendor == "nvidia"
+            and chip.int8_unit == "matrix" and chip.int8_matrix_tops
+            and "coopmat2" in b.prompt_efficiency):
+        return "coopmat2"
     return group
 
 

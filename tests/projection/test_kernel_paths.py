@@ -51,6 +51,22 @@ def test_the_gemm_entry_follows_the_chip_and_the_backend():
     assert prompt_gemm(chips["rx6800"], hip, "Q4_0", {"quant": "dequant-f16"}) == "f16"
 
 
+def test_vulkan_on_nvidia_tensor_cores_takes_the_coopmat2_share():
+    """llama.cpp's Vulkan backend runs NVIDIA's own cooperative-matrix extension
+    (NV_cooperative_matrix2) on cards with tensor cores, the KHR one elsewhere: a share each,
+    fitted on 0cc4m's table (RTX 3090 against RX 9070 XT and Radeon 8060S)."""
+    chips, vulkan = load_chips(), load_priors().backend("vulkan")
+    assert vulkan.prompt_efficiency["coopmat2"] > vulkan.prompt_efficiency["quant"]
+    for chip_id in ("rtx3090", "rtx4090", "rtx2080ti", "rtx5090"):
+        assert prompt_gemm(chips[chip_id], vulkan, "Q4_0") == "coopmat2", chip_id
+    for chip_id in ("rx9070xt", "ryzen-ai-max-395", "arc-b580", "rx5700xt"):
+        assert prompt_gemm(chips[chip_id], vulkan, "Q4_0") == "quant", chip_id
+    # no tensor cores (Pascal), F16 weights, and CUDA itself keep their own entries
+    assert prompt_gemm(chips["p40"], vulkan, "Q4_0") == "quant"
+    assert prompt_gemm(chips["rtx3090"], vulkan, "F16") == "f16"
+    assert prompt_gemm(chips["rtx3090"], load_priors().backend("cuda"), "Q4_0") == "quant"
+
+
 def test_hip_matrix_kernels_are_not_capped_per_compute_unit():
     """HIP's MMQ issues the architecture's own WMMA / MFMA instructions: the unit figure is
     the datasheet's, and the per-CU limit shows in the vector term instead."""
