@@ -62,9 +62,9 @@ from benchkit.projection.accuracy_tables import (HEADER, attention_rates, by_ser
                                                  depth_table, pct, per_chip_table, print_fit,
                                                  quant_table, summary_rows, transfer_groups,
                                                  transfer_table, window_depth_table)
-from benchkit.projection.fit import (check_only_pairs, cross_quant_sigma,
-                                     depth_attention_sigma, depth_pairs, fit_all, held_out, mape, model_pairs, quant_pairs, sigmas,
-                                     unanchored_pairs, window_depth_pairs)
+from benchkit.projection.fit import (cross_quant_sigma, depth_attention_sigma, depth_pairs,
+                                     file_pairs, fit_all, held_out, mape, model_pairs,
+                                     quant_pairs, sigmas, unanchored_pairs, window_depth_pairs)
 from benchkit.projection.priors import Priors, load_priors
 from benchkit.projection.published import (all_measurements, check_only_measurements,
                                            depth_run_measurements, paths_measurements,
@@ -146,7 +146,7 @@ def main() -> None:
         windows = window_depth_pairs(depth_run_measurements(), base)
         print("\n".join(summary_rows("nvidia: depth of 2026 models (H100, in no fit), "
                                       "from depth 0", windows)))
-        mmq = check_only_pairs(check_only_measurements(), base)
+        mmq = file_pairs(check_only_measurements(), base)
         print("\n".join(summary_rows("nvidia: one 2026 MMQ build on five generations "
                                       "(#24127, in no fit)", mmq)))
     if "nvidia" in vendors:

@@ -68,6 +68,12 @@ class Chip:
     board_power_w: float | None = None
 
     @property
+    def int8_matrix_units(self) -> bool:
+        """Whether the INT8 figure is a matrix unit's (tensor cores, WMMA, MFMA, XMX), not
+        4-way dot products on the vector lanes."""
+        return bool(self.int8_matrix_tops) and self.int8_unit == "matrix"
+
+    @property
     def memory_class(self) -> str:
         """hbm, gddr, lpddr or ddr; Apple's unified memory is LPDDR whatever the entry says."""
         kind = (self.memory_type or ("LPDDR" if self.vendor == "apple" else "GDDR")).upper()

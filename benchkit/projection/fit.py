@@ -249,15 +249,23 @@ def held_out(ms: list[Measurement], base: Priors, vendor: str | None, group: str
             priors = with_backend(base, backend, fit_backend(train, backend, base)[0])
         else:
             priors, _ = fit_all(train, base)
-        targets = {m.chip_id for m in mine if key(chips[m.chip_id]) == held}
-        anchors = [c for c in dict.fromkeys(m.chip_id for m in mine) if c not in targets]
-        for model in dict.fromkeys(m.model_key for m in mine):
-            same = [m for m in mine if m.model_key == model]
-            if not any(m.chip_id in targets for m in same):
-                continue
-            got = validate(same, anchors=[a for a in anchors if any(m.chip_id == a for m in same)],
-                           priors=priors, targets=targets)
-            pairs += got["pairs"]
+        pairs += file_pairs(mine, priors, {m.chip_id for m in mine
+                                           if key(chips[m.chip_id]) == held})
+    return pairs
+
+
+def file_pairs(ms: list[Measurement], priors: Priors,
+               targets: set[str] | None = None) -> list[dict]:
+    """Each chip (of `targets`, default every one) projected from every other chip that
+    measured the same model file, each anchor calibrated on that file alone."""
+    pairs = []
+    for model in dict.fromkeys(m.model_key for m in ms):
+        same = [m for m in ms if m.model_key == model]
+        if targets is not None and not any(m.chip_id in targets for m in same):
+            continue
+        anchors = [c for c in dict.fromkeys(m.chip_id for m in same)
+                   if targets is None or c not in targets]
+        pairs += validate(same, anchors=anchors, priors=priors, targets=targets)["pairs"]
     return pairs
 
 
@@ -352,15 +360,6 @@ def window_depth_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
                               depth=target.depth, priors=priors)[0]
                 pair["no_window"] = _scored(row, target)
             pairs.append(pair)
-    return pairs
-
-
-def check_only_pairs(ms: list[Measurement], priors: Priors) -> list[dict]:
-    """Each chip of a series that no fit saw (`fit: false`) projected from every other chip
-    that measured the same file, with `priors` as they are."""
-    pairs = []
-    for key in dict.fromkeys(m.model_key for m in ms):
-        pairs += validate([m for m in ms if m.model_key == key], priors=priors)["pairs"]
     return pairs
 
 

@@ -82,17 +82,12 @@ def prompt_gemm(chip: Chip, b: BackendPriors, quant: str | None,
     NVIDIA's driver offers; other chips run the KHR cooperative-matrix ones).
     """
     unit = prompt_unit(b, quant, units)
-    if unit == "dequant-f16":
+    if unit == "dequant-f16" or weight_group(quant) == "f16":
         return "f16"
-    group = weight_group(quant)
-    if (group == "quant" and unit == "int8" and chip.int8_unit == "dot4"
-            and "dot4" in b.prompt_efficiency):
-        return "dot4"
-    if (group == "quant" and unit == "matrix" and chip.vendor == "nvidia"
-            and chip.int8_unit == "matrix" and chip.int8_matrix_tops
-            and "coopmat2" in b.prompt_efficiency):
-        return "coopmat2"
-    return group
+    path = {"int8": "dot4" if chip.int8_unit == "dot4" else None,
+            "matrix": "coopmat2" if chip.vendor == "nvidia" and chip.int8_matrix_units
+            else None}.get(unit)
+    return path if path in b.prompt_efficiency else "quant"
 
 
 def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
@@ -108,8 +103,8 @@ def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
     """
     unit = prompt_unit(b, quant, units)
     int8 = chip.int8_matrix_tops
-    if (int8 and unit == "int8" and b.mmq_ops_per_core_clock and chip.vendor != "cpu"
-            and chip.int8_unit == "matrix"):
+    if (chip.int8_matrix_units and unit == "int8" and b.mmq_ops_per_core_clock
+            and chip.vendor != "cpu"):
         # llama.cpp's MMQ kernels issue warp-level int8 MMA and unpack the quantized tiles
         # on the SM's integer lanes: past a rate per SM (CU) and clock the matrix units of
         # data-center parts (A100 / H100: 2-4x a GeForce SM's int8 rate) sit idle.

@@ -106,7 +106,7 @@ def test_a_backend_fit_moves_only_what_its_rows_pin(measurements):
 def test_a_check_only_series_stays_out_of_every_fit(measurements):
     """published.yaml's `fit: false` series (#24127's NVIDIA table) is in no fit and no
     no-anchor calibration, and its check projects each chip from the others of its file."""
-    from benchkit.projection.fit import check_only_pairs
+    from benchkit.projection.fit import file_pairs
     from benchkit.projection.published import calibration_measurements, check_only_measurements
 
     held = check_only_measurements()
@@ -115,7 +115,7 @@ def test_a_check_only_series_stays_out_of_every_fit(measurements):
     assert not {m.source for m in measurements} & {m.source for m in held}
     assert not {m.source for m in calibration_measurements("no-such-folder")} & {
         m.source for m in held}
-    pairs = check_only_pairs(held, load_priors())
+    pairs = file_pairs(held, load_priors())
     got = {(p["anchor"], p["chip"]) for p in pairs}
     assert ("rtx4090", "rtx5090") in got and ("v100-pcie", "rtx5090") in got
     assert ("p40", "rtx4090") in got        # IQ1_S
