@@ -47,6 +47,14 @@
 #       Over 10 minutes in all: run `synth`, then `bench` and `routing`, as separate commands.
 #       `quants`: LLaMA-2 7B Q4_K_M and Llama-3.1-8B Q4_0 beside the anchor's types (FlashAttention
 #       off and on), and the 7B Q4_0 with every layer on the CPU (the host's decode rate).
+#   scripts/cuda_evidence.sh vulkan   WORK OUT VULKAN_BENCH
+#       llama.cpp's Vulkan backend against its CUDA backend on the same GPU and the same source:
+#       VULKAN_BENCH is a llama-bench built by scripts/build_llama_vulkan.sh from the sdist the
+#       build stage used (WORK/build/bin/llama-bench is the CUDA one). LLaMA-2 7B Q4_0 and
+#       LLaMA 3 8B Q4_0 / Q8_0 stand-ins (MODELS="preset:QUANT ..." for others), pp512 and
+#       tg128, flash attention off and on, the two backends alternated in ROUNDS rounds
+#       (default 2) of -r REPS (default 3); the Vulkan device line (driver, matrix cores) in
+#       OUT/vulkan-device.txt.
 #   scripts/cuda_evidence.sh all      SDIST_DIR WORK OUT [WHEEL_DIR]
 #       build, then every stage above and `serve`, each logged to OUT/<stage>.log; a stage that
 #       fails does not stop the next.
@@ -313,8 +321,30 @@ PY
       --rounds "${ROUNDS:-3}" --reps "${REPS:-5}" --samples "$out/prompt-paths-samples.json" \
       | tee "$out/prompt-paths.txt"
     ;;
+  vulkan)
+    setup_env "$1"; tools_env; out=$2; vk=$3; mkdir -p "$out"
+    [ -x "$vk" ] || { echo "no Vulkan llama-bench at $vk" >&2; exit 2; }
+    files=()
+    for spec in ${MODELS:-llama-2-7b:Q4_0 llama-3-8b:Q4_0 llama-3-8b:Q8_0}; do
+      echo "== synth $spec $(date -u +%H:%M:%S)"
+      files+=(-m "$(bk models synth "${spec%%:*}" --quant "${spec##*:}" --no-progress)")
+    done
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
+      --format=csv | tee "$out/gpu.csv"
+    "$vk" --list-devices 2>&1 | tee "$out/vulkan-device.txt"
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+      for backend in cuda vulkan; do
+        bin=$BENCHKIT_LLAMA_BENCH; [ "$backend" = vulkan ] && bin=$vk
+        echo "== llama-bench $backend round $round $(date -u +%H:%M:%S)"
+        "$bin" "${files[@]}" -ngl 99 -fa 0,1 -p 512 -n 128 -r "${REPS:-3}" -o jsonl \
+          > "$out/llama-bench-$backend-r$round.jsonl" 2> "$out/llama-bench-$backend-r$round.log" ||
+          { echo "== llama-bench $backend round $round failed (exit $?)"; tail -5 "$out/llama-bench-$backend-r$round.log"; }
+      done
+    done
+    { grep -h "ggml_vulkan: 0 =" "$out"/llama-bench-vulkan-r*.log || true; } | sort -u | tee -a "$out/vulkan-device.txt"
+    ;;
   *)
-    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|paths|moe|all ..." >&2
+    echo "usage: $0 build|standins|suites|standard|pairs|engines|serve|depth|telemetry|quality|paths|moe|vulkan|all ..." >&2
     exit 2
     ;;
 esac

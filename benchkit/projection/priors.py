@@ -37,7 +37,8 @@ class BackendPriors:
     # Projection v3 terms (docs/projection.md): per-layer cycles at the chip's clock, the
     # extra per-layer costs of a routed-expert layer and of attention without flash
     # attention, the KQ matrix's trips through memory without it (prompt), the MMQ
-    # kernels' int8 ops per SM (CU) per clock, and the flash-attention default.
+    # kernels' int8 ops per SM (CU) per clock, the FP16 flops per SM (CU) per clock a
+    # backend's own matrix shaders reach, and the flash-attention default.
     layer_kcycles: float = 0.0
     layer_tensor_us: float = 0.0
     legacy_layer_us: float = 0.0
@@ -47,6 +48,7 @@ class BackendPriors:
     fa_off_layer_us: float = 0.0
     fa_off_kq_passes: float = 0.0
     mmq_ops_per_core_clock: float = 0.0
+    matrix_ops_per_core_clock: float = 0.0
     default_flash_attn: bool = False
     compute: str = "fp32"
     fitted_on: str = ""
@@ -117,7 +119,7 @@ OPTIONAL_SCALARS = {f.name: f.default for f in fields(BackendPriors)
                                   "layer_kcycles", "layer_tensor_us", "legacy_layer_us", "moe_layer_us", "moe_prompt_layer_us",
                                   "moe_prompt_tokens_half",
                                   "fa_off_layer_us", "fa_off_kq_passes",
-                                  "mmq_ops_per_core_clock")}
+                                  "mmq_ops_per_core_clock", "matrix_ops_per_core_clock")}
 
 
 def _optional(entry: Mapping[str, Any], key: str, default: float, file: str,

@@ -67,6 +67,31 @@ def test_vulkan_on_nvidia_tensor_cores_takes_the_coopmat2_share():
     assert prompt_gemm(chips["rtx3090"], load_priors().backend("cuda"), "Q4_0") == "quant"
 
 
+def test_vulkan_matrix_shaders_are_held_to_an_sm_rate_that_cuda_blas_is_not():
+    """Vulkan's cooperative matrices reach no further per SM and clock than CUDA's MMQ does
+    (half its int8 rate in FP16): an H100 SXM's 989 TFLOPS (warpgroup MMA) count as 268 on
+    Vulkan, a GeForce or Radeon card keeps its figure, and CUDA's F16 path (cuBLAS) keeps the
+    H100's own. Checked on the H100's Vulkan rows of published.yaml: projected from 0cc4m's
+    RTX 3090 within 25% with the cap, more than twice too fast without it."""
+    chips, priors = load_chips(), load_priors()
+    vulkan, cuda = priors.backend("vulkan"), priors.backend("cuda")
+    assert vulkan.matrix_ops_per_core_clock == cuda.mmq_ops_per_core_clock / 2
+    h100 = chips["h100"]
+    capped = prompt_unit_tflops(h100, vulkan, "Q4_0", None, priors)
+    assert capped == pytest.approx(132 * 1.98 * 1024 / 1000, rel=0.01)
+    assert capped < h100.matrix_tflops / 3
+    assert prompt_unit_tflops(h100, cuda, "F16", None, priors) == h100.matrix_tflops
+    for chip_id in ("rtx3090", "rtx4090", "rx9070xt", "ryzen-ai-max-395"):
+        chip = chips[chip_id]
+        assert prompt_unit_tflops(chip, vulkan, "Q4_0", None, priors) == pytest.approx(
+            chip.matrix_tflops, rel=0.01), chip_id
+    rows = next(s for s in published() if s["id"] == "llama8b-vulkan-0cc4m")["rows"]
+    measured = rows["h100"]["Q4_0"][0] / rows["rtx3090"]["Q4_0"][0]
+    by_unit = capped / chips["rtx3090"].matrix_tflops
+    assert abs(by_unit / measured - 1) < 0.25
+    assert h100.matrix_tflops / chips["rtx3090"].matrix_tflops > 2 * measured
+
+
 def test_hip_matrix_kernels_are_not_capped_per_compute_unit():
     """HIP's MMQ issues the architecture's own WMMA / MFMA instructions: the unit figure is
     the datasheet's, and the per-CU limit shows in the vector term instead."""
