@@ -29,7 +29,7 @@ mkdir -p "$prefix"
 build=$(cd "$prefix" && pwd)
 args=(-DGGML_VULKAN=ON -DGGML_NATIVE=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
       -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-      -DLLAMA_BUILD_SERVER=OFF -DVulkan_GLSLC_EXECUTABLE="$glslc" -DCMAKE_EXE_LINKER_FLAGS=)
+      -DLLAMA_BUILD_SERVER=OFF -DVulkan_GLSLC_EXECUTABLE="$glslc")
 [ -n "${VULKAN_INCLUDE:-}" ] && args+=(-DVulkan_INCLUDE_DIR="$VULKAN_INCLUDE")
 [ -n "${LLAMA_BUILD_COMMIT:-}" ] && args+=(-DLLAMA_BUILD_COMMIT="$LLAMA_BUILD_COMMIT")
 cmake -S "$src" -B "$build" -G Ninja "${args[@]}" | tee "$build/configure.log"
