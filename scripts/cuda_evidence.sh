@@ -74,6 +74,10 @@ setup_env() {
   export LD_LIBRARY_PATH="$work/site/llama_cpp/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
 bk() { python3 -m benchkit.cli.main "$@"; }
+gpu_csv() {   # the card, its driver, clocks and power limit, on screen and in FILE
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
+    --format=csv | tee "$1"
+}
 tools_env() {   # the tools of the build stage's tree, for every engine that runs them
   export BENCHKIT_LLAMA_BENCH="$work/build/bin/llama-bench"
   export BENCHKIT_LLAMA_SERVER="$work/build/bin/llama-server"
@@ -224,8 +228,7 @@ PY
     }
     if [ "$part" = bench ] || [ "$part" = all ]; then
       f3=$(standin $q3) foss=$(standin $oss) f8=$(standin $l8) f7=$(standin $l7)
-      nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
-        --format=csv | tee "$out/gpu.csv"
+      gpu_csv "$out/gpu.csv"
       bench qwen3-30b-a3b-q4_k_m-ngl99-fa01 -m "$f3" -ngl 99 -fa 0,1
       bench qwen3-30b-a3b-q4_k_m-ncmoe -m "$f3" -ngl 99 -fa 1 -ncmoe 8,16,24,48     # of 48 layers
       bench gpt-oss-20b-mxfp4-ngl99-fa01 -m "$foss" -ngl 99 -fa 0,1
@@ -243,8 +246,7 @@ PY
       # LLaMA-2 7B in Q4_K_M beside the anchor's Q4_0 and Llama-3.1-8B in Q4_0 beside its
       # Q4_K_M: what a K-quant costs per byte against a legacy one, on the same layers.
       f7k=$(standin llama-2-7b:Q4_K_M) f8q=$(standin llama-3.1-8b:Q4_0) f7=$(standin $l7)
-      nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
-        --format=csv | tee "$out/gpu-quants.csv"
+      gpu_csv "$out/gpu-quants.csv"
       bench llama-2-7b-q4_k_m-ngl99-fa01 -m "$f7k" -ngl 99 -fa 0,1
       bench llama-3.1-8b-q4_0-ngl99-fa01 -m "$f8q" -ngl 99 -fa 0,1
       # every layer on the CPU (the host's own decode rate, -nopo: no prompt ops on the GPU)
@@ -307,8 +309,7 @@ PY
     cp -r "$sdist/llama_cpp/." "$work/site/llama_cpp/"
     cp -P "$work/build-mmq/bin/"*.so* "$work/site/llama_cpp/lib/"
     setup_env "$work"
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
-      --format=csv | tee "$out/gpu.csv"
+    gpu_csv "$out/gpu.csv"
     pairs=()
     for preset in ${PRESETS:-llama-3-8b tinyllama-1.1b}; do
       f=$(bk models synth "$preset" --quant F16 --no-progress)
@@ -329,8 +330,7 @@ PY
       echo "== synth $spec $(date -u +%H:%M:%S)"
       files+=(-m "$(bk models synth "${spec%%:*}" --quant "${spec##*:}" --no-progress)")
     done
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit \
-      --format=csv | tee "$out/gpu.csv"
+    gpu_csv "$out/gpu.csv"
     "$vk" --list-devices 2>&1 | tee "$out/vulkan-device.txt"
     for round in $(seq 1 "${ROUNDS:-2}"); do
       for backend in cuda vulkan; do

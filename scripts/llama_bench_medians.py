@@ -13,21 +13,20 @@ last column is the ratio of the second backend's median to the first's.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+from benchkit.projection.bench_runs import read_rows
+from benchkit.workloads import testnames
 
 
 def load(paths: list[Path]) -> dict[tuple, list[float]]:
     """Samples by (model_type, flash_attn, test, backends)."""
     samples: dict[tuple, list[float]] = defaultdict(list)
     for path in paths:
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
+        for row in read_rows(path):
+            test = testnames.name(row["n_prompt"], row["n_gen"], row.get("n_depth", 0))
             key = (row["model_type"], int(row["flash_attn"]), test, row["backends"])
             samples[key].extend(row["samples_ts"])
     return samples
@@ -44,19 +43,13 @@ def main() -> None:
         + (f" | {backends[1]} / {backends[0]} |" if len(backends) == 2 else " |"))
     print("|---|---|---|" + "---|" * (len(backends) + (len(backends) == 2)))
     for model, fa, test in sorted({k[:3] for k in samples}):
-        cells, medians = [], []
-        for b in backends:
-            s = samples.get((model, fa, test, b))
-            if not s:
-                cells.append("-")
-                medians.append(None)
-                continue
-            m = statistics.median(s)
-            medians.append(m)
-            cells.append(f"{m:,.1f} ({min(s):,.0f}-{max(s):,.0f}, {len(s)})")
-        ratio = (f" | {medians[1] / medians[0]:.3f}" if len(backends) == 2
-                 and all(medians) else (" | -" if len(backends) == 2 else ""))
-        print(f"| {model} | {fa} | {test} | " + " | ".join(cells) + ratio + " |")
+        found = [samples.get((model, fa, test, b)) for b in backends]
+        cells = [f"{statistics.median(s):,.1f} ({min(s):,.0f}-{max(s):,.0f}, {len(s)})"
+                 if s else "-" for s in found]
+        if len(backends) == 2:
+            cells.append(f"{statistics.median(found[1]) / statistics.median(found[0]):.3f}"
+                         if all(found) else "-")
+        print(f"| {model} | {fa} | {test} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

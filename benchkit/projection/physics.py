@@ -102,21 +102,18 @@ def prompt_unit_tflops(chip: Chip, b: BackendPriors, quant: str | None,
     slower one.
     """
     unit = prompt_unit(b, quant, units)
-    int8, matrix = chip.int8_matrix_tops, chip.matrix_tflops
-    if chip.int8_matrix_units and chip.vendor != "cpu":
-        # llama.cpp's MMQ kernels issue warp-level int8 MMA and unpack the quantized tiles
-        # on the SM's integer lanes: past a rate per SM (CU) and clock the matrix units of
-        # data-center parts (A100 / H100: 2-4x a GeForce SM's int8 rate) sit idle. A
-        # backend whose FP16 GEMMs are its own shaders (Vulkan's cooperative matrices,
-        # which no driver maps onto Hopper's asynchronous warpgroup MMA) meets the same
-        # limit on its FP16 matrix figure (`matrix_ops_per_core_clock`); vendor BLAS does
-        # not, and CUDA's F16 path keeps the full figure.
-        rate = core_rate(chip, priors) / 1000
-        if unit == "int8" and b.mmq_ops_per_core_clock:
-            int8 = min(int8, rate * b.mmq_ops_per_core_clock)
-        if unit == "matrix" and b.matrix_ops_per_core_clock and matrix:
-            matrix = min(matrix, rate * b.matrix_ops_per_core_clock)
-    figures = {"int8": int8, "matrix": matrix, "fp32": chip.fp32_tflops}
+    figures = {"int8": chip.int8_matrix_tops, "matrix": chip.matrix_tflops,
+               "fp32": chip.fp32_tflops}
+    # llama.cpp's MMQ kernels issue warp-level int8 MMA and unpack the quantized tiles on
+    # the SM's integer lanes: past a rate per SM (CU) and clock the matrix units of
+    # data-center parts (A100 / H100: 2-4x a GeForce SM's int8 rate) sit idle. A backend
+    # whose FP16 GEMMs are its own shaders (Vulkan's cooperative matrices, which no driver
+    # maps onto Hopper's asynchronous warpgroup MMA) meets the same limit on its FP16
+    # matrix figure; vendor BLAS does not, and CUDA's F16 path keeps the full figure.
+    per_core_clock = {"int8": b.mmq_ops_per_core_clock,
+                      "matrix": b.matrix_ops_per_core_clock}.get(unit)
+    if per_core_clock and figures[unit] and chip.int8_matrix_units and chip.vendor != "cpu":
+        figures[unit] = min(figures[unit], core_rate(chip, priors) * per_core_clock / 1000)
     chain = {"int8": ("int8", "matrix", "fp32"), "matrix": ("matrix", "fp32"),
              "dequant-f16": ("matrix", "fp32"), "fp32": ("fp32",)}[unit]
     for name in chain:
